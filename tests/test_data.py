@@ -1,0 +1,715 @@
+"""Tests for vae_autograd.data: real MNIST files, IDX parsing, checksums, downloads, batching.
+
+Everything runs offline: downloads go to a small HTTP server on 127.0.0.1 that serves
+copies (good, truncated, byte-flipped) of the real files from the ``mnist_dir`` fixture.
+"""
+import functools
+import gzip
+import hashlib
+import http.server
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vae_autograd.data import (
+    NUM_TEST,
+    NUM_TRAIN,
+    SHA256,
+    DataError,
+    download_file,
+    find_mnist,
+    load_binarized_mnist,
+    minibatches,
+    read_idx,
+)
+
+TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
+TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
+TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
+TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
+ALL_FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+SMALL_FILES = (TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)  # quick to serve and hash
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def sha256_file(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def raw_labels(path, n):
+    """The first n labels of a gzipped IDX1 file, parsed without vae_autograd."""
+    with gzip.open(path, "rb") as f:
+        header = np.frombuffer(f.read(8), dtype=">u4")
+        body = f.read(n)
+    assert header[0] == 0x00000801
+    assert header[1] >= n
+    return np.frombuffer(body, dtype=np.uint8)
+
+
+def raw_images(path, n):
+    """The first n images (n, 784) of a gzipped IDX3 file, parsed without vae_autograd."""
+    with gzip.open(path, "rb") as f:
+        header = np.frombuffer(f.read(16), dtype=">u4")
+        body = f.read(n * 784)
+    assert header[0] == 0x00000803
+    assert header[1] >= n and header[2] == 28 and header[3] == 28
+    return np.frombuffer(body, dtype=np.uint8).reshape(n, 784)
+
+
+def write_idx(path, magic, array, compress=True):
+    """Write ``array`` (uint8) as an IDX file with the given magic; dims from its shape."""
+    array = np.asarray(array, dtype=np.uint8)
+    header = np.array([magic, *array.shape], dtype=">u4").tobytes()
+    payload = header + array.tobytes()
+    Path(path).write_bytes(gzip.compress(payload) if compress else payload)
+    return Path(path)
+
+
+def flip_byte(path, position=None):
+    """XOR one byte (by default one in the middle) with 0xFF, in place."""
+    data = bytearray(Path(path).read_bytes())
+    i = len(data) // 2 if position is None else position
+    data[i] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+
+
+def truncate(path, keep_fraction=0.5):
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: int(len(data) * keep_fraction)])
+
+
+def copy_real(mnist_dir, dest, names=ALL_FILES):
+    """Copy real files into dest (copyfile: the originals may be read-only)."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(Path(mnist_dir) / name, dest / name)
+    return dest
+
+
+def closed_port_url():
+    """An http URL on 127.0.0.1 where nothing listens (connection refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def assert_one_line(err):
+    message = str(err)
+    assert message.strip(), "empty error message"
+    assert "\n" not in message, f"error message spans several lines: {message!r}"
+    return message
+
+
+def dir_listing(path):
+    """Every entry in path, including hidden temporary files such as .name.xyz.part."""
+    return sorted(os.listdir(path))
+
+
+# ----------------------------------------------------------------------------- 1. real files
+
+def test_real_shapes_dtypes_and_values(mnist):
+    train_x, train_y, test_x, test_y = mnist
+    assert train_x.shape == (10000, 784)
+    assert test_x.shape == (10000, 784)
+    assert train_x.dtype == np.float32 and test_x.dtype == np.float32
+    assert set(np.unique(train_x).tolist()) == {0.0, 1.0}
+    assert set(np.unique(test_x).tolist()) == {0.0, 1.0}
+    assert train_y.shape == (10000,) and test_y.shape == (10000,)
+    assert np.issubdtype(train_y.dtype, np.integer) and np.issubdtype(test_y.dtype, np.integer)
+    assert train_y.dtype == np.int64 and test_y.dtype == np.int64  # as the docstring promises
+    assert set(np.unique(train_y).tolist()) == set(range(10))
+    assert set(np.unique(test_y).tolist()) == set(range(10))
+
+
+@pytest.mark.parametrize("split, labels_file, first_label", [
+    ("train", TRAIN_LABELS, 5),
+    ("test", TEST_LABELS, 7),
+])
+def test_real_labels_match_raw_file(mnist, mnist_dir, split, labels_file, first_label):
+    labels = mnist[1] if split == "train" else mnist[3]
+    raw = raw_labels(Path(mnist_dir) / labels_file, 10000)
+    assert labels[0] == first_label
+    np.testing.assert_array_equal(labels, raw)
+    counts = np.bincount(labels, minlength=10)
+    np.testing.assert_array_equal(counts, np.bincount(raw, minlength=10))
+    assert counts.sum() == 10000
+    assert np.all((counts >= 800) & (counts <= 1200)), counts
+
+
+@pytest.mark.parametrize("split, images_file", [("train", TRAIN_IMAGES), ("test", TEST_IMAGES)])
+def test_real_binarization_matches_raw_pixels(mnist, mnist_dir, split, images_file):
+    x = mnist[0] if split == "train" else mnist[2]
+    raw = raw_images(Path(mnist_dir) / images_file, 100)
+    expected = (raw / 255.0 > 0.5).astype(np.float32)
+    np.testing.assert_array_equal(x[:100], expected)
+    # the threshold matters: pixels in 1..254 exist, so a wrong cut-off would show
+    assert np.any((raw > 0) & (raw < 128)) and np.any((raw >= 128) & (raw < 255))
+
+
+def test_real_small_sizes_are_the_first_images_in_order(mnist, mnist_dir):
+    train_x, train_y, test_x, test_y = load_binarized_mnist(
+        train_size=123, test_size=45, data_dir=mnist_dir)
+    assert train_x.shape == (123, 784) and test_x.shape == (45, 784)
+    assert train_y.shape == (123,) and test_y.shape == (45,)
+    np.testing.assert_array_equal(train_x, mnist[0][:123])
+    np.testing.assert_array_equal(train_y, mnist[1][:123])
+    np.testing.assert_array_equal(test_x, mnist[2][:45])
+    np.testing.assert_array_equal(test_y, mnist[3][:45])
+    np.testing.assert_array_equal(train_y, raw_labels(Path(mnist_dir) / TRAIN_LABELS, 123))
+    np.testing.assert_array_equal(test_y, raw_labels(Path(mnist_dir) / TEST_LABELS, 45))
+
+
+def test_real_size_boundaries_are_accepted(mnist_dir):
+    train_x, train_y, test_x, test_y = load_binarized_mnist(
+        train_size=NUM_TRAIN, test_size=1, data_dir=mnist_dir)
+    assert train_x.shape == (60000, 784) and train_y.shape == (60000,)
+    assert test_x.shape == (1, 784) and test_y.tolist() == [7]
+    np.testing.assert_array_equal(np.bincount(train_y, minlength=10),
+                                  np.bincount(raw_labels(Path(mnist_dir) / TRAIN_LABELS, 60000),
+                                              minlength=10))
+
+
+def test_real_files_match_published_checksums(mnist_dir):
+    for name in ALL_FILES:
+        assert sha256_file(Path(mnist_dir) / name) == SHA256[name], name
+
+
+# ----------------------------------------------------------------------------- 2. synthetic IDX
+
+def test_read_idx_parses_images_and_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(7, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=7, dtype=np.uint8)
+    img_path = write_idx(tmp_path / "img.gz", 0x00000803, images)
+    lbl_path = write_idx(tmp_path / "lbl.gz", 0x00000801, labels)
+
+    got_images = read_idx(img_path, 0x0803)
+    got_labels = read_idx(lbl_path, 0x0801)
+    assert got_images.shape == (7, 28, 28) and got_images.dtype == np.uint8
+    assert got_labels.shape == (7,) and got_labels.dtype == np.uint8
+    np.testing.assert_array_equal(got_images, images)
+    np.testing.assert_array_equal(got_labels, labels)
+
+
+def test_read_idx_uses_header_dims(tmp_path):
+    images = np.arange(3 * 5 * 4, dtype=np.uint8).reshape(3, 5, 4)
+    got = read_idx(write_idx(tmp_path / "odd.gz", 0x00000803, images), 0x0803)
+    assert got.shape == (3, 5, 4)
+    np.testing.assert_array_equal(got, images)
+
+
+def test_read_idx_body_shorter_than_header_promises(tmp_path):
+    images = np.zeros((4, 28, 28), dtype=np.uint8)
+    payload = np.array([0x803, 4, 28, 28], dtype=">u4").tobytes() + images.tobytes()[:-100]
+    path = tmp_path / "short-body.gz"
+    path.write_bytes(gzip.compress(payload))
+    with pytest.raises(DataError) as info:
+        read_idx(path, 0x0803)
+    message = assert_one_line(info.value)
+    assert str(path) in message
+    assert "delete it" in message
+
+
+def test_read_idx_body_longer_than_header_promises(tmp_path):
+    payload = np.array([0x801, 3], dtype=">u4").tobytes() + bytes([1, 2, 3, 4])
+    path = tmp_path / "long-body.gz"
+    path.write_bytes(gzip.compress(payload))
+    with pytest.raises(DataError) as info:
+        read_idx(path, 0x0801)
+    message = assert_one_line(info.value)
+    assert str(path) in message and "delete it" in message
+
+
+def test_read_idx_truncated_gzip_stream(tmp_path):
+    rng = np.random.default_rng(1)
+    path = write_idx(tmp_path / "cut.gz", 0x803, rng.integers(0, 256, (20, 28, 28)))
+    truncate(path, 0.5)
+    with pytest.raises(DataError) as info:
+        read_idx(path, 0x0803)
+    message = assert_one_line(info.value)
+    assert str(path) in message
+    assert "delete it" in message
+
+
+@pytest.mark.parametrize("file_magic", [
+    0x00000802,  # ndim byte says 2
+    0x00000903,  # unknown data-type byte
+    0x01000803,  # non-zero leading bytes
+    0x03080000,  # little-endian magic
+])
+def test_read_idx_wrong_magic(tmp_path, file_magic):
+    # header dims and body size are right for 0x0803; only the magic is wrong
+    header = np.array([file_magic, 2, 28, 28], dtype=">u4").tobytes()
+    path = tmp_path / "magic.gz"
+    path.write_bytes(gzip.compress(header + bytes(2 * 784)))
+    with pytest.raises(DataError) as info:
+        read_idx(path, 0x0803)
+    message = assert_one_line(info.value)
+    assert str(path) in message and "delete it" in message
+
+
+def test_read_idx_labels_file_read_as_images(tmp_path):
+    path = write_idx(tmp_path / "labels.gz", 0x00000801, np.arange(50) % 10)
+    with pytest.raises(DataError) as info:
+        read_idx(path, 0x0803)
+    assert str(path) in assert_one_line(info.value)
+
+
+def test_read_idx_real_labels_file_read_as_images(mnist_dir):
+    with pytest.raises(DataError):
+        read_idx(Path(mnist_dir) / TEST_LABELS, 0x0803)
+
+
+def test_read_idx_not_gzip(tmp_path):
+    # a perfectly valid IDX file, just not compressed
+    path = write_idx(tmp_path / "plain.gz", 0x803, np.zeros((2, 28, 28)), compress=False)
+    with pytest.raises(DataError) as info:
+        read_idx(path, 0x0803)
+    message = assert_one_line(info.value)
+    assert str(path) in message and "gzip" in message and "delete it" in message
+
+
+def test_read_idx_html_page_instead_of_gzip(tmp_path):
+    path = tmp_path / "page.gz"
+    path.write_bytes(b"<html><body>404 Not Found</body></html>\n")
+    with pytest.raises(DataError):
+        read_idx(path, 0x0801)
+
+
+def test_read_idx_empty_decompressed_content(tmp_path):
+    path = tmp_path / "empty.gz"
+    path.write_bytes(gzip.compress(b""))
+    with pytest.raises(DataError):
+        read_idx(path, 0x0803)
+
+
+@pytest.mark.parametrize("content", [
+    b"\x00\x00\x08\x03\x00",  # an images header cut after 5 bytes
+    np.array([0x801, 2], dtype=">u4").tobytes() + b"\x01\x02",  # 2-label file read as images
+], ids=["cut-header", "short-labels-as-images"])
+def test_read_idx_header_cut_mid_word(tmp_path, content):
+    path = tmp_path / "short.gz"
+    path.write_bytes(gzip.compress(content))
+    with pytest.raises(DataError):
+        read_idx(path, 0x0803)
+
+
+def test_read_idx_corrupt_deflate_stream(tmp_path):
+    good = gzip.compress(b"\x00" * 100)
+    path = tmp_path / "bad-deflate.gz"
+    # keep the 10-byte gzip header, replace the deflate data with an invalid block type (0b11)
+    path.write_bytes(good[:10] + b"\x07\x00\x00\x00" + good[-8:])
+    with pytest.raises(DataError):
+        read_idx(path, 0x0803)
+
+
+# ----------------------------------------------------------------------------- 3. find/load errors
+
+def test_find_mnist_missing_directory(tmp_path):
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(DataError) as info:
+        find_mnist(missing, mirrors=[closed_port_url()])
+    message = assert_one_line(info.value)
+    assert str(missing) in message
+    assert "does not exist" in message
+    assert not missing.exists()  # an explicit, wrong path is not silently created
+
+
+def test_load_missing_directory(tmp_path):
+    missing = tmp_path / "no-such-dir"
+    with pytest.raises(DataError) as info:
+        load_binarized_mnist(train_size=5, test_size=5, data_dir=missing,
+                             mirrors=[closed_port_url()])
+    message = assert_one_line(info.value)
+    assert str(missing) in message and "does not exist" in message
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_find_mnist_corrupt_file(mnist_dir, tmp_path, name, damage):
+    data_dir = copy_real(mnist_dir, tmp_path / "mnist")
+    (flip_byte if damage == "flip" else truncate)(data_dir / name)
+    damaged_bytes = (data_dir / name).read_bytes()
+    with pytest.raises(DataError) as info:
+        find_mnist(data_dir, mirrors=[closed_port_url()])
+    message = assert_one_line(info.value)
+    assert str(data_dir / name) in message
+    assert "corrupt" in message
+    assert "delete it" in message
+    # the other files are not blamed, and nothing was changed on disk
+    for other in ALL_FILES:
+        if other != name:
+            assert other not in message
+    assert (data_dir / name).read_bytes() == damaged_bytes
+    assert dir_listing(data_dir) == sorted(ALL_FILES)
+
+
+def test_load_corrupt_file(mnist_dir, tmp_path):
+    data_dir = copy_real(mnist_dir, tmp_path / "mnist")
+    flip_byte(data_dir / TEST_LABELS, position=100)
+    with pytest.raises(DataError) as info:
+        load_binarized_mnist(train_size=5, test_size=5, data_dir=data_dir,
+                             mirrors=[closed_port_url()])
+    message = assert_one_line(info.value)
+    assert str(data_dir / TEST_LABELS) in message and "corrupt" in message
+
+
+@pytest.mark.parametrize("train_size, test_size, bad", [
+    (0, 10, "0"),
+    (-1, 10, "-1"),
+    (NUM_TRAIN + 1, 10, "60001"),
+    (10, NUM_TEST + 1, "10001"),
+    (10, 0, "0"),
+])
+def test_load_bad_sizes(mnist_dir, train_size, test_size, bad):
+    with pytest.raises(DataError) as info:
+        load_binarized_mnist(train_size=train_size, test_size=test_size, data_dir=mnist_dir)
+    message = assert_one_line(info.value)
+    assert ("train_size" if bad == str(train_size) else "test_size") in message
+    assert bad in message
+    assert "1..60000" in message and "1..10000" in message  # says what is allowed
+
+
+# ----------------------------------------------------------------------------- 4. downloads
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requests = []  # replaced per server; paths of GET requests, in order
+
+    def do_GET(self):
+        type(self).requests.append(self.path)
+        super().do_GET()
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def mirror_server(mnist_dir, tmp_path_factory):
+    """A local HTTP server with mirrors good/, truncated/, corrupt/ and empty/ (all 404).
+
+    Yields (base_url, requests), where requests lists the paths asked for.
+    """
+    root = tmp_path_factory.mktemp("mirrors")
+    copy_real(mnist_dir, root / "good")
+    copy_real(mnist_dir, root / "truncated")
+    copy_real(mnist_dir, root / "corrupt")
+    (root / "empty").mkdir()
+    for name in ALL_FILES:
+        truncate(root / "truncated" / name, 0.9)
+        flip_byte(root / "corrupt" / name)
+
+    handler = type("Handler", (_QuietHandler,), {"requests": []})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", handler.requests
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def mirrors(mirror_server):
+    """Mirror URLs by kind, with the request log cleared for this test."""
+    base, requests = mirror_server
+    requests.clear()
+    return {kind: base + kind + "/" for kind in ("good", "truncated", "corrupt", "empty")}
+
+
+@pytest.fixture
+def requests_log(mirror_server):
+    return mirror_server[1]
+
+
+def test_find_mnist_downloads_all_four(mirrors, requests_log, mnist_dir, tmp_path):
+    dest = tmp_path / "fresh"
+    dest.mkdir()
+    assert find_mnist(dest, mirrors=[mirrors["good"]]) == dest
+    assert dir_listing(dest) == sorted(ALL_FILES)  # no leftover .part files
+    for name in ALL_FILES:
+        assert sha256_file(dest / name) == SHA256[name]
+        assert (dest / name).read_bytes() == (Path(mnist_dir) / name).read_bytes()
+    assert sorted(requests_log) == sorted("/good/" + n for n in ALL_FILES)
+
+    # everything is in place now: loading needs no further requests
+    requests_log.clear()
+    train_x, train_y, test_x, test_y = load_binarized_mnist(
+        train_size=50, test_size=20, data_dir=dest, mirrors=[mirrors["good"]])
+    assert requests_log == []
+    np.testing.assert_array_equal(train_y, raw_labels(Path(mnist_dir) / TRAIN_LABELS, 50))
+    np.testing.assert_array_equal(test_y, raw_labels(Path(mnist_dir) / TEST_LABELS, 20))
+    expected = (raw_images(Path(mnist_dir) / TEST_IMAGES, 20) / 255 > 0.5).astype(np.float32)
+    np.testing.assert_array_equal(test_x, expected)
+    assert train_x.shape == (50, 784)
+
+
+def test_load_downloads_missing_files_only(mirrors, requests_log, mnist_dir, tmp_path):
+    dest = copy_real(mnist_dir, tmp_path / "partial", names=(TRAIN_IMAGES, TRAIN_LABELS))
+    before = {n: (dest / n).stat().st_mtime_ns for n in (TRAIN_IMAGES, TRAIN_LABELS)}
+    _, _, test_x, test_y = load_binarized_mnist(
+        train_size=3, test_size=4, data_dir=dest, mirrors=[mirrors["good"]])
+    assert sorted(requests_log) == sorted(["/good/" + TEST_IMAGES, "/good/" + TEST_LABELS])
+    assert dir_listing(dest) == sorted(ALL_FILES)
+    assert test_y.tolist() == raw_labels(Path(mnist_dir) / TEST_LABELS, 4).tolist()
+    for name, mtime in before.items():
+        assert (dest / name).stat().st_mtime_ns == mtime  # present good files untouched
+
+
+def test_download_file_mirror_url_without_trailing_slash(mirrors, mnist_dir, tmp_path):
+    path = download_file(TEST_LABELS, tmp_path, mirrors=[mirrors["good"].rstrip("/")], timeout=5)
+    assert Path(path) == tmp_path / TEST_LABELS
+    assert sha256_file(path) == SHA256[TEST_LABELS]
+    assert dir_listing(tmp_path) == [TEST_LABELS]
+
+
+@pytest.mark.parametrize("kind", ["truncated", "corrupt"])
+@pytest.mark.parametrize("name", SMALL_FILES)
+def test_download_file_bad_mirror(mirrors, tmp_path, kind, name):
+    dest = tmp_path / "dest"
+    with pytest.raises(DataError) as info:
+        download_file(name, dest, mirrors=[mirrors[kind]], timeout=5)
+    message = assert_one_line(info.value)
+    assert message.startswith(f"could not download {name}")
+    assert mirrors[kind] + name in message
+    assert "checksum mismatch" in message
+    assert not (dest / name).exists()
+    assert dir_listing(dest) == []  # no .part file, nothing half-written
+
+
+def test_download_file_bad_mirror_large_file(mirrors, tmp_path):
+    with pytest.raises(DataError) as info:
+        download_file(TRAIN_IMAGES, tmp_path, mirrors=[mirrors["truncated"], mirrors["corrupt"]],
+                      timeout=5)
+    message = assert_one_line(info.value)
+    # every mirror's failure is named
+    assert mirrors["truncated"] + TRAIN_IMAGES in message
+    assert mirrors["corrupt"] + TRAIN_IMAGES in message
+    assert message.count("checksum mismatch") == 2
+    assert dir_listing(tmp_path) == []
+
+
+def test_failed_download_keeps_existing_good_files(mirrors, mnist_dir, tmp_path):
+    dest = copy_real(mnist_dir, tmp_path / "dest", names=(TRAIN_LABELS, TEST_LABELS))
+    before = {n: ((dest / n).read_bytes(), (dest / n).stat().st_mtime_ns)
+              for n in (TRAIN_LABELS, TEST_LABELS)}
+
+    # a failing download of another file
+    with pytest.raises(DataError):
+        download_file(TEST_IMAGES, dest, mirrors=[mirrors["corrupt"]], timeout=5)
+    # a failing download of the same file over a good copy (download_file does not check)
+    with pytest.raises(DataError):
+        download_file(TEST_LABELS, dest, mirrors=[mirrors["truncated"]], timeout=5)
+    # and through find_mnist: the missing train images fail to download
+    with pytest.raises(DataError) as info:
+        find_mnist(dest, mirrors=[mirrors["corrupt"]])
+    assert "checksum mismatch" in str(info.value)
+
+    assert dir_listing(dest) == sorted([TRAIN_LABELS, TEST_LABELS])
+    for name, (data, mtime) in before.items():
+        assert (dest / name).read_bytes() == data
+        assert (dest / name).stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("first", ["empty", "corrupt", "truncated"])
+def test_download_file_falls_back_to_second_mirror(mirrors, requests_log, tmp_path, first):
+    path = download_file(TEST_IMAGES, tmp_path, mirrors=[mirrors[first], mirrors["good"]],
+                         timeout=5)
+    assert sha256_file(path) == SHA256[TEST_IMAGES]
+    assert requests_log == [f"/{first}/{TEST_IMAGES}", f"/good/{TEST_IMAGES}"]
+    assert dir_listing(tmp_path) == [TEST_IMAGES]
+
+
+@pytest.fixture
+def garbage_server():
+    """A TCP server on 127.0.0.1 that answers any request with a non-HTTP line."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    stop.set()
+    thread.join(timeout=5)
+    listener.close()
+
+
+def test_download_file_non_http_mirror_falls_through(garbage_server, mirrors, tmp_path):
+    path = download_file(TEST_LABELS, tmp_path, mirrors=[garbage_server, mirrors["good"]],
+                         timeout=5)
+    assert sha256_file(path) == SHA256[TEST_LABELS]
+
+
+def test_download_file_stops_at_first_good_mirror(mirrors, requests_log, tmp_path):
+    download_file(TEST_LABELS, tmp_path, mirrors=[mirrors["good"], mirrors["corrupt"]], timeout=5)
+    assert requests_log == [f"/good/{TEST_LABELS}"]
+
+
+def test_find_mnist_falls_back_to_second_mirror(mirrors, tmp_path):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    assert find_mnist(dest, mirrors=[mirrors["empty"], mirrors["good"]]) == dest
+    assert dir_listing(dest) == sorted(ALL_FILES)
+    for name in ALL_FILES:
+        assert sha256_file(dest / name) == SHA256[name]
+
+
+def test_download_file_404_names_the_url(mirrors, tmp_path):
+    with pytest.raises(DataError) as info:
+        download_file(TEST_LABELS, tmp_path, mirrors=[mirrors["empty"]], timeout=5)
+    message = assert_one_line(info.value)
+    assert mirrors["empty"] + TEST_LABELS in message
+    assert "Not Found" in message or "404" in message
+    assert dir_listing(tmp_path) == []
+
+
+def test_download_file_no_server(tmp_path):
+    url = closed_port_url()
+    start = time.monotonic()
+    with pytest.raises(DataError) as info:
+        download_file(TEST_LABELS, tmp_path, mirrors=[url], timeout=5)
+    assert time.monotonic() - start < 5
+    message = assert_one_line(info.value)
+    assert message.startswith(f"could not download {TEST_LABELS}")
+    assert url + TEST_LABELS in message
+    assert "copy" in message and "MNIST_DIR" in message and str(tmp_path) in message
+    assert dir_listing(tmp_path) == []
+
+
+def test_find_mnist_no_server(tmp_path):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    start = time.monotonic()
+    with pytest.raises(DataError) as info:
+        find_mnist(dest, mirrors=[closed_port_url(), closed_port_url()])
+    assert time.monotonic() - start < 5
+    message = assert_one_line(info.value)
+    assert "could not download" in message
+    assert "copy the four MNIST .gz files" in message and "MNIST_DIR" in message
+    assert str(dest) in message
+    assert dir_listing(dest) == []
+
+
+# ----------------------------------------------------------------------------- 5. minibatches
+
+@pytest.mark.parametrize("n, sizes", [
+    (1000, [100] * 10),
+    (1050, [100] * 10 + [50]),
+    (99, [99]),
+    (101, [100, 1]),
+])
+def test_minibatches_cover_every_row_once(n, sizes):
+    x = np.stack([np.arange(n), -np.arange(n)], axis=1).astype(np.float32)
+    batches = list(minibatches(x, 100, np.random.default_rng(0)))
+    assert [len(b) for b in batches] == sizes
+    rows = np.concatenate(batches)
+    assert rows.shape == (n, 2)
+    np.testing.assert_array_equal(np.sort(rows[:, 0]), np.arange(n))
+    np.testing.assert_array_equal(rows[:, 1], -rows[:, 0])  # rows kept whole
+    if n >= 100:
+        assert not np.array_equal(rows[:, 0], np.arange(n))  # actually shuffled
+
+
+def test_minibatches_same_seed_same_order_different_seed_differs():
+    x = np.arange(500)[:, None]
+
+    def order(seed):
+        return np.concatenate(list(minibatches(x, 100, np.random.default_rng(seed))))[:, 0]
+
+    np.testing.assert_array_equal(order(3), order(3))
+    assert not np.array_equal(order(3), order(4))
+
+
+def test_minibatches_rng_advances_between_epochs():
+    x = np.arange(300)[:, None]
+    rng = np.random.default_rng(0)
+    first = np.concatenate(list(minibatches(x, 100, rng)))
+    second = np.concatenate(list(minibatches(x, 100, rng)))
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(np.sort(second[:, 0]), np.arange(300))
+
+
+# ----------------------------------------------------------------------------- 6. MNIST_DIR
+
+def test_mnist_dir_env_is_used(mnist_dir, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # so a fallback to data/mnist would show
+    monkeypatch.setenv("MNIST_DIR", str(mnist_dir))
+    assert Path(find_mnist(mirrors=[closed_port_url()])) == Path(mnist_dir)
+    _, train_y, _, test_y = load_binarized_mnist(train_size=5, test_size=3,
+                                                 mirrors=[closed_port_url()])
+    assert train_y.tolist() == raw_labels(Path(mnist_dir) / TRAIN_LABELS, 5).tolist()
+    assert test_y.tolist() == raw_labels(Path(mnist_dir) / TEST_LABELS, 3).tolist()
+    assert not (tmp_path / "data").exists()
+
+
+def test_mnist_dir_env_missing_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "env-dir-that-does-not-exist"
+    monkeypatch.setenv("MNIST_DIR", str(missing))
+    with pytest.raises(DataError) as info:
+        find_mnist(mirrors=[closed_port_url()])
+    message = assert_one_line(info.value)
+    assert str(missing) in message and "does not exist" in message
+    assert not (tmp_path / "data").exists()
+
+
+def test_mnist_dir_env_corrupt_copy(mnist_dir, monkeypatch, tmp_path):
+    data_dir = copy_real(mnist_dir, tmp_path / "envcopy")
+    truncate(data_dir / TRAIN_LABELS)
+    monkeypatch.setenv("MNIST_DIR", str(data_dir))
+    with pytest.raises(DataError) as info:
+        load_binarized_mnist(train_size=5, test_size=5, mirrors=[closed_port_url()])
+    assert str(data_dir / TRAIN_LABELS) in str(info.value)
+
+
+def test_explicit_data_dir_beats_mnist_dir_env(mnist_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path / "not-there"))
+    assert Path(find_mnist(mnist_dir, mirrors=[closed_port_url()])) == Path(mnist_dir)
+
+
+def test_default_dir_without_env(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MNIST_DIR", raising=False)
+    with pytest.raises(DataError) as info:
+        find_mnist(mirrors=[closed_port_url()])
+    message = assert_one_line(info.value)
+    assert str(Path("data") / "mnist") in message  # downloads go to ./data/mnist
+    assert (tmp_path / "data" / "mnist").is_dir()
+    assert dir_listing(tmp_path / "data" / "mnist") == []
+
+
+def test_empty_mnist_dir_env_means_unset(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNIST_DIR", "")
+    with pytest.raises(DataError) as info:
+        find_mnist(mirrors=[closed_port_url()])
+    assert str(Path("data") / "mnist") in str(info.value)

@@ -1,0 +1,301 @@
+"""Tests for vae_autograd.distributions against SciPy and closed forms.
+
+Tolerance conventions used below:
+- Deterministic float computations are compared with tolerances of a few machine
+  epsilons (EPS64 / EPS32) times the size of the intermediates the formula goes
+  through (e.g. |logit|), i.e. what a backward-stable implementation guarantees.
+- Monte Carlo checks use fixed seeds and a 4-standard-error band (a two-sided
+  4-sigma band has a false-alarm rate of ~6e-5 per check for a correct sampler,
+  while a wrong mean/scale of the size of a few SE would be caught).
+"""
+import autograd.numpy as anp
+import numpy as np
+import pytest
+import scipy.special
+import scipy.stats
+from autograd import elementwise_grad, grad
+from autograd.test_util import check_grads
+
+from vae_autograd.distributions import (
+    bernoulli_log_density,
+    diag_gaussian_log_density,
+    sample_bernoulli,
+    sample_diag_gaussian,
+    sigmoid,
+    softplus,
+)
+
+EPS64 = np.finfo(np.float64).eps
+EPS32 = float(np.finfo(np.float32).eps)
+
+# Extreme inputs must not even overflow internally (e.g. exp(1e4) -> inf): tests that
+# feed them run under this error state, so a naive formula fails loudly.
+NO_OVERFLOW = dict(over="raise", invalid="raise", divide="raise")
+
+EXTREME_LOGITS = np.array([-1e4, -1e3, -50.0, -40.0, -20.0, -10.0, 0.0,
+                           10.0, 20.0, 40.0, 50.0, 1e3, 1e4])
+
+
+def ref_gauss(x, mean, log_std):
+    """SciPy reference, with explicit broadcasting."""
+    return scipy.stats.norm.logpdf(x, mean, np.exp(log_std)).sum(-1)
+
+
+def gauss_tol(x, mean, log_std):
+    """Each summand is accurate to a few ulps; summing D terms adds <= D ulps of
+    sum|terms|. 1e-13 * sum|terms| leaves a >10x margin for D <= 10."""
+    terms = scipy.stats.norm.logpdf(x, mean, np.exp(log_std))
+    return 1e-13 * np.abs(terms).sum(-1) + 1e-300
+
+
+def log_sigmoid_ref(logits):
+    """log sigmoid(l) = -log(1 + exp(-l)), stable for any l."""
+    return -np.logaddexp(0.0, -logits)
+
+
+# ---------------------------------------------------------------- diag Gaussian
+
+def test_diag_gaussian_matches_scipy_random_inputs():
+    rng = np.random.default_rng(0)
+    n, d = 200, 7
+    mean = rng.normal(0, 3, (n, d))
+    log_std = rng.uniform(-10, 5, (n, d))
+    # distances from 0 up to 1e3 standard deviations
+    dist = rng.normal(0, 1, (n, d)) * 10.0 ** rng.uniform(-3, 3, (n, d))
+    x = mean + np.exp(log_std) * dist
+    got = diag_gaussian_log_density(x, mean, log_std)
+    assert got.shape == (n,)
+    assert got.dtype == np.float64
+    assert np.all(np.isfinite(got))
+    np.testing.assert_array_less(np.abs(got - ref_gauss(x, mean, log_std)),
+                                 gauss_tol(x, mean, log_std))
+
+
+@pytest.mark.parametrize("log_std", [-10.0, -3.0, 0.0, 2.0, 5.0])
+@pytest.mark.parametrize("dist", [0.0, 1.0, -37.5, 1e3, -1e3])
+def test_diag_gaussian_extremes(log_std, dist):
+    """|x - mean| = 1e3 standard deviations and std from e^-10 to e^5."""
+    mean = np.array([1.5, -2.0, 0.0])
+    ls = np.full(3, log_std)
+    x = mean + np.exp(ls) * dist
+    got = diag_gaussian_log_density(x, mean, ls)
+    assert np.isfinite(got)
+    assert abs(got - ref_gauss(x, mean, ls)) <= gauss_tol(x, mean, ls)
+
+
+def test_diag_gaussian_broadcasting_samples_and_grid():
+    rng = np.random.default_rng(1)
+    S, N, D, G = 5, 4, 3, 11
+    mean = rng.normal(size=(N, D))
+    log_std = rng.uniform(-2, 1, (N, D))
+    x = rng.normal(size=(S, N, D))
+    got = diag_gaussian_log_density(x, mean, log_std)
+    assert got.shape == (S, N)
+    ref = ref_gauss(x, np.broadcast_to(mean, x.shape), np.broadcast_to(log_std, x.shape))
+    np.testing.assert_allclose(got, ref, rtol=1e-13)
+    # each sample slice equals the unbroadcast call
+    for s in range(S):
+        np.testing.assert_allclose(got[s], diag_gaussian_log_density(x[s], mean, log_std),
+                                   rtol=1e-15)
+
+    grid = rng.normal(size=(G, D))
+    m1, ls1 = rng.normal(size=D), rng.uniform(-1, 1, D)
+    got = diag_gaussian_log_density(grid, m1, ls1)
+    assert got.shape == (G,)
+    np.testing.assert_allclose(got, ref_gauss(grid, m1, ls1), rtol=1e-13)
+
+
+def test_diag_gaussian_float32_stays_float32():
+    x = np.array([[0.5, -1.0]], dtype=np.float32)
+    got = diag_gaussian_log_density(x, np.zeros(2, np.float32), np.zeros(2, np.float32))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref_gauss(x.astype(np.float64), 0.0, 0.0), rtol=4 * EPS32)
+
+
+# ---------------------------------------------------------------- Bernoulli
+
+def test_bernoulli_matches_scipy_moderate_logits():
+    """|logits| <= 5: SciPy's log(1 - expit(l)) loses at most ~e^5 ulps (relative
+    ~3e-14) and x*l - softplus(l) at most a few ulps of |l|, so 1e-12 per pixel."""
+    rng = np.random.default_rng(2)
+    N, D = 50, 20
+    logits = rng.uniform(-5, 5, (N, D))
+    x = rng.integers(0, 2, (N, D)).astype(np.float64)
+    got = bernoulli_log_density(x, logits)
+    assert got.shape == (N,)
+    ref = scipy.stats.bernoulli.logpmf(x, scipy.special.expit(logits)).sum(-1)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * D)
+
+
+@pytest.mark.parametrize("dtype,eps", [(np.float64, EPS64), (np.float32, EPS32)])
+@np.errstate(**NO_OVERFLOW)
+def test_bernoulli_extreme_logits_finite_and_exact(dtype, eps):
+    """x * l - softplus(l) is exact to within a few ulps of |l| (its largest
+    intermediate). The cases below are exactly representable and must be exact."""
+    l = EXTREME_LOGITS.astype(dtype)[:, None]
+    for xv in (0.0, 1.0):
+        x = np.full((len(EXTREME_LOGITS), 1), xv, dtype=dtype)
+        got = bernoulli_log_density(x, l)
+        assert got.dtype == dtype
+        assert np.all(np.isfinite(got))
+        l64 = l[:, 0].astype(np.float64)
+        ref = log_sigmoid_ref(l64) if xv == 1.0 else log_sigmoid_ref(-l64)
+        np.testing.assert_array_less(np.abs(got.astype(np.float64) - ref),
+                                     4 * eps * np.maximum(np.abs(l64), 1.0))
+    one = np.ones((1, 1), dtype)
+    zero = np.zeros((1, 1), dtype)
+    big = np.full((1, 1), 1e4, dtype)
+    assert bernoulli_log_density(one, big)[0] == 0.0
+    assert bernoulli_log_density(zero, big)[0] == -1e4
+    assert bernoulli_log_density(zero, -big)[0] == 0.0
+    assert bernoulli_log_density(one, -big)[0] == -1e4
+
+
+@pytest.mark.parametrize("dtype,eps", [(np.float64, EPS64), (np.float32, EPS32)])
+@np.errstate(**NO_OVERFLOW)
+def test_bernoulli_gradient_is_x_minus_sigmoid(dtype, eps):
+    """d/dl [x l - softplus(l)] = x - sigmoid(l). The package computes sigmoid as
+    exp(l - softplus(l)); the exponent carries an error of ~eps*|l|, hence the
+    tolerance 4*eps*(1 + |l|)."""
+    rng = np.random.default_rng(3)
+    l = np.concatenate([EXTREME_LOGITS, rng.uniform(-8, 8, 20)]).astype(dtype)
+    for xv in (0.0, 1.0):
+        x = np.full(l.shape, xv, dtype)
+        g = grad(lambda ll: bernoulli_log_density(x, ll))(l)
+        assert g.dtype == dtype
+        assert np.all(np.isfinite(g))
+        l64 = l.astype(np.float64)
+        np.testing.assert_array_less(np.abs(g - (xv - scipy.special.expit(l64))),
+                                     4 * eps * (1 + np.abs(l64)))
+    big = np.array([1e4, -1e4], dtype)
+    np.testing.assert_array_equal(grad(lambda ll: bernoulli_log_density(np.ones(2, dtype), ll))(big), [0.0, 1.0])
+    np.testing.assert_array_equal(grad(lambda ll: bernoulli_log_density(np.zeros(2, dtype), ll))(big), [-1.0, 0.0])
+
+
+# ---------------------------------------------------------------- softplus, sigmoid
+
+@np.errstate(**NO_OVERFLOW)
+def test_softplus_and_sigmoid_values_float64():
+    a = np.concatenate([np.linspace(-50, 50, 201), [-1e4, -800.0, 800.0, 1e4]])
+    sp = softplus(a)
+    np.testing.assert_allclose(sp, np.logaddexp(0.0, a), rtol=4 * EPS64, atol=0)
+    assert softplus(1e4) == 1e4 and softplus(-1e4) == 0.0
+    s = sigmoid(a)
+    ref = scipy.special.expit(a)
+    # exp(-softplus(-a)): relative error ~ eps * softplus(-a) <= eps * (1 + |a|)
+    np.testing.assert_array_less(np.abs(s - ref), 4 * EPS64 * (1 + np.abs(a)) * ref + 1e-300)
+    assert sigmoid(1e4) == 1.0 and sigmoid(-1e4) == 0.0 and sigmoid(0.0) == 0.5
+
+
+@np.errstate(**NO_OVERFLOW)
+def test_softplus_and_sigmoid_float32_stay_float32():
+    a = np.linspace(-30, 30, 61).astype(np.float32)
+    a = np.concatenate([a, np.array([-1e4, 1e4], np.float32)])
+    sp, s = softplus(a), sigmoid(a)
+    assert sp.dtype == np.float32 and s.dtype == np.float32
+    a64 = a.astype(np.float64)
+    np.testing.assert_allclose(sp, np.logaddexp(0.0, a64), rtol=4 * EPS32)
+    ref = scipy.special.expit(a64)
+    np.testing.assert_array_less(np.abs(s - ref), 4 * EPS32 * (1 + np.abs(a64)) * ref + 1e-45)
+    g = elementwise_grad(softplus)(a)
+    assert g.dtype == np.float32 and np.all(np.isfinite(g))
+
+
+@np.errstate(**NO_OVERFLOW)
+def test_softplus_gradient():
+    np.random.seed(0)  # check_grads draws its random directions from np.random
+    a = np.random.default_rng(4).uniform(-30, 30, 40)
+    check_grads(softplus, modes=["rev"], order=1)(a)
+    ext = np.array([-1e4, -1e3, -40.0, 0.0, 40.0, 1e3, 1e4])
+    g = elementwise_grad(softplus)(ext)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g, scipy.special.expit(ext), rtol=4 * EPS64 * (1 + 1e4), atol=0)
+
+
+# ---------------------------------------------------------------- Gaussian sampler
+
+def test_sample_diag_gaussian_moments_and_ks():
+    n = 200_000
+    mean = np.array([0.0, -3.0, 10.0, 1e-3])
+    log_std = np.array([0.0, -3.0, 2.0, 1.0])
+    std = np.exp(log_std)
+    z = sample_diag_gaussian(mean, log_std, np.random.default_rng(5), num_samples=n)
+    assert z.shape == (n, 4) and z.dtype == np.float64
+    # SE of the sample mean = std/sqrt(n); SE of the sample std ~ std/sqrt(2n) (normal data)
+    assert np.all(np.abs(z.mean(0) - mean) < 4 * std / np.sqrt(n))
+    assert np.all(np.abs(z.std(0, ddof=1) - std) < 4 * std / np.sqrt(2 * n))
+    p = scipy.stats.kstest(z[:, 2], "norm", args=(mean[2], std[2])).pvalue
+    assert p > 1e-3
+
+
+def test_sample_diag_gaussian_seeding_dtype_shapes():
+    mean = np.array([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]])
+    log_std = np.array([0.0, -1.0, 0.5])  # broadcasts against mean
+    a = sample_diag_gaussian(mean, log_std, np.random.default_rng(7))
+    b = sample_diag_gaussian(mean, log_std, np.random.default_rng(7))
+    c = sample_diag_gaussian(mean, log_std, np.random.default_rng(8))
+    assert a.shape == (2, 3)
+    np.testing.assert_array_equal(a, b)
+    assert not np.any(a == c)
+    s = sample_diag_gaussian(mean, log_std, np.random.default_rng(7), num_samples=9)
+    assert s.shape == (9, 2, 3)
+    s1 = sample_diag_gaussian(mean, log_std, np.random.default_rng(7), num_samples=1)
+    assert s1.shape == (1, 2, 3)
+    m32, ls32 = mean.astype(np.float32), log_std.astype(np.float32)
+    z32 = sample_diag_gaussian(m32, ls32, np.random.default_rng(7), num_samples=4)
+    assert z32.dtype == np.float32 and z32.shape == (4, 2, 3)
+    # a float32 scalar log_std keeps float32 too. (A Python-float log_std does NOT:
+    # np.exp(0.0) is a NumPy float64 scalar and upcasts; see the test report.)
+    assert sample_diag_gaussian(m32, np.float32(0.0), np.random.default_rng(7)).dtype == np.float32
+
+
+def test_sample_diag_gaussian_reparameterization_gradients():
+    mean = np.array([[0.3, -1.0], [2.0, 0.0]])
+    log_std = np.array([[0.1, -2.0], [1.0, 0.5]])
+    S = 6
+    eps = np.random.default_rng(9).standard_normal((S,) + mean.shape)
+    z = sample_diag_gaussian(mean, log_std, np.random.default_rng(9), num_samples=S)
+    np.testing.assert_allclose(z, mean + np.exp(log_std) * eps, rtol=1e-15)
+
+    def total(m, ls):
+        return anp.sum(sample_diag_gaussian(m, ls, np.random.default_rng(9), num_samples=S))
+
+    np.testing.assert_allclose(grad(total, 0)(mean, log_std), np.full(mean.shape, S), rtol=1e-15)
+    np.testing.assert_allclose(grad(total, 1)(mean, log_std),
+                               (np.exp(log_std) * eps).sum(0), rtol=1e-14)
+
+
+# ---------------------------------------------------------------- Bernoulli sampler
+
+@np.errstate(**NO_OVERFLOW)
+def test_sample_bernoulli_frequencies():
+    n = 100_000
+    logits = np.array([0.0, 3.0, -3.0, 0.7, 1e4, -1e4])
+    x = sample_bernoulli(np.broadcast_to(logits, (n, len(logits))), np.random.default_rng(10))
+    assert x.shape == (n, len(logits)) and x.dtype == np.float64
+    assert set(np.unique(x)) <= {0.0, 1.0}
+    p = scipy.special.expit(logits[:4])
+    freq = x[:, :4].mean(0)
+    assert np.all(np.abs(freq - p) < 4 * np.sqrt(p * (1 - p) / n))  # binomial SE
+    assert np.all(x[:, 4] == 1.0) and np.all(x[:, 5] == 0.0)
+    k = int(x[:, 3].sum())
+    assert scipy.stats.binomtest(k, n, p[3]).pvalue > 1e-3
+
+
+def test_sample_bernoulli_float32_and_seeding():
+    logits = np.random.default_rng(11).normal(0, 2, (500, 7)).astype(np.float32)
+    a = sample_bernoulli(logits, np.random.default_rng(12))
+    b = sample_bernoulli(logits, np.random.default_rng(12))
+    c = sample_bernoulli(logits, np.random.default_rng(13))
+    assert a.dtype == np.float32 and a.shape == logits.shape
+    assert set(np.unique(a)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(a, b)
+    assert np.any(a != c)
+    ext = np.array([1e4, -1e4], np.float32)
+    e = sample_bernoulli(np.broadcast_to(ext, (1000, 2)), np.random.default_rng(0))
+    assert np.all(e[:, 0] == 1) and np.all(e[:, 1] == 0)
+    # frequency in float32 too: p = sigmoid(0.5), binomial SE
+    n = 100_000
+    f = sample_bernoulli(np.full(n, 0.5, np.float32), np.random.default_rng(14)).mean(dtype=np.float64)
+    p = scipy.special.expit(0.5)
+    assert abs(f - p) < 4 * np.sqrt(p * (1 - p) / n)

@@ -1,0 +1,154 @@
+"""Binarized MNIST: find, verify, download and parse the official IDX files (study part 2.1).
+
+The loader looks in ``data_dir``, else ``$MNIST_DIR``, else ``data/mnist/`` (relative to
+the working directory). Every file is checked against its SHA-256 before it is parsed;
+missing files are downloaded from public mirrors, verified, and only then renamed into
+place, so a failed or partial download never replaces a good file.
+"""
+import gzip
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_DATA_DIR = Path("data") / "mnist"
+
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+
+SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+NUM_TRAIN, NUM_TEST = 60000, 10000
+
+
+class DataError(Exception):
+    """A data problem the user can fix; the message says how."""
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_file(name, dest_dir, mirrors=MIRRORS, timeout=30):
+    """Fetch ``name`` from the first mirror that serves it with the right SHA-256.
+
+    The bytes go to a temporary file in dest_dir and are renamed into place only once
+    verified. Raises DataError naming every mirror's failure if none works.
+    """
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + name
+        fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{name}.", suffix=".part")
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                for chunk in iter(lambda: resp.read(1 << 20), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != SHA256[name]:
+                failures.append(f"{url}: checksum mismatch")
+                continue
+            os.replace(tmp, dest_dir / name)
+            return dest_dir / name
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
+            failures.append(f"{url}: {getattr(err, 'reason', err)}")
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    raise DataError(
+        f"could not download {name} ({'; '.join(failures) or 'no mirrors given'}); "
+        f"copy the four MNIST .gz files into {dest_dir} or point MNIST_DIR / --data-dir at them"
+    )
+
+
+def find_mnist(data_dir=None, mirrors=MIRRORS):
+    """The directory holding the four verified MNIST files, downloading any that are missing."""
+    source = "MNIST directory"
+    if data_dir is None and os.environ.get("MNIST_DIR"):
+        data_dir, source = os.environ["MNIST_DIR"], "MNIST directory from $MNIST_DIR"
+    if data_dir is None:
+        data_dir = DEFAULT_DATA_DIR
+    elif not Path(data_dir).is_dir():
+        raise DataError(f"{source} {data_dir} does not exist; pass the folder that holds "
+                        "the four MNIST .gz files, or leave it unset to download into data/mnist")
+    data_dir = Path(data_dir)
+    for name, expected in SHA256.items():
+        path = data_dir / name
+        if not path.exists():
+            download_file(name, data_dir, mirrors)
+        elif sha256_of(path) != expected:
+            raise DataError(f"{path} is corrupt or truncated (SHA-256 mismatch); "
+                            "delete it and run again to download a fresh copy")
+    return data_dir
+
+
+def read_idx(path, expected_magic):
+    """Parse a gzipped IDX file into a uint8 array of the shape its header gives."""
+    if not Path(path).is_file():
+        raise DataError(f"{path} does not exist; put the MNIST .gz files there or point --data-dir at them")
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{path} is not a readable gzip file ({err}); delete it and run again") from None
+    ndim = expected_magic & 0xFF
+    header = np.frombuffer(raw[:4 + 4 * ndim], dtype=">u4") if len(raw) >= 4 + 4 * ndim else []
+    if len(header) != 1 + ndim or header[0] != expected_magic:
+        raise DataError(f"{path} is not an IDX file of the expected kind; delete it and run again")
+    shape = tuple(int(n) for n in header[1:])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != np.prod(shape):
+        raise DataError(f"{path} holds {data.size} values, its header promises {np.prod(shape)}; "
+                        "delete it and run again")
+    return data.reshape(shape)
+
+
+def load_binarized_mnist(train_size=10000, test_size=10000, data_dir=None, mirrors=MIRRORS):
+    """The first train_size training and test_size test images, binarized at pixel/255 > 0.5.
+
+    Returns train_x (train_size, 784) and test_x (test_size, 784) as float32 0/1 arrays,
+    and train_labels, test_labels as int64 arrays.
+    """
+    if not all(isinstance(n, (int, np.integer)) for n in (train_size, test_size)) \
+            or not 1 <= train_size <= NUM_TRAIN or not 1 <= test_size <= NUM_TEST:
+        raise DataError(f"train_size must be an integer in 1..{NUM_TRAIN} and test_size in "
+                        f"1..{NUM_TEST}, got {train_size!r} and {test_size!r}")
+    data_dir = find_mnist(data_dir, mirrors)
+
+    def images(name, n):
+        pixels = read_idx(data_dir / name, 0x0803)[:n]
+        return (pixels.reshape(len(pixels), -1) > 127.5).astype(np.float32)
+
+    def labels(name, n):
+        return read_idx(data_dir / name, 0x0801)[:n].astype(np.int64)
+
+    return (images("train-images-idx3-ubyte.gz", train_size),
+            labels("train-labels-idx1-ubyte.gz", train_size),
+            images("t10k-images-idx3-ubyte.gz", test_size),
+            labels("t10k-labels-idx1-ubyte.gz", test_size))
+
+
+def minibatches(x, batch_size, rng):
+    """Yield x in minibatches of batch_size rows, in an order shuffled by rng (last may be short)."""
+    order = rng.permutation(len(x))
+    for start in range(0, len(x), batch_size):
+        yield x[order[start:start + batch_size]]

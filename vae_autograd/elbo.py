@@ -1,0 +1,47 @@
+"""The Monte Carlo ELBO with the reparameterization trick (study part 2.4).
+
+No closed-form KL: every term is a log-density evaluated at sampled z, so the same
+code serves any prior or posterior family. Vectorized over samples and examples.
+"""
+import autograd.numpy as np
+
+from .distributions import LOG_2PI, bernoulli_log_density, diag_gaussian_log_density, sample_diag_gaussian
+from .model import decoder, encoder
+
+
+def log_prior(z):
+    """log N(z; 0, I). z (..., Dz) -> (...)."""
+    # Written out rather than via diag_gaussian_log_density(z, 0.0, 0.0): exp(-0.0) is a
+    # NumPy float64 scalar, which would upcast float32 z.
+    return -0.5 * np.sum(z**2, axis=-1) - 0.5 * z.shape[-1] * LOG_2PI
+
+
+def log_likelihood(dec_params, x, z):
+    """log p(x|z) under the decoder's Bernoullis. x (N, 784), z (..., N, Dz) -> (..., N)."""
+    return bernoulli_log_density(x, decoder(dec_params, z))
+
+
+def joint_log_density(dec_params, x, z):
+    """log p(x, z) = log p(x|z) + log p(z). x (N, 784), z (..., N, Dz) -> (..., N)."""
+    return log_likelihood(dec_params, x, z) + log_prior(z)
+
+
+def log_q(mean, log_std, z):
+    """log q(z|x) for the encoder's Gaussian. mean, log_std (N, Dz), z (..., N, Dz) -> (..., N)."""
+    return diag_gaussian_log_density(z, mean, log_std)
+
+
+def log_importance_weights(enc_params, dec_params, x, rng, num_samples=1):
+    """log p(x, z_s) - log q(z_s|x) for z_s ~ q(z|x), reparameterized.
+
+    x (N, 784) -> (num_samples, N). Their mean is the ELBO estimate; their
+    logsumexp minus log(num_samples) is the importance-weighted (IWAE) bound.
+    """
+    mean, log_std = encoder(enc_params, x)
+    z = sample_diag_gaussian(mean, log_std, rng, num_samples)
+    return joint_log_density(dec_params, x, z) - log_q(mean, log_std, z)
+
+
+def elbo(enc_params, dec_params, x, rng, num_samples=1):
+    """Monte Carlo estimate of the mean ELBO per image over the minibatch x (N, 784)."""
+    return np.mean(log_importance_weights(enc_params, dec_params, x, rng, num_samples))

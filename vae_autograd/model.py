@@ -1,0 +1,65 @@
+"""Encoder and decoder MLPs of the Kingma & Welling (2013, App. C) VAE (study part 2.3).
+
+Parameters are explicit lists of (W, b) pairs, one per layer, as in autograd's
+examples. With the defaults: encoder 784 -> 500 tanh -> 2 + 2, decoder 2 -> 500 tanh -> 784.
+
+The encoder outputs the log standard deviation of q(z|x), not the variance: any real
+number is a valid log std, so the network needs no positivity constraint or clipping;
+the Gaussian log-density and entropy use log std directly (no log of a number that
+can underflow to 0); and one unit of output moves the std by the same factor whether
+it is 1 or 0.01, which keeps gradients well scaled as posteriors narrow in training.
+"""
+import autograd.numpy as np
+from autograd.extend import defvjp, primitive
+
+
+@primitive
+def tanh(a):
+    return np.tanh(a)
+
+
+# Autograd's stock tanh gradient goes through cosh(a); 1 - tanh^2 reuses the answer.
+defvjp(tanh, lambda ans, a: lambda g: g * (1.0 - ans * ans))
+
+
+def init_mlp_params(layer_sizes, rng, scale=0.01, dtype=np.float32):
+    """[(W, b), ...] with W (m, n) and b (n,) drawn from N(0, scale^2)."""
+    return [
+        ((scale * rng.standard_normal((m, n))).astype(dtype),
+         (scale * rng.standard_normal(n)).astype(dtype))
+        for m, n in zip(layer_sizes[:-1], layer_sizes[1:])
+    ]
+
+
+def init_vae_params(rng, data_dim=784, hidden_dim=500, latent_dim=2, scale=0.01,
+                    dtype=np.float32):
+    """(enc_params, dec_params) for the one-hidden-layer encoder and decoder."""
+    enc_params = init_mlp_params([data_dim, hidden_dim, 2 * latent_dim], rng, scale, dtype)
+    dec_params = init_mlp_params([latent_dim, hidden_dim, data_dim], rng, scale, dtype)
+    return enc_params, dec_params
+
+
+def mlp(params, inputs):
+    """tanh hidden layers and a linear output layer. inputs (..., m) -> (..., n)."""
+    hidden = inputs
+    for W, b in params[:-1]:
+        hidden = tanh(hidden @ W + b)
+    W, b = params[-1]
+    return hidden @ W + b
+
+
+def encoder(enc_params, x):
+    """q(z|x) = N(mean, diag(exp(log_std)^2)). x (..., 784) -> mean, log_std (..., Dz)."""
+    out = mlp(enc_params, x)
+    latent_dim = out.shape[-1] // 2
+    return out[..., :latent_dim], out[..., latent_dim:]
+
+
+def decoder(dec_params, z):
+    """Bernoulli logits of p(x|z). z (..., Dz) -> logits (..., 784)."""
+    return mlp(dec_params, z)
+
+
+def model_dims(enc_params, dec_params):
+    """(data_dim, hidden_dim, latent_dim) read off the parameter shapes."""
+    return enc_params[0][0].shape[0], enc_params[0][0].shape[1], dec_params[0][0].shape[0]
