@@ -44,4 +44,7 @@ def log_importance_weights(enc_params, dec_params, x, rng, num_samples=1):
 
 def elbo(enc_params, dec_params, x, rng, num_samples=1):
     """Monte Carlo estimate of the mean ELBO per image over the minibatch x (N, 784)."""
-    return np.mean(log_importance_weights(enc_params, dec_params, x, rng, num_samples))
+    log_w = log_importance_weights(enc_params, dec_params, x, rng, num_samples)
+    # sum / size rather than np.mean: autograd's gradient of mean divides by a NumPy int64,
+    # which under NumPy 2 turns the whole float32 backward pass into float64.
+    return np.sum(log_w) / log_w.size

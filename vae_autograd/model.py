@@ -22,6 +22,26 @@ def tanh(a):
 defvjp(tanh, lambda ans, a: lambda g: g * (1.0 - ans * ans))
 
 
+@primitive
+def affine(inputs, W, b):
+    """inputs @ W + b as one taped operation. inputs (..., m), W (m, n), b (n,) -> (..., n).
+
+    Matmul-then-add would be two nodes and a general-purpose unbroadcast of the bias
+    gradient; its three vector-Jacobian products are written out below instead.
+    """
+    return inputs @ W + b
+
+
+def _rows(a):
+    return np.reshape(a, (-1, np.shape(a)[-1]))
+
+
+defvjp(affine,
+       lambda ans, inputs, W, b: lambda g: g @ W.T,
+       lambda ans, inputs, W, b: lambda g: _rows(inputs).T @ _rows(g),
+       lambda ans, inputs, W, b: lambda g: np.sum(_rows(g), axis=0))
+
+
 def init_mlp_params(layer_sizes, rng, scale=0.01, dtype=np.float32):
     """[(W, b), ...] with W (m, n) and b (n,) drawn from N(0, scale^2)."""
     return [
@@ -43,9 +63,8 @@ def mlp(params, inputs):
     """tanh hidden layers and a linear output layer. inputs (..., m) -> (..., n)."""
     hidden = inputs
     for W, b in params[:-1]:
-        hidden = tanh(hidden @ W + b)
-    W, b = params[-1]
-    return hidden @ W + b
+        hidden = tanh(affine(hidden, W, b))
+    return affine(hidden, *params[-1])
 
 
 def encoder(enc_params, x):

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import autograd.numpy as np
 import numpy
-from autograd import value_and_grad
+from autograd.core import VJPNode, add_outgrads, vspace
+from autograd.tracer import new_box, toposort, trace_stack
 
 from .data import DataError, load_binarized_mnist, minibatches
 from .elbo import elbo, log_importance_weights
@@ -70,12 +71,50 @@ def adam_update(params, grads, state, lr, b1=0.9, b2=0.999, eps=1e-8):
     # lr * m_hat / (sqrt(v_hat) + eps) with both bias corrections folded into scalars.
     root_correction = math.sqrt(1.0 - b2**t)
     step_size = lr * root_correction / (1.0 - b1**t)
-    for p, g, m, v in zip(flat_arrays(params), flat_arrays(grads), state["m"], state["v"]):
-        m *= b1
-        m += (1.0 - b1) * g
-        v *= b2
-        v += (1.0 - b2) * g * g
-        p -= step_size * m / (numpy.sqrt(v) + eps * root_correction)
+    # Every operation writes into a buffer kept between steps: no temporaries on the hot path.
+    scratch = state.setdefault("scratch", [numpy.empty_like(m) for m in state["m"]])
+    for p, g, m, v, s in zip(flat_arrays(params), flat_arrays(grads), state["m"], state["v"], scratch):
+        numpy.subtract(g, m, out=s)
+        s *= 1.0 - b1
+        m += s                                    # m = b1 m + (1 - b1) g
+        numpy.multiply(g, g, out=s)
+        s -= v
+        s *= 1.0 - b2
+        v += s                                    # v = b2 v + (1 - b2) g^2
+        numpy.sqrt(v, out=s)
+        s += eps * root_correction
+        numpy.divide(m, s, out=s)
+        s *= step_size
+        p -= s
+
+
+def value_and_grad_per_array(fun):
+    """autograd.value_and_grad for fun(params, *args), with each array of params its own root.
+
+    params: (enc_params, dec_params). autograd's value_and_grad boxes that nested
+    structure as one container, and the first gradient to reach each level of it
+    allocates and fills zeros for the whole level: a third of a training step, measured.
+    Here each W and b is boxed on its own and the tape is walked back as autograd's
+    backward_pass does, with its own vector-Jacobian products, keeping the gradient that
+    reaches each root. Returns (value, grads) with grads shaped like params.
+    """
+    def value_and_grads(params, *args):
+        arrays = flat_arrays(params)
+        roots = [VJPNode.new_root() for _ in arrays]
+        with trace_stack.new_trace() as trace:
+            boxes = iter([new_box(a, trace, root) for a, root in zip(arrays, roots)])
+            end = fun(tuple([(next(boxes), next(boxes)) for _ in net] for net in params), *args)
+        value, end_node = end._value, end._node
+        outgrads, grads = {end_node: (vspace(value).ones(), False)}, {}
+        for node in toposort(end_node):
+            grad = outgrads.pop(node)[0]
+            if not node.parents:  # a root: one of the parameter arrays
+                grads[node] = grad
+            for parent, parent_grad in zip(node.parents, node.vjp(grad)):
+                outgrads[parent] = add_outgrads(outgrads.get(parent), parent_grad)
+        flat = iter([grads.get(root, numpy.zeros_like(a)) for root, a in zip(roots, arrays)])
+        return value, tuple([(next(flat), next(flat)) for _ in net] for net in params)
+    return value_and_grads
 
 
 def epoch_rng(seed, epoch):
@@ -93,7 +132,7 @@ def train(params, train_x, epochs, batch_size=100, lr=1e-3, seed=0, adam_state=N
     def loss(params, x, rng):
         return -elbo(params[0], params[1], x, rng)
 
-    loss_and_grad = value_and_grad(loss)
+    loss_and_grad = value_and_grad_per_array(loss)
     adam_state = adam_state or init_adam_state(params)
     curve = []
     for epoch in range(start_epoch, epochs):
