@@ -204,3 +204,13 @@ def test_per_array_gradient_equals_autograds_and_stays_float32():
     for got, want in zip(flat_arrays(grads), flat_arrays(expected)):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+    mask = os.umask(0o022)
+    try:
+        save_params(tmp_path / "vae.npz", small_params(), META)
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "vae.npz").stat().st_mode & 0o777 == 0o644

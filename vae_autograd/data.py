@@ -67,6 +67,9 @@ def download_file(name, dest_dir, mirrors=MIRRORS, timeout=30):
             if digest.hexdigest() != SHA256[name]:
                 failures.append(f"{url}: checksum mismatch")
                 continue
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; give the usual mode
             os.replace(tmp, dest_dir / name)
             return dest_dir / name
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
