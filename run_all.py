@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_autograd.data import DataError, load_binarized_mnist
+from vae_autograd.data import DataError, atomic_write, load_binarized_mnist
 from vae_autograd.estimators import fig_gradient_histograms, gradient_estimator_study
 from vae_autograd.integrate import fig_log_px_vs_elbo, log_marginal_likelihood, marginal_likelihood_study
 from vae_autograd.posterior import (fig_svi_posterior, fig_svi_prediction, fig_top_half_posterior,
                                     fig_true_vs_approx_posterior, svi_study)
 from vae_autograd.report import write_report
-from vae_autograd.train import (CheckpointError, atomic_write, keep_freed_memory, load_params,
-                                positive, run_training)
+from vae_autograd.train import (CheckpointError, keep_freed_memory, load_params, positive,
+                                run_training)
 from vae_autograd.visualize import (embedding_bounds, fig_interpolations, fig_latent_embedding,
                                     fig_latent_lattice, fig_prior_samples, fig_reconstructions)
 

@@ -42,7 +42,7 @@ def test_quick_run_writes_every_promised_file(quick_run):
         assert f"![{name}]({name}.png)" in report
     assert "(e) Can it exceed 1? **True**" in report and "--quick run" in report
     assert "training 3 epochs" in result.stdout and "part 7" in result.stdout
-    assert not list(out_dir.glob("*.tmp"))
+    assert not list(out_dir.glob(".*.part"))  # no temporary file left behind
 
 
 def test_quick_run_numbers_make_sense(quick_run):

@@ -96,7 +96,6 @@ def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
     train(straight, x, epochs=4, seed=3)
 
     first = small_params()
-    saved = {}
     train(first, x, epochs=2, seed=3,
           on_epoch_end=lambda epoch, loss, sec, state: save_params(
               tmp_path / "vae.npz", first, META, state, epoch))

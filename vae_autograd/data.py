@@ -46,37 +46,53 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+def atomic_write(path, write):
+    """Call write(file) on a temporary file beside path, then rename it over path.
+
+    If write raises, the temporary file is removed and path is untouched: a half-written
+    or unverified file never replaces a good one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; give the usual mode
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def download_file(name, dest_dir, mirrors=MIRRORS, timeout=30):
     """Fetch ``name`` from the first mirror that serves it with the right SHA-256.
 
-    The bytes go to a temporary file in dest_dir and are renamed into place only once
+    The bytes stream into a temporary file in dest_dir, renamed into place only once
     verified. Raises DataError naming every mirror's failure if none works.
     """
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
     failures = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name
-        fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{name}.", suffix=".part")
-        try:
+
+        def fetch(out):
             digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
                 for chunk in iter(lambda: resp.read(1 << 20), b""):
                     digest.update(chunk)
                     out.write(chunk)
             if digest.hexdigest() != SHA256[name]:
-                failures.append(f"{url}: checksum mismatch")
-                continue
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; give the usual mode
-            os.replace(tmp, dest_dir / name)
-            return dest_dir / name
+                raise ValueError("checksum mismatch")
+
+        try:
+            atomic_write(Path(dest_dir) / name, fetch)
+            return Path(dest_dir) / name
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
             failures.append(f"{url}: {getattr(err, 'reason', err)}")
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
     raise DataError(
         f"could not download {name} ({'; '.join(failures) or 'no mirrors given'}); "
         f"copy the four MNIST .gz files into {dest_dir} or point MNIST_DIR / --data-dir at them"

@@ -78,7 +78,3 @@ def decoder(dec_params, z):
     """Bernoulli logits of p(x|z). z (..., Dz) -> logits (..., 784)."""
     return mlp(dec_params, z)
 
-
-def model_dims(enc_params, dec_params):
-    """(data_dim, hidden_dim, latent_dim) read off the parameter shapes."""
-    return enc_params[0][0].shape[0], enc_params[0][0].shape[1], dec_params[0][0].shape[0]

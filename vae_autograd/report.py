@@ -1,5 +1,5 @@
 """report.md: the whole study on one page, written from the numbers run_all.py computed."""
-from .train import atomic_write
+from .data import atomic_write
 
 CAPTIONS = {
     "prior_samples": "**4.1 Ancestral samples.** Ten z drawn from the prior N(0, I), decoded: the top "

@@ -10,20 +10,17 @@ import argparse
 import ctypes
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import autograd.numpy as np
 import numpy
 from autograd.core import VJPNode, add_outgrads, vspace
 from autograd.tracer import new_box, toposort, trace_stack
 
-from .data import DataError, load_binarized_mnist, minibatches
+from .data import DataError, atomic_write, load_binarized_mnist, minibatches
 from .elbo import elbo, log_importance_weights
-from .model import init_vae_params, model_dims
+from .model import init_vae_params
 
 DEFAULT_CHECKPOINT = Path("data") / "vae.npz"
 
@@ -165,29 +162,6 @@ def evaluate_elbo(params, x, rng, num_samples=10, batch_size=1000):
 
 
 # ---------------------------------------------------------------- checkpoints
-
-def atomic_write(path, write):
-    """Call write(file) on a temporary file beside path, then rename it over path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it private; give the usual mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
 
 def save_params(path, params, metadata, adam_state=None, epoch=0):
     """Write both networks, the Adam state, the epoch and metadata to one .npz, atomically."""
