@@ -19,7 +19,7 @@ from vae_autograd.posterior import (fig_svi_posterior, fig_svi_prediction, fig_t
                                     fig_true_vs_approx_posterior, svi_study)
 from vae_autograd.report import write_report
 from vae_autograd.train import (CheckpointError, keep_freed_memory, load_params, positive,
-                                run_training)
+                                run_training, training_metadata)
 from vae_autograd.visualize import (embedding_bounds, fig_interpolations, fig_latent_embedding,
                                     fig_latent_lattice, fig_prior_samples, fig_reconstructions)
 
@@ -56,18 +56,16 @@ def parse_args(argv=None):
     return args
 
 
-def trained_model(args, sizes, log):
-    """Reuse args.params if it holds the requested model, fully trained; else train it."""
+def trained_model(args, sizes, data, log):
+    """Reuse args.params if it holds the requested model, fully trained; else train it on data."""
     targs = argparse.Namespace(
         epochs=sizes["epochs"] or args.epochs, batch_size=100, lr=1e-3, seed=args.seed,
         hidden_dim=500, latent_dim=2, data_dir=args.data_dir, out=args.params, resume=False,
         train_size=sizes["train_size"], test_size=sizes["test_size"], eval_samples=10, quiet=False)
-    wanted = {"hidden_dim": targs.hidden_dim, "latent_dim": targs.latent_dim, "seed": targs.seed,
-              "lr": targs.lr, "batch_size": targs.batch_size, "train_size": targs.train_size}
     results_path = args.params.with_suffix(".json")
     if args.params.is_file() and results_path.is_file() and not args.retrain:
         try:
-            params, _, _, epoch = load_params(args.params, expect=wanted)
+            params, _, _, epoch = load_params(args.params, expect=training_metadata(targs))
             results = json.loads(results_path.read_text())
             if epoch == targs.epochs and results.get("epochs") == epoch \
                     and results.get("test_size") == targs.test_size:
@@ -77,15 +75,15 @@ def trained_model(args, sizes, log):
         except CheckpointError as err:
             log(f"not reusing it: {err}")
     log(f"training {targs.epochs} epochs -> {args.params}")
-    return run_training(targs, log=lambda line: log("  " + line))
+    return run_training(targs, log=lambda line: log("  " + line), data=data)
 
 
 def run_study(args, log):
     sizes = SIZES["quick" if args.quick else "full"]
-    params, training = trained_model(args, sizes, log)
+    data = load_binarized_mnist(sizes["train_size"], sizes["test_size"], args.data_dir)
+    train_x, train_labels, test_x, test_labels = data
+    params, training = trained_model(args, sizes, data, log)
     enc, dec = params
-    train_x, train_labels, test_x, test_labels = load_binarized_mnist(
-        sizes["train_size"], sizes["test_size"], args.data_dir)
 
     def rng(step):  # an independent, reproducible stream for each step of the study
         return np.random.default_rng([args.seed, 1000 + step])

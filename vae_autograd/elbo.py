@@ -31,12 +31,18 @@ def log_q(mean, log_std, z):
     return diag_gaussian_log_density(z, mean, log_std)
 
 
-def log_importance_weights(enc_params, dec_params, x, rng, num_samples=1):
+def log_importance_weights(enc_params, dec_params, x, rng, num_samples=1, batch_size=None):
     """log p(x, z_s) - log q(z_s|x) for z_s ~ q(z|x), reparameterized.
 
     x (N, 784) -> (num_samples, N). Their mean is the ELBO estimate; their
     logsumexp minus log(num_samples) is the importance-weighted (IWAE) bound.
+    With batch_size, the images go through in blocks of that many, so memory stays
+    bounded for large sets (the draws are the same as for one block at a time).
     """
+    if batch_size is not None:
+        return np.concatenate([
+            log_importance_weights(enc_params, dec_params, x[start:start + batch_size], rng, num_samples)
+            for start in range(0, len(x), batch_size)], axis=1)
     mean, log_std = encoder(enc_params, x)
     z = sample_diag_gaussian(mean, log_std, rng, num_samples)
     return joint_log_density(dec_params, x, z) - log_q(mean, log_std, z)

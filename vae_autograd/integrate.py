@@ -2,8 +2,8 @@
 
 With two latent dimensions, log p(x) = log of the integral of p(x|z) p(z) dz can be
 computed by quadrature instead of bounded. Everything stays in log space: the
-integrand of a 784-pixel image is around exp(-150), far below float64's range of
-exp(-745) only for less likely images, but the sums of such terms must never leave it.
+integrand p(x|z) p(z) of a 784-pixel image is around exp(-150), and for unlikely images
+below exp(-745), where float64 underflows to 0; logsumexp never leaves log space.
 """
 import warnings
 
@@ -176,12 +176,8 @@ def iwae_bound(enc_params, dec_params, x, rng, num_samples, batch_size=None):
     2016), so it checks the quadrature from below with an independent method.
     """
     batch_size = batch_size or max(1, 20000 // num_samples)
-    out = []
-    for start in range(0, len(x), batch_size):
-        log_w = log_importance_weights(enc_params, dec_params, x[start:start + batch_size], rng,
-                                       num_samples)
-        out.append(logsumexp(log_w.astype(np.float64), axis=0) - float(np.log(num_samples)))
-    return np.concatenate(out)
+    log_w = log_importance_weights(enc_params, dec_params, x, rng, num_samples, batch_size)
+    return logsumexp(log_w.astype(np.float64), axis=0) - float(np.log(num_samples))
 
 
 def marginal_likelihood_study(enc_params, dec_params, x, rng, elbo_samples=20,
@@ -194,9 +190,7 @@ def marginal_likelihood_study(enc_params, dec_params, x, rng, elbo_samples=20,
     gap larger than a few Monte Carlo standard errors would expose an error.
     """
     log_px, info = log_marginal_likelihood(dec_params, x, return_info=True)
-    log_w = np.concatenate([
-        log_importance_weights(enc_params, dec_params, x[start:start + 500], rng, elbo_samples)
-        for start in range(0, len(x), 500)], axis=1).astype(np.float64)
+    log_w = log_importance_weights(enc_params, dec_params, x, rng, elbo_samples, 500).astype(np.float64)
     elbo_per_image = log_w.mean(axis=0)
     elbo_se = log_w.std(axis=0, ddof=1) / np.sqrt(elbo_samples)
     gap = log_px - elbo_per_image

@@ -319,19 +319,28 @@ def posterior_panels(panels, titles, styles, suptitle):
     return fig
 
 
+def gaussian_against_posterior(dec_params, x, mean, log_std, num_points, styles, suptitle):
+    """Contours of a Gaussian q (mean, log_std (N, 2)) over the quadrature p(z|x), x (N, P).
+
+    Each window covers both; each panel's title gives KL(q || p) on its grid.
+    """
+    z_grids, dz, log_joint = posterior_windows(dec_params, x, mean, numpy.exp(log_std), num_points,
+                                               num_stds=4.0)
+    log_post = log_joint - log_integrate_windows(log_joint, dz)[:, None]
+    log_q = diag_gaussian_log_density(z_grids, mean[:, None], log_std[:, None])
+    kl = quadrature_kl(log_q, log_post, dz)
+    panels = [(z_grids[n], [log_post[n], log_q[n]], x[n]) for n in range(len(x))]
+    return posterior_panels(panels, [f"KL(q || p) = {k:.3f} nats" for k in kl], styles, suptitle)
+
+
 def fig_true_vs_approx_posterior(enc_params, dec_params, x, num_points=101):
     """True p(z|x) (solid) against the encoder's q(z|x) (dashed) for a few images x (N, 784)."""
     x = check_pixels(numpy.atleast_2d(x), (IMAGE_SIDE**2,), "images")
     q_mean, q_log_std = (numpy.asarray(a, dtype=float) for a in encoder(enc_params, x))
-    z_grids, dz, log_joint = posterior_windows(dec_params, x, q_mean, numpy.exp(q_log_std), num_points, num_stds=4.0)
-    log_post = log_joint - log_integrate_windows(log_joint, dz)[:, None]
-    log_q = diag_gaussian_log_density(z_grids, q_mean[:, None], q_log_std[:, None])
-    kl = quadrature_kl(log_q, log_post, dz)
-    panels = [(z_grids[n], [log_post[n], log_q[n]], x[n]) for n in range(len(x))]
-    return posterior_panels(panels, [f"KL(q || p) = {k:.3f} nats" for k in kl],
-                            [("true posterior p(z|x)", "black", "solid"),
-                             ("encoder q(z|x)", "tab:red", "dashed")],
-                            "True posterior vs the encoder's approximation")
+    return gaussian_against_posterior(dec_params, x, q_mean, q_log_std, num_points,
+                                      [("true posterior p(z|x)", "black", "solid"),
+                                       ("encoder q(z|x)", "tab:red", "dashed")],
+                                      "True posterior vs the encoder's approximation")
 
 
 def fig_top_half_posterior(dec_params, x, num_points=101):
@@ -354,18 +363,11 @@ def fig_top_half_posterior(dec_params, x, num_points=101):
 
 def fig_svi_posterior(dec_params, x, svi_result, num_points=101):
     """The SVI q (dashed) on p(z|x_top) (solid); x (N, 784), svi_result from svi_top_half(top_half(x))."""
-    x_top = top_half(numpy.atleast_2d(x))
     mu, log_std = (numpy.reshape(svi_result[k], (-1, 2)) for k in ("mu", "log_std"))
-    z_grids, dz, log_joint = posterior_windows(dec_params, x_top, mu, numpy.exp(log_std), num_points,
-                                               num_stds=4.0)
-    log_post = log_joint - log_integrate_windows(log_joint, dz)[:, None]
-    log_q = diag_gaussian_log_density(z_grids, mu[:, None], log_std[:, None])
-    kl = quadrature_kl(log_q, log_post, dz)
-    panels = [(z_grids[n], [log_post[n], log_q[n]], x_top[n]) for n in range(len(x_top))]
-    return posterior_panels(panels, [f"KL(q || p) = {k:.3f} nats" for k in kl],
-                            [("true p(z | top half)", "black", "solid"),
-                             ("SVI q(z)", "tab:orange", "dashed")],
-                            "SVI fit to the posterior given the top half")
+    return gaussian_against_posterior(dec_params, top_half(numpy.atleast_2d(x)), mu, log_std,
+                                      num_points, [("true p(z | top half)", "black", "solid"),
+                                                   ("SVI q(z)", "tab:orange", "dashed")],
+                                      "SVI fit to the posterior given the top half")
 
 
 def fig_svi_prediction(dec_params, x, svi_result, rng, num_shown=4, num_average=1000, num_points=81):

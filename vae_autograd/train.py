@@ -152,12 +152,8 @@ def evaluate_elbo(params, x, rng, num_samples=10, batch_size=1000):
     Each image's ELBO is averaged over num_samples draws of z; the standard error is
     that of the Monte Carlo noise in the set mean: sqrt(sum_i var_i / S) / N.
     """
-    per_image, var = [], []
-    for start in range(0, len(x), batch_size):
-        log_w = log_importance_weights(*params, x[start:start + batch_size], rng, num_samples)
-        per_image.append(log_w.mean(axis=0))
-        var.append(log_w.var(axis=0, ddof=1))
-    per_image, var = numpy.concatenate(per_image), numpy.concatenate(var)
+    log_w = log_importance_weights(*params, x, rng, num_samples, batch_size)
+    per_image, var = log_w.mean(axis=0), log_w.var(axis=0, ddof=1)
     return float(per_image.mean()), float(numpy.sqrt(var.sum() / num_samples) / len(x))
 
 
@@ -251,12 +247,21 @@ def build_parser():
     return parser
 
 
-def run_training(args, log=print):
-    """Train (or resume) as the parsed args say; save the checkpoint and its .json results."""
-    metadata = {"data_dim": 784, "hidden_dim": args.hidden_dim, "latent_dim": args.latent_dim,
-                "seed": args.seed, "lr": args.lr, "batch_size": args.batch_size,
-                "train_size": args.train_size}
-    train_x, _, test_x, _ = load_binarized_mnist(args.train_size, args.test_size, args.data_dir)
+def training_metadata(args):
+    """What a checkpoint records of the run that made it, and must match to be reused."""
+    return {"data_dim": 784, "hidden_dim": args.hidden_dim, "latent_dim": args.latent_dim,
+            "seed": args.seed, "lr": args.lr, "batch_size": args.batch_size,
+            "train_size": args.train_size}
+
+
+def run_training(args, log=print, data=None):
+    """Train (or resume) as the parsed args say; save the checkpoint and its .json results.
+
+    data: load_binarized_mnist's four arrays for args' sizes, if the caller has them.
+    """
+    metadata = training_metadata(args)
+    data = data or load_binarized_mnist(args.train_size, args.test_size, args.data_dir)
+    train_x, _, test_x, _ = data
     results_path = args.out.with_suffix(".json")
     curve, start_epoch, adam_state = [], 0, None
     if args.resume:
