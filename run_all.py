@@ -15,13 +15,30 @@ import numpy as np
 from vae_autograd.data import DataError, atomic_write, load_binarized_mnist
 from vae_autograd.estimators import fig_gradient_histograms, gradient_estimator_study
 from vae_autograd.integrate import fig_log_px_vs_elbo, log_marginal_likelihood, marginal_likelihood_study
-from vae_autograd.posterior import (fig_svi_posterior, fig_svi_prediction, fig_top_half_posterior,
-                                    fig_true_vs_approx_posterior, svi_study)
+from vae_autograd.posterior import (
+    fig_svi_posterior,
+    fig_svi_prediction,
+    fig_top_half_posterior,
+    fig_true_vs_approx_posterior,
+    svi_study,
+)
 from vae_autograd.report import write_report
-from vae_autograd.train import (CheckpointError, keep_freed_memory, load_params, positive,
-                                run_training, training_metadata)
-from vae_autograd.visualize import (embedding_bounds, fig_interpolations, fig_latent_embedding,
-                                    fig_latent_lattice, fig_prior_samples, fig_reconstructions)
+from vae_autograd.train import (
+    CheckpointError,
+    keep_freed_memory,
+    load_params,
+    positive,
+    run_training,
+    training_metadata,
+)
+from vae_autograd.visualize import (
+    embedding_bounds,
+    fig_interpolations,
+    fig_latent_embedding,
+    fig_latent_lattice,
+    fig_prior_samples,
+    fig_reconstructions,
+)
 
 # How much of each part runs: the full study, and --quick (checks the pipeline, not the science).
 SIZES = {
@@ -150,7 +167,7 @@ def main(argv=None):
         sys.exit(f"error: {err}")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():
-        atomic_write(args.out_dir / f"{name}.png", lambda f: fig.savefig(f, format="png", dpi=110))
+        atomic_write(args.out_dir / f"{name}.png", lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
     atomic_write(args.out_dir / "results.json",
                  lambda f: f.write(json.dumps(results, indent=1).encode()))
     write_report(args.out_dir / "report.md", results, list(figures))

@@ -39,8 +39,9 @@ import numpy as np
 from autograd import value_and_grad
 
 from vae_autograd.elbo import elbo
+from vae_autograd.fast_grad import flat_arrays
 from vae_autograd.model import init_vae_params
-from vae_autograd.train import adam_update, epoch_rng, flat_arrays, init_adam_state, keep_freed_memory, train
+from vae_autograd.train import adam_update, epoch_rng, init_adam_state, keep_freed_memory, train
 
 NUM_IMAGES = 10_000
 BATCH_SIZE = 100
@@ -64,7 +65,7 @@ class HandVAE:
 
     Parameters, gradients and Adam moments each live in one flat array; the per-layer
     arrays W1, b1, ..., W4, b4 are views into it, in the order of
-    ``vae_autograd.train.flat_arrays`` (encoder 784->500->4, decoder 2->500->784).
+    ``vae_autograd.fast_grad.flat_arrays`` (encoder 784->500->4, decoder 2->500->784).
     The dtype is that of the parameters it is built from (float32 for timing).
     """
 
@@ -82,7 +83,10 @@ class HandVAE:
         D, H = arrays[0].shape          # data and hidden width
         Z = arrays[4].shape[0]          # latent width
         N = batch_size
-        empty = lambda *shape: np.empty(shape, self.dtype)
+
+        def empty(*shape):
+            return np.empty(shape, self.dtype)
+
         self.x = empty(N, D)
         self.eps = empty(N, Z)
         self.h1, self.enc_out = empty(N, H), empty(N, 2 * Z)

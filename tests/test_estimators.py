@@ -8,10 +8,18 @@ from autograd import elementwise_grad, grad
 from scipy import stats
 
 from vae_autograd.elbo import joint_log_density, log_q
-from vae_autograd.estimators import (ESTIMATORS, aggregate_table, estimator_table,
-                                     exact_elbo_and_gradient, fig_gradient_histograms,
-                                     gradient_estimator_study, log_weights_and_reparam_gradients,
-                                     quadrature_elbo, score, single_sample_estimates)
+from vae_autograd.estimators import (
+    ESTIMATORS,
+    aggregate_table,
+    estimator_table,
+    exact_elbo_and_gradient,
+    fig_gradient_histograms,
+    gradient_estimator_study,
+    log_weights_and_reparam_gradients,
+    quadrature_elbo,
+    score,
+    single_sample_estimates,
+)
 from vae_autograd.model import encoder
 
 NUM_IMAGES, NUM_ESTIMATES = 5, 10000

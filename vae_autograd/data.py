@@ -79,7 +79,7 @@ def download_file(name, dest_dir, mirrors=MIRRORS, timeout=30):
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name
 
-        def fetch(out):
+        def fetch(out, url=url):
             digest = hashlib.sha256()
             with urllib.request.urlopen(url, timeout=timeout) as resp:
                 for chunk in iter(lambda: resp.read(1 << 20), b""):

@@ -152,7 +152,7 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=8, ch
     if edge_mass.max() > 1e-4:
         warnings.warn(f"{np.sum(edge_mass > 1e-4)} images have more than 1e-4 of their posterior "
                       f"at the edge of [-{bound}, {bound}]^2 (up to {edge_mass.max():.2g}); "
-                      "log p(x) is underestimated: pass a larger bound")
+                      "log p(x) is underestimated: pass a larger bound", stacklevel=2)
     if not return_info:
         return log_px
     return log_px, {"edge_mass": edge_mass, "refined_cells": selected_t.sum(axis=0)}

@@ -220,7 +220,8 @@ def svi_top_half(dec_params, x_top, rng, num_samples=20, num_steps=1000, lr=0.05
     elbo_trace, iterates = [], []
     for step in range(1, num_steps + 1):
         eps = rng.standard_normal((num_samples,) + shape, dtype)
-        vjp, elbo = make_vjp(lambda p: np.mean(svi_log_weights(dec_params, x_top, p[0], p[1], eps), axis=0))(params)
+        vjp, elbo = make_vjp(lambda p, eps=eps: np.mean(svi_log_weights(dec_params, x_top, p[0], p[1], eps),
+                                                       axis=0))(params)
         gradient = vjp(numpy.ones_like(elbo))  # the gradient of each image's ELBO w.r.t. its own q
         elbo_trace.append(elbo)
         moment1 = b1 * moment1 + (1 - b1) * gradient  # Adam, ascending
@@ -253,7 +254,8 @@ def svi_study(dec_params, x, rng, num_samples=20, num_steps=1000, lr=0.05, num_p
     log_q = diag_gaussian_log_density(z_grids, fit["mu"][:, None], fit["log_std"][:, None])
     post_mean, post_std = grid_moments(z_grids, log_joint)
     numbers = {
-        "mu": fit["mu"], "log_std": fit["log_std"], "sigma": sigma, "svi_elbo": fit["elbo"], "svi_elbo_se": fit["elbo_se"],
+        "mu": fit["mu"], "log_std": fit["log_std"], "sigma": sigma,
+        "svi_elbo": fit["elbo"], "svi_elbo_se": fit["elbo_se"],
         "log_p_x_top": log_p_x_top, "kl": log_p_x_top - fit["elbo"],
         "kl_quadrature": quadrature_kl(log_q, log_joint - log_p_x_top[:, None], dz),
         "posterior_mean": post_mean, "posterior_std": post_std,

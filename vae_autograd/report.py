@@ -116,7 +116,8 @@ def estimator_section(summary):
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in summary["table"]:
         lines.append(f"| {row['estimator']} | {row['K']} | {row['mean']:.3f} | {row['std']:.3f} | "
-                     f"{row['se']:.3f} | {row['bias_in_se']:+.2f} | {row['variance_ratio_to_reparameterization']:.3g} |")
+                     f"{row['se']:.3f} | {row['bias_in_se']:+.2f} | "
+                     f"{row['variance_ratio_to_reparameterization']:.3g} |")
     lines += [
         "",
         f"Both estimators are unbiased: their means lie within {abs(score['bias_in_se']):.1f} and "

@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 
 import numpy
-from autograd.core import VJPNode, add_outgrads, vspace
-from autograd.tracer import new_box, toposort, trace_stack
 
 from .data import DataError, atomic_write, load_binarized_mnist, minibatches
 from .elbo import elbo, log_importance_weights
+from .fast_grad import flat_arrays, value_and_grad_per_array
 from .model import init_vae_params
 
 DEFAULT_CHECKPOINT = Path("data") / "vae.npz"
@@ -46,11 +45,6 @@ def keep_freed_memory():
 
 
 # ---------------------------------------------------------------- Adam
-
-def flat_arrays(params):
-    """The arrays of (enc_params, dec_params) in a fixed order."""
-    return [array for net in params for layer in net for array in layer]
-
 
 def init_adam_state(params):
     return {"m": [numpy.zeros_like(a) for a in flat_arrays(params)],
@@ -83,35 +77,6 @@ def adam_update(params, grads, state, lr, b1=0.9, b2=0.999, eps=1e-8):
         numpy.divide(m, s, out=s)
         s *= step_size
         p -= s
-
-
-def value_and_grad_per_array(fun):
-    """autograd.value_and_grad for fun(params, *args), with each array of params its own root.
-
-    params: (enc_params, dec_params). autograd's value_and_grad boxes that nested
-    structure as one container, and the first gradient to reach each level of it
-    allocates and fills zeros for the whole level: a third of a training step, measured.
-    Here each W and b is boxed on its own and the tape is walked back as autograd's
-    backward_pass does, with its own vector-Jacobian products, keeping the gradient that
-    reaches each root. Returns (value, grads) with grads shaped like params.
-    """
-    def value_and_grads(params, *args):
-        arrays = flat_arrays(params)
-        roots = [VJPNode.new_root() for _ in arrays]
-        with trace_stack.new_trace() as trace:
-            boxes = iter([new_box(a, trace, root) for a, root in zip(arrays, roots)])
-            end = fun(tuple([(next(boxes), next(boxes)) for _ in net] for net in params), *args)
-        value, end_node = end._value, end._node
-        outgrads, grads = {end_node: (vspace(value).ones(), False)}, {}
-        for node in toposort(end_node):
-            grad = outgrads.pop(node)[0]
-            if not node.parents:  # a root: one of the parameter arrays
-                grads[node] = grad
-            for parent, parent_grad in zip(node.parents, node.vjp(grad)):
-                outgrads[parent] = add_outgrads(outgrads.get(parent), parent_grad)
-        flat = iter([grads.get(root, numpy.zeros_like(a)) for root, a in zip(roots, arrays)])
-        return value, tuple([(next(flat), next(flat)) for _ in net] for net in params)
-    return value_and_grads
 
 
 def epoch_rng(seed, epoch):

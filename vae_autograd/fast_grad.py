@@ -1,0 +1,58 @@
+"""The training step's gradient: autograd's value_and_grad with one tape root per array.
+
+Why it exists: ``autograd.value_and_grad`` boxes the nested parameters
+(enc_params, dec_params) as one container, and the first gradient to reach each level of
+it allocates and fills zeros for the whole level: a third of a training step, measured by
+``benchmarks/bench_train.py``. Here each W and b is boxed on its own and the tape is walked
+back as autograd's ``backward_pass`` does, with autograd's own vector-Jacobian products.
+
+What it relies on: autograd's tracing internals (``VJPNode.new_root``, ``new_box``,
+``trace_stack``, ``toposort``, ``add_outgrads``, ``vspace`` and a box's ``_value``,
+``_node`` and ``_trace``), the same in autograd 1.7 to 1.9; setup.cfg bounds autograd
+below 1.10 for that reason. ``tests/test_fast_grad.py`` guards it: the value and every
+gradient equal ``autograd.value_and_grad``'s, stay float32, and a loss that does not
+depend on the parameters gets zero gradients and autograd's warning, as ``autograd.grad``.
+"""
+import warnings
+
+import numpy as np
+from autograd.core import VJPNode, add_outgrads, vspace
+from autograd.tracer import isbox, new_box, toposort, trace_stack
+
+
+def flat_arrays(params):
+    """The arrays of (enc_params, dec_params) in a fixed order: W, b of each layer."""
+    return [array for net in params for layer in net for array in layer]
+
+
+def _nest_like(params, arrays):
+    """Arrays in flat_arrays order -> the (enc_params, dec_params) structure of params."""
+    it = iter(arrays)
+    return tuple([(next(it), next(it)) for _ in net] for net in params)
+
+
+def value_and_grad_per_array(fun):
+    """value_and_grad of fun(params, *args) with respect to params = (enc_params, dec_params).
+
+    Returns a function giving (value, grads), grads shaped like params. fun must return
+    a scalar.
+    """
+    def value_and_grads(params, *args):
+        arrays = flat_arrays(params)
+        roots = [VJPNode.new_root() for _ in arrays]
+        with trace_stack.new_trace() as trace:
+            end = fun(_nest_like(params, [new_box(a, trace, r) for a, r in zip(arrays, roots)]), *args)
+        if not isbox(end) or end._trace != trace:
+            # As autograd.grad: an output that does not depend on the input has zero gradient.
+            warnings.warn("Output seems independent of input.", stacklevel=2)
+            return end, _nest_like(params, [np.zeros_like(a) for a in arrays])
+        value, end_node = end._value, end._node
+        outgrads, grads = {end_node: (vspace(value).ones(), False)}, {}
+        for node in toposort(end_node):
+            grad = outgrads.pop(node)[0]
+            if not node.parents:  # a root: one of the parameter arrays
+                grads[node] = grad
+            for parent, parent_grad in zip(node.parents, node.vjp(grad)):
+                outgrads[parent] = add_outgrads(outgrads.get(parent), parent_grad)
+        return value, _nest_like(params, [grads.get(r, np.zeros_like(a)) for r, a in zip(roots, arrays)])
+    return value_and_grads
