@@ -38,10 +38,11 @@ import time
 import numpy as np
 from autograd import value_and_grad
 
+from vae_autograd.adam import adam_update, init_adam_state
 from vae_autograd.elbo import elbo
 from vae_autograd.fast_grad import flat_arrays
 from vae_autograd.model import init_vae_params
-from vae_autograd.train import adam_update, epoch_rng, init_adam_state, keep_freed_memory, train
+from vae_autograd.train import epoch_rng, keep_freed_memory, train
 
 NUM_IMAGES = 10_000
 BATCH_SIZE = 100
@@ -197,7 +198,7 @@ class HandVAE:
         return np.subtract(1.0, g, out=g)
 
     def adam_update(self, lr, b1=0.9, b2=0.999, eps=1e-8):
-        """vae_autograd.train.adam_update (same formula, same float32 state), in place.
+        """vae_autograd.adam.adam_update (same formula, same float32 state), in place.
 
         p -= step_size * m / (sqrt(v) + eps * sqrt(1 - b2^t)), step_size = lr sqrt(1 - b2^t) / (1 - b1^t),
         i.e. lr * m_hat / (sqrt(v_hat) + eps). run_checks compares it with the project's.
@@ -292,7 +293,7 @@ def check_adam(seed, steps=3):
     params = init_vae_params(rng)
     before = [a.copy() for a in flat_arrays(params)]
     hand = HandVAE(params)
-    state = init_adam_state(params)
+    state = init_adam_state(flat_arrays(params))
     for _ in range(steps):
         # gradients spanning many magnitudes, so that the eps term matters for some entries
         grads = tuple([tuple((rng.standard_normal(a.shape) * 10.0 ** rng.uniform(-9, 0, a.shape))
@@ -300,7 +301,7 @@ def check_adam(seed, steps=3):
                       for net in params)
         for dst, src in zip(hand.grads, flat_arrays(grads)):
             dst[...] = src
-        adam_update(params, grads, state, LR)
+        adam_update(flat_arrays(params), flat_arrays(grads), state, LR)
         hand.adam_update(LR)
     changes_hand = [h - b for h, b in zip(hand.params, before)]
     changes_project = [p - b for p, b in zip(flat_arrays(params), before)]
@@ -318,7 +319,7 @@ def run_checks(seed):
               f"  (tolerance {tol:.0e})  {'ok' if passed else 'FAILED'}")
     adam_diff, adam_tol = check_adam(seed), 1e-4
     ok &= adam_diff <= adam_tol
-    print(f"  Adam step vs vae_autograd.train.adam_update: max rel. diff. of the update {adam_diff:.2e}"
+    print(f"  Adam step vs vae_autograd.adam.adam_update: max rel. diff. of the update {adam_diff:.2e}"
           f"  (tolerance {adam_tol:.0e})  {'ok' if adam_diff <= adam_tol else 'FAILED'}")
     return ok
 

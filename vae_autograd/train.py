@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy
 
+from .adam import adam_update, init_adam_state
 from .data import DataError, atomic_write, load_binarized_mnist, minibatches
 from .elbo import elbo, log_importance_weights
 from .fast_grad import flat_arrays, value_and_grad_per_array
@@ -44,41 +45,6 @@ def keep_freed_memory():
         pass
 
 
-# ---------------------------------------------------------------- Adam
-
-def init_adam_state(params):
-    return {"m": [numpy.zeros_like(a) for a in flat_arrays(params)],
-            "v": [numpy.zeros_like(a) for a in flat_arrays(params)], "step": 0}
-
-
-def adam_update(params, grads, state, lr, b1=0.9, b2=0.999, eps=1e-8):
-    """One in-place Adam step (Kingma & Ba 2015) on every array of params.
-
-    State stays in the parameters' dtype (float32 for training): an optimizer that keeps
-    float64 moments would upcast and slow every step.
-    """
-    state["step"] += 1
-    t = state["step"]
-    # lr * m_hat / (sqrt(v_hat) + eps) with both bias corrections folded into scalars.
-    root_correction = math.sqrt(1.0 - b2**t)
-    step_size = lr * root_correction / (1.0 - b1**t)
-    # Every operation writes into a buffer kept between steps: no temporaries on the hot path.
-    scratch = state.setdefault("scratch", [numpy.empty_like(m) for m in state["m"]])
-    for p, g, m, v, s in zip(flat_arrays(params), flat_arrays(grads), state["m"], state["v"], scratch):
-        numpy.subtract(g, m, out=s)
-        s *= 1.0 - b1
-        m += s                                    # m = b1 m + (1 - b1) g
-        numpy.multiply(g, g, out=s)
-        s -= v
-        s *= 1.0 - b2
-        v += s                                    # v = b2 v + (1 - b2) g^2
-        numpy.sqrt(v, out=s)
-        s += eps * root_correction
-        numpy.divide(m, s, out=s)
-        s *= step_size
-        p -= s
-
-
 def epoch_rng(seed, epoch):
     return numpy.random.default_rng([seed, epoch])
 
@@ -95,7 +61,7 @@ def train(params, train_x, epochs, batch_size=100, lr=1e-3, seed=0, adam_state=N
         return -elbo(params[0], params[1], x, rng)
 
     loss_and_grad = value_and_grad_per_array(loss)
-    adam_state = adam_state or init_adam_state(params)
+    adam_state = adam_state or init_adam_state(flat_arrays(params))
     curve = []
     for epoch in range(start_epoch, epochs):
         start = time.perf_counter()
@@ -103,7 +69,7 @@ def train(params, train_x, epochs, batch_size=100, lr=1e-3, seed=0, adam_state=N
         total = 0.0
         for x in minibatches(train_x, batch_size, rng):
             value, grads = loss_and_grad(params, x, rng)
-            adam_update(params, grads, adam_state, lr)
+            adam_update(flat_arrays(params), flat_arrays(grads), adam_state, lr)
             total += float(value) * len(x)
         curve.append(total / len(train_x))
         if on_epoch_end is not None:
