@@ -4,9 +4,10 @@ The rule, for every public function that takes images as data (the ELBO and its
 importance weights, log p(x), the IWAE bound, posteriors, SVI, gradient estimators and the
 figures of them): images come as a batch x (N, D) of flat 28 x 28 images (D = 784, or
 392 for top halves), every pixel 0 or 1. One image is a batch of one, x[None]. The
-networks (model.encoder, model.decoder) and the log-densities they feed are maps over the
-last axis that broadcast over any leading ones; they check nothing, because they also run
-inside the training step, whose data were checked once.
+networks (model.encoder, model.decoder) and the log-densities of distributions.py and
+elbo.py are maps over the last axis that broadcast over any leading ones; they check
+nothing, since they run inside every training step (as does elbo.elbo_unchecked, for a
+loop over minibatches of data checked once).
 
 Why binary: the Bernoulli log-density x log p + (1 - x) log(1 - p) is a log-probability
 only for x in {0, 1}; for grey-level or 0-255 images it returns numbers that look like
