@@ -15,14 +15,14 @@ import numpy as np
 from vae_autograd.data import DataError, atomic_write, load_binarized_mnist
 from vae_autograd.estimators import fig_gradient_histograms, gradient_estimator_study
 from vae_autograd.integrate import fig_log_px_vs_elbo, log_marginal_likelihood, marginal_likelihood_study
-from vae_autograd.posterior import (
+from vae_autograd.posterior_figures import (
     fig_svi_posterior,
     fig_svi_prediction,
     fig_top_half_posterior,
     fig_true_vs_approx_posterior,
-    svi_study,
 )
 from vae_autograd.report import write_report
+from vae_autograd.svi import svi_study
 from vae_autograd.train import (
     CheckpointError,
     keep_freed_memory,
@@ -140,8 +140,8 @@ def run_study(args, log):
     figures["true_vs_approx_posterior"] = fig_true_vs_approx_posterior(enc, dec, shown)
     figures["top_half_posterior"] = fig_top_half_posterior(dec, shown)
     svi = svi_study(dec, test_x[:sizes["svi_images"]], rng(6), num_steps=sizes["svi_steps"])
-    results["svi"] = svi
-    figures["svi_posterior"] = fig_svi_posterior(dec, test_x[:sizes["svi_images"]], svi)
+    results["svi"] = svi["summary"]
+    figures["svi_posterior"] = fig_svi_posterior(test_x[:sizes["svi_images"]], svi)
     figures["svi_prediction"] = fig_svi_prediction(dec, test_x[:sizes["svi_images"]], svi, rng(7))
 
     log("part 7: score-function against reparameterization gradients")

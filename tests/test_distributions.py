@@ -112,6 +112,35 @@ def test_diag_gaussian_float32_stays_float32():
     np.testing.assert_allclose(got, ref_gauss(x.astype(np.float64), 0.0, 0.0), rtol=4 * EPS32)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_diag_gaussian_standard_deviation_far_below_the_dtype_range(dtype):
+    """std = exp(-100): exp(100) overflows float32, and (x - mean) * exp(-log_std) was 0 * inf
+    = nan at x == mean. There the density is exactly exp(100) / sqrt(2 pi) per dimension;
+    a point any distance away has log-density -inf in float32 (about -1e87 in float64)."""
+    mean = np.array([0.5, -1.0], dtype)
+    log_std = np.full(2, -100.0, dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        at_mean = diag_gaussian_log_density(mean, mean, log_std)
+        assert at_mean.dtype == dtype
+        np.testing.assert_allclose(at_mean, 2 * (100.0 - 0.5 * np.log(2 * np.pi)), rtol=1e-6)
+        one_off = diag_gaussian_log_density(mean + np.array([0.0, 1e-3], dtype), mean, log_std)
+        if dtype == np.float32:
+            assert one_off == -np.inf
+        else:
+            np.testing.assert_allclose(one_off, -0.5 * (1e-3 * np.exp(100.0)) ** 2, rtol=1e-6)
+        # Gradients at x == mean: d/dx = d/dmean = 0 (the peak), d/dlog_std = -1 per dimension.
+        grads = [grad(lambda *a, i=i: diag_gaussian_log_density(*a), i)(mean, mean, log_std) for i in range(3)]
+    np.testing.assert_array_equal(grads[0], 0.0)
+    np.testing.assert_array_equal(grads[1], 0.0)
+    np.testing.assert_array_equal(grads[2], -1.0)
+    assert all(g.dtype == dtype for g in grads)
+
+
+def test_diag_gaussian_at_its_mean_with_zero_std_is_infinite():
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert diag_gaussian_log_density(np.zeros(2), np.zeros(2), np.full(2, -np.inf)) == np.inf
+
+
 # ---------------------------------------------------------------- Bernoulli
 
 def test_bernoulli_matches_scipy_moderate_logits():

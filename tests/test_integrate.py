@@ -77,11 +77,44 @@ def test_latent_grid_rejects_bad_settings(kwargs, message):
         latent_grid(**kwargs)
 
 
-def test_integrate_grid_rejects_bad_input():
-    with pytest.raises(ValueError, match="spacing must be > 0"):
-        log_integrate_grid(np.zeros(4), 0.0)
-    with pytest.raises(ValueError, match="empty grid"):
-        log_integrate_grid(np.zeros((3, 0)), 0.1)
+def test_integrate_grid_sums_the_whole_grid_flat_or_square():
+    # A Gaussian bump on a 61 x 61 grid: the flat (..., K*K) and square (..., K, K)
+    # layouts give the same number, its integral, which a per-row 1-D sum would miss.
+    z_grid, axis = latent_grid(-3, 3, 0.1)
+    log_f = -0.5 * np.sum(z_grid**2, axis=1) - np.log(2 * np.pi)  # N(0, I): integrates to ~1
+    flat = log_integrate_grid(log_f, 0.1, len(axis))
+    square = log_integrate_grid(log_f.reshape(len(axis), len(axis)), 0.1, len(axis))
+    # The mass of the cells' square [-3.05, 3.05]^2, up to the edge cells' O(h^2) error (2e-5).
+    np.testing.assert_allclose([flat, square], np.log(scipy.stats.norm.cdf(3.05) * 2 - 1) * 2, atol=3e-5)
+    assert flat == square
+    batch = np.stack([log_f, log_f + 1.0])
+    np.testing.assert_allclose(log_integrate_grid(batch, np.array([0.1, 0.2]), len(axis)),
+                               [flat, flat + 1.0 + 2 * np.log(2.0)], rtol=1e-12)
+    np.testing.assert_allclose(log_integrate_grid(batch.reshape(2, 61, 61), 0.1, 61), [flat, flat + 1.0])
+
+
+@pytest.mark.parametrize("log_f, dz, points, message", [
+    (np.zeros(4), 0.0, 2, "spacing must be > 0"),
+    (np.zeros(4), np.array([0.1, np.nan]), 2, "spacing must be > 0"),
+    (np.zeros((3, 0)), 0.1, 1, r"log_f must hold a grid of 1 x 1 points .* got shape \(3, 0\)"),
+    (0.0, 0.1, 1, r"got shape \(\)"),
+    # A 4 x 4 image of a grid, said to be 3 x 3: neither layout fits.
+    (np.zeros((4, 4)), 0.1, 3, r"as \(..., 9\) .* or \(..., 3, 3\), got shape \(4, 4\)"),
+    (np.zeros((5, 40)), 0.1, 6, r"got shape \(5, 40\)"),
+    (np.zeros(4), 0.1, 0, "points_per_axis must be a positive integer"),
+    (np.zeros(4), 0.1, 2.0, "points_per_axis must be a positive integer"),
+])
+def test_integrate_grid_refuses_other_layouts(log_f, dz, points, message):
+    with pytest.raises(ValueError, match=message):
+        log_integrate_grid(log_f, dz, points)
+
+
+def test_logsumexp_of_integers_and_booleans_is_a_float():
+    assert logsumexp(np.array([0, 0])) == np.log(2.0)
+    np.testing.assert_allclose(logsumexp(np.array([[1000, 1000], [1, 2]]), axis=1),
+                               [1000 + np.log(2.0), scipy.special.logsumexp([1.0, 2.0])], rtol=1e-15)
+    assert logsumexp(np.array([True, False])) == np.log(1.0 + np.e)
+    assert logsumexp(np.zeros(3, np.float32)).dtype == np.float32
 
 
 def test_prior_integrates_to_its_exact_mass_on_the_square():
@@ -91,8 +124,8 @@ def test_prior_integrates_to_its_exact_mass_on_the_square():
     # density is not flat: 7e-7 at h = 0.1, a quarter of that at h = 0.05. The mass of
     # [-4, 4]^2 itself differs by 2.5e-5, so the check tells the two apart.
     for spacing, tolerance in ((0.1, 1e-6), (0.05, 3e-7)):
-        z_grid, _ = latent_grid(-4, 4, spacing)
-        mass = np.exp(log_integrate_grid(log_prior(z_grid), spacing))
+        z_grid, axis = latent_grid(-4, 4, spacing)
+        mass = np.exp(log_integrate_grid(log_prior(z_grid), spacing, len(axis)))
         edge = 4 + spacing / 2
         exact = (scipy.stats.norm.cdf(edge) - scipy.stats.norm.cdf(-edge)) ** 2
         assert abs(mass - exact) < tolerance
@@ -101,10 +134,10 @@ def test_prior_integrates_to_its_exact_mass_on_the_square():
 def test_normalized_posterior_integrates_to_one():
     _, dec = tiny_model()
     x = (np.random.default_rng(4).random((5, 6)) < 0.5).astype(np.float64)
-    z_grid, _ = latent_grid(-8, 8, 0.05)
+    z_grid, axis = latent_grid(-8, 8, 0.05)
     log_joint = joint_log_density(dec, x, z_grid[:, None, :]).T  # (5, G)
-    log_post = log_joint - log_integrate_grid(log_joint, 0.05)[:, None]
-    np.testing.assert_allclose(log_integrate_grid(log_post, 0.05), 0.0, atol=1e-12)
+    log_post = log_joint - log_integrate_grid(log_joint, 0.05, len(axis))[:, None]
+    np.testing.assert_allclose(log_integrate_grid(log_post, 0.05, len(axis)), 0.0, atol=1e-12)
 
 
 # ---------------------------------------------------------------- log p(x)
@@ -112,8 +145,8 @@ def test_normalized_posterior_integrates_to_one():
 def test_log_marginal_likelihood_matches_brute_force_quadrature():
     enc, dec = tiny_model()
     x = (np.random.default_rng(1).random((7, 6)) < 0.5).astype(np.float64)
-    z_grid, _ = latent_grid(-9, 9, 0.02)  # converged: 0.01 agrees to 1e-11
-    brute = log_integrate_grid(joint_log_density(dec, x, z_grid[:, None, :]).T, 0.02)
+    z_grid, axis = latent_grid(-9, 9, 0.02)  # converged: 0.01 agrees to 1e-11
+    brute = log_integrate_grid(joint_log_density(dec, x, z_grid[:, None, :]).T, 0.02, len(axis))
     # Near-prior posteriors of this 6-pixel model pass the I_h / I_2h check or are refined
     # over most of the plane; either way the answer is within a few 1e-6 of brute force.
     np.testing.assert_allclose(log_marginal_likelihood(dec, x), brute, atol=2e-5)
@@ -130,8 +163,14 @@ def test_log_marginal_likelihood_is_vectorized_per_image():
 
 def test_log_marginal_likelihood_rejects_bad_input():
     _, dec = tiny_model()
-    with pytest.raises(ValueError, match=r"x must be \(N, 6\) images"):
+    with pytest.raises(ValueError, match=r"x must be a batch of flat images \(N, 6\)"):
         log_marginal_likelihood(dec, np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"pass x\[None\]"):
+        log_marginal_likelihood(dec, np.zeros(6))
+    with pytest.raises(ValueError, match=r"holds no images"):
+        log_marginal_likelihood(dec, np.zeros((0, 6)))
+    with pytest.raises(ValueError, match=r"binary.*\(x > 0.5\).astype\(np.float32\)"):
+        log_marginal_likelihood(dec, np.full((3, 6), 255.0))
     with pytest.raises(ValueError, match="spacing must be > 0"):
         log_marginal_likelihood(dec, np.zeros((3, 6)), spacing=0.0)
     with pytest.raises(ValueError, match="bound must be > 0"):

@@ -8,7 +8,7 @@ through in one call. Samplers draw only from a ``numpy.random.Generator``'s
 Constants are Python floats on purpose: a NumPy float64 scalar such as
 ``np.log(2 * np.pi)`` would silently upcast float32 arrays to float64.
 """
-import autograd.numpy as np
+import autograd.numpy as anp
 from autograd.extend import defvjp, primitive
 
 LOG_2PI = 1.8378770664093453  # log(2 pi)
@@ -17,16 +17,16 @@ LOG_2PI = 1.8378770664093453  # log(2 pi)
 @primitive
 def softplus(a):
     """log(1 + exp(a)), exact for any finite a: max(a, 0) + log1p(exp(-|a|))."""
-    return np.maximum(a, 0.0) + np.log1p(np.exp(-np.abs(a)))
+    return anp.maximum(a, 0.0) + anp.log1p(anp.exp(-anp.abs(a)))
 
 
 # d softplus / da = sigmoid(a) = exp(a - softplus(a)); reusing the answer costs one exp.
-defvjp(softplus, lambda ans, a: lambda g: g * np.exp(a - ans))
+defvjp(softplus, lambda ans, a: lambda g: g * anp.exp(a - ans))
 
 
 def sigmoid(a):
     """1 / (1 + exp(-a)) without overflow: exp(-softplus(-a))."""
-    return np.exp(-softplus(-a))
+    return anp.exp(-softplus(-a))
 
 
 @primitive
@@ -37,28 +37,38 @@ def diag_gaussian_log_density(x, mean, log_std):
     A primitive with its exact gradients below: one node on autograd's tape instead of
     ten, which matters in a training step whose other arrays are small.
     """
-    scaled = (x - mean) * np.exp(-log_std)
-    return np.sum(-0.5 * scaled**2 - log_std - 0.5 * LOG_2PI, axis=-1)
+    return anp.sum(-0.5 * _where_apart(x, mean, (x - mean) * anp.exp(-log_std))**2 - log_std - 0.5 * LOG_2PI,
+                   axis=-1)
+
+
+def _where_apart(x, mean, value):
+    """value where x != mean, exactly 0 where x == mean.
+
+    A standardized distance (x - mean) / std^k is 0 at x == mean however small the std;
+    computed as (x - mean) * exp(-k log_std), it is 0 * inf = nan once exp overflows
+    (log_std below -44 in float32), where the density is finite (-log_std - log(2 pi) / 2).
+    """
+    return anp.where(x == mean, 0.0, value)
 
 
 def _unbroadcast(g, shape):
     """Sum g over the axes that broadcasting added to an array of the given shape."""
-    g = np.sum(g, axis=tuple(range(np.ndim(g) - len(shape)))) if np.ndim(g) > len(shape) else g
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and np.shape(g)[i] != 1)
-    return np.sum(g, axis=axes, keepdims=True) if axes else g
+    g = anp.sum(g, axis=tuple(range(anp.ndim(g) - len(shape)))) if anp.ndim(g) > len(shape) else g
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and anp.shape(g)[i] != 1)
+    return anp.sum(g, axis=axes, keepdims=True) if axes else g
 
 
 def _gaussian_vjp(argnum):
     # d/dx = -(x - mean) / std^2, d/dmean = (x - mean) / std^2, d/dlog_std = ((x - mean) / std)^2 - 1
     def vjp_maker(ans, x, mean, log_std):
-        inv_var = np.exp(-2.0 * log_std)
+        inv_var = anp.exp(-2.0 * log_std)
         def vjp(g):
-            g = np.expand_dims(g, -1)
+            g = anp.expand_dims(g, -1)
             if argnum == 2:
-                full = g * ((x - mean) ** 2 * inv_var - 1.0)
+                full = g * (_where_apart(x, mean, (x - mean) ** 2 * inv_var) - 1.0)
             else:
-                full = g * (x - mean) * inv_var * (-1.0 if argnum == 0 else 1.0)
-            return _unbroadcast(full, np.shape((x, mean, log_std)[argnum]))
+                full = _where_apart(x, mean, g * (x - mean) * inv_var * (-1.0 if argnum == 0 else 1.0))
+            return _unbroadcast(full, anp.shape((x, mean, log_std)[argnum]))
         return vjp
     return vjp_maker
 
@@ -72,11 +82,11 @@ def sample_diag_gaussian(mean, log_std, rng, num_samples=None):
     mean, log_std: (..., D). Returns (..., D), or (num_samples, ..., D) if given.
     Gradients flow to mean and log_std through the deterministic transform.
     """
-    shape = np.broadcast(np.zeros(np.shape(mean)), np.zeros(np.shape(log_std))).shape
+    shape = anp.broadcast(anp.zeros(anp.shape(mean)), anp.zeros(anp.shape(log_std))).shape
     if num_samples is not None:
         shape = (num_samples,) + shape
-    eps = rng.standard_normal(shape, dtype=np.result_type(mean, log_std))
-    return mean + np.exp(log_std) * eps
+    eps = rng.standard_normal(shape, dtype=anp.result_type(mean, log_std))
+    return mean + anp.exp(log_std) * eps
 
 
 @primitive
@@ -88,17 +98,17 @@ def bernoulli_log_density(x, logits):
     x, logits: broadcastable (..., D). A primitive: its gradient x - sigmoid(logits)
     is one expression instead of a chain of five taped operations.
     """
-    return np.sum(x * logits - softplus.fun(logits), axis=-1)
+    return anp.sum(x * logits - softplus.fun(logits), axis=-1)
 
 
 defvjp(bernoulli_log_density,
-       lambda ans, x, logits: lambda g: _unbroadcast(np.expand_dims(g, -1) * logits, np.shape(x)),
+       lambda ans, x, logits: lambda g: _unbroadcast(anp.expand_dims(g, -1) * logits, anp.shape(x)),
        lambda ans, x, logits: lambda g: _unbroadcast(
-           np.expand_dims(g, -1) * (x - np.exp(logits - softplus.fun(logits))), np.shape(logits)))
+           anp.expand_dims(g, -1) * (x - anp.exp(logits - softplus.fun(logits))), anp.shape(logits)))
 
 
 def sample_bernoulli(logits, rng):
     """Binary draws x ~ Bernoulli(sigmoid(logits)) with the dtype of logits."""
-    logits = np.asarray(logits)
-    u = rng.random(logits.shape, dtype=np.result_type(logits, np.float32))
+    logits = anp.asarray(logits)
+    u = rng.random(logits.shape, dtype=anp.result_type(logits, anp.float32))
     return (u < sigmoid(logits)).astype(logits.dtype)

@@ -3,17 +3,18 @@
 No closed-form KL: every term is a log-density evaluated at sampled z, so the same
 code serves any prior or posterior family. Vectorized over samples and examples.
 """
-import autograd.numpy as np
+import autograd.numpy as anp
 
 from .distributions import LOG_2PI, bernoulli_log_density, diag_gaussian_log_density, sample_diag_gaussian
-from .model import decoder, encoder
+from .images import check_images
+from .model import data_dim, decoder, encoder
 
 
 def log_prior(z):
     """log N(z; 0, I). z (..., Dz) -> (...)."""
     # Written out rather than via diag_gaussian_log_density(z, 0.0, 0.0): exp(-0.0) is a
     # NumPy float64 scalar, which would upcast float32 z.
-    return -0.5 * np.sum(z**2, axis=-1) - 0.5 * z.shape[-1] * LOG_2PI
+    return -0.5 * anp.sum(z**2, axis=-1) - 0.5 * z.shape[-1] * LOG_2PI
 
 
 def log_likelihood(dec_params, x, z):
@@ -34,23 +35,34 @@ def log_q(mean, log_std, z):
 def log_importance_weights(enc_params, dec_params, x, rng, num_samples=1, batch_size=None):
     """log p(x, z_s) - log q(z_s|x) for z_s ~ q(z|x), reparameterized.
 
-    x (N, 784) -> (num_samples, N). Their mean is the ELBO estimate; their
-    logsumexp minus log(num_samples) is the importance-weighted (IWAE) bound.
+    x (N, 784) binary (images.check_images) -> (num_samples, N). Their mean is the ELBO
+    estimate; their logsumexp minus log(num_samples) is the importance-weighted (IWAE) bound.
     With batch_size, the images go through in blocks of that many, so memory stays
     bounded for large sets (the draws are the same as for one block at a time).
     """
-    if batch_size is not None:
-        return np.concatenate([
-            log_importance_weights(enc_params, dec_params, x[start:start + batch_size], rng, num_samples)
-            for start in range(0, len(x), batch_size)], axis=1)
+    check_images(x, data_dim(dec_params))
+    if batch_size is None:
+        return _log_weights(enc_params, dec_params, x, rng, num_samples)
+    return anp.concatenate([_log_weights(enc_params, dec_params, x[start:start + batch_size], rng, num_samples)
+                            for start in range(0, len(x), batch_size)], axis=1)
+
+
+def _log_weights(enc_params, dec_params, x, rng, num_samples):
+    """log_importance_weights of one block, without the image check."""
     mean, log_std = encoder(enc_params, x)
     z = sample_diag_gaussian(mean, log_std, rng, num_samples)
     return joint_log_density(dec_params, x, z) - log_q(mean, log_std, z)
 
 
 def elbo(enc_params, dec_params, x, rng, num_samples=1):
-    """Monte Carlo estimate of the mean ELBO per image over the minibatch x (N, 784)."""
-    log_w = log_importance_weights(enc_params, dec_params, x, rng, num_samples)
-    # sum / size rather than np.mean: autograd's gradient of mean divides by a NumPy int64,
+    """Monte Carlo estimate of the mean ELBO per image over the minibatch x (N, 784), binary."""
+    check_images(x, data_dim(dec_params))
+    return elbo_unchecked(enc_params, dec_params, x, rng, num_samples)
+
+
+def elbo_unchecked(enc_params, dec_params, x, rng, num_samples=1):
+    """elbo without the image check: for a loop over minibatches of data checked once."""
+    log_w = _log_weights(enc_params, dec_params, x, rng, num_samples)
+    # sum / size rather than anp.mean: autograd's gradient of mean divides by a NumPy int64,
     # which under NumPy 2 turns the whole float32 backward pass into float64.
-    return np.sum(log_w) / log_w.size
+    return anp.sum(log_w) / log_w.size

@@ -37,29 +37,25 @@ order 1/S^2 between them, which is negligible). Across estimators the estimates 
 correlated (common random numbers), which sharpens the comparison and halves the cost.
 The exact gradient comes from quadrature on a grid in eps space (exact_elbo_and_gradient).
 """
-import autograd.numpy as np
+import autograd.numpy as anp
+import numpy as np
 from autograd import make_vjp
+from matplotlib.figure import Figure
 
 from .distributions import LOG_2PI
 from .elbo import joint_log_density, log_q
+from .images import check_images
 from .integrate import latent_grid, logsumexp
-from .model import encoder
+from .model import data_dim, encoder, latent_dim
 
 ESTIMATORS = ("score_function", "score_function_baseline", "reparameterization")
 LABELS = {"score_function": "score function", "score_function_baseline": "score function + baseline",
           "reparameterization": "reparameterization"}
 
 
-def _check_images(dec_params, x):
-    data_dim = dec_params[-1][0].shape[1]
-    if np.ndim(x) != 2 or np.shape(x)[1] != data_dim:
-        raise ValueError(f"x must be (M, {data_dim}) images, got shape {np.shape(x)}; "
-                         "flatten the images and pass a 2-D batch")
-
-
 def _check_inputs(dec_params, x, mean, log_std):
-    _check_images(dec_params, x)
-    expected = (len(x), dec_params[0][0].shape[0])
+    check_images(x, data_dim(dec_params))
+    expected = (len(x), latent_dim(dec_params))
     if np.shape(mean) != expected or np.shape(log_std) != expected:
         raise ValueError(f"mean and log_std must both be {expected} (one row per image), got "
                          f"{np.shape(mean)} and {np.shape(log_std)}; pass encoder(enc_params, x)")
@@ -73,7 +69,7 @@ def _over_chunks(fun, array, chunk_rows):
     """
     step = max(1, chunk_rows // array.shape[1])
     parts = [fun(array[start:start + step]) for start in range(0, len(array), step)]
-    return [np.concatenate(part) for part in zip(*parts)]
+    return [anp.concatenate(part) for part in zip(*parts)]
 
 
 def log_weights_and_reparam_gradients(dec_params, x, mean, log_std, eps):
@@ -86,7 +82,7 @@ def log_weights_and_reparam_gradients(dec_params, x, mean, log_std, eps):
     """
     def log_weights(lam):
         mean_copies, log_std_copies = lam
-        z = mean_copies + np.exp(log_std_copies) * eps
+        z = mean_copies + anp.exp(log_std_copies) * eps
         return joint_log_density(dec_params, x, z) - log_q(mean_copies, log_std_copies, z)
 
     lam = (np.broadcast_to(mean, eps.shape), np.broadcast_to(log_std, eps.shape))
@@ -149,14 +145,14 @@ def _log_joint_on_grid(dec_params, x, mean, log_std, eps_grid, chunk_rows):
     if np.shape(mean)[-1] != eps_grid.shape[1]:
         raise ValueError(f"quadrature needs a {eps_grid.shape[1]}-D latent space, got "
                          f"{np.shape(mean)[-1]}-D; use the Monte Carlo estimates alone")
-    z_grid = mean + np.exp(log_std) * eps_grid[:, None, :]  # (G, M, D)
+    z_grid = mean + anp.exp(log_std) * eps_grid[:, None, :]  # (G, M, D)
     [log_joint] = _over_chunks(lambda z: (joint_log_density(dec_params, x, z),), z_grid, chunk_rows)
     return log_joint
 
 
 def _entropy(log_std):
     """H(q) of a diagonal Gaussian: sum(log_std) + D/2 (1 + log 2 pi). (..., D) -> (...)."""
-    return np.sum(log_std, axis=-1) + 0.5 * np.shape(log_std)[-1] * (1.0 + LOG_2PI)
+    return anp.sum(log_std, axis=-1) + 0.5 * anp.shape(log_std)[-1] * (1.0 + LOG_2PI)
 
 
 def quadrature_elbo(dec_params, x, mean, log_std, halfwidth=6.0, spacing=0.3, chunk_rows=20000):
@@ -167,7 +163,7 @@ def quadrature_elbo(dec_params, x, mean, log_std, halfwidth=6.0, spacing=0.3, ch
     """
     eps_grid, weights = _quadrature_rule(halfwidth, spacing)
     log_joint = _log_joint_on_grid(dec_params, x, mean, log_std, eps_grid, chunk_rows)
-    return np.dot(weights, log_joint) + _entropy(log_std)
+    return anp.dot(weights, log_joint) + _entropy(log_std)
 
 
 def exact_elbo_and_gradient(dec_params, x, mean, log_std, halfwidth=6.0, spacing=0.3,
@@ -267,7 +263,7 @@ def gradient_estimator_study(enc_params, dec_params, x, rng, num_estimates=10000
     image 0, the aggregate over all components, and the quadrature ELBO. Draw the
     figure with fig_gradient_histograms(study["focus_estimates"], study["summary"]["exact"]).
     """
-    _check_images(dec_params, x)
+    check_images(x, data_dim(dec_params))
     mean, log_std = encoder(enc_params, x)
     estimates = single_sample_estimates(dec_params, x, mean, log_std, rng, num_estimates)
     elbo_per_image, exact = exact_elbo_and_gradient(dec_params, x, mean, log_std)
@@ -293,8 +289,6 @@ def fig_gradient_histograms(focus_estimates, exact):
     every narrow one over a common range of its own (the 0.5-99.5 percentiles of the
     widest narrow one).
     """
-    from matplotlib.figure import Figure
-
     names = list(focus_estimates)
     stds = {name: np.std(focus_estimates[name], ddof=1) for name in names}
     widest = max(names, key=stds.get)

@@ -7,12 +7,15 @@ below exp(-745), where float64 underflows to 0; logsumexp never leaves log space
 """
 import warnings
 
-import autograd.numpy as np
+import autograd.numpy as anp
+import numpy as np
 from autograd.extend import defvjp, primitive
+from matplotlib.figure import Figure
 
 from .distributions import softplus
 from .elbo import log_importance_weights, log_prior
-from .model import decoder
+from .images import check_images
+from .model import data_dim, decoder, params_dtype
 
 
 @primitive
@@ -20,9 +23,12 @@ def logsumexp(a, axis=None, keepdims=False):
     """log(sum(exp(a))) along axis without overflow or underflow.
 
     Shifts by the maximum, so [1000, 1000] gives 1000 + log 2 and [-1000, -1000] gives
-    -1000 + log 2; -inf entries contribute nothing; all -inf gives -inf.
+    -1000 + log 2; -inf entries contribute nothing; all -inf gives -inf. Integers and
+    booleans are summed as float64 (their log-sum-exp is not an integer).
     """
     a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.inexact):
+        a = a.astype(np.float64)
     shift = np.max(a, axis=axis, keepdims=True, initial=-np.inf)
     shift = np.where(np.isfinite(shift), shift, 0.0)  # all -inf (or +inf): no shift
     with np.errstate(divide="ignore"):  # log(0) = -inf is the right answer for all -inf
@@ -31,11 +37,11 @@ def logsumexp(a, axis=None, keepdims=False):
 
 
 def _logsumexp_vjp(ans, a, axis=None, keepdims=False):
-    full = ans if keepdims or axis is None else np.expand_dims(ans, axis)
+    full = ans if keepdims or axis is None else anp.expand_dims(ans, axis)
     if axis is None and not keepdims:
-        full = np.reshape(ans, (1,) * np.ndim(a))
+        full = anp.reshape(ans, (1,) * anp.ndim(a))
     # d/da logsumexp(a) = softmax(a) = exp(a - ans)
-    return lambda g: np.reshape(g, np.shape(full)) * np.exp(a - full)
+    return lambda g: anp.reshape(g, anp.shape(full)) * anp.exp(a - full)
 
 
 defvjp(logsumexp, _logsumexp_vjp)
@@ -58,16 +64,30 @@ def latent_grid(low=-4.0, high=4.0, spacing=0.1, center=(0.0, 0.0)):
     return np.stack([z1.ravel(), z2.ravel()], axis=1), axis
 
 
-def log_integrate_grid(log_f, dz):
-    """log of the Riemann sum of exp(log_f) on a 2-D grid of spacing dz.
+def log_integrate_grid(log_f, dz, points_per_axis):
+    """log of the Riemann sum of exp(log_f) over a 2-D grid of K x K points, spacing dz.
 
-    log_f: (..., G) values at the G grid points (the last axis is summed). Returns (...).
+    log_f holds the values at the grid points in one of two layouts, told apart by K =
+    points_per_axis: (..., K * K), flat in latent_grid's order, or (..., K, K), the same
+    reshaped to an image. Every point is summed. dz: a number, or an array of spacings
+    broadcasting against the leading axes (...) (one grid per row, e.g. posterior
+    windows). Returns (...). Any other layout is refused: a (K, K) array read as K flat
+    grids would give K one-dimensional sums.
     """
-    if not dz > 0:
+    shape = np.shape(log_f)
+    if not (isinstance(points_per_axis, (int, np.integer)) and points_per_axis >= 1):
+        raise ValueError(f"points_per_axis must be a positive integer, got {points_per_axis!r}")
+    if not np.all(np.asarray(dz) > 0):
         raise ValueError(f"grid spacing must be > 0, got {dz}")
-    if np.shape(log_f)[-1] == 0:
-        raise ValueError("cannot integrate over an empty grid")
-    return logsumexp(log_f, axis=-1) + 2.0 * np.log(dz)
+    size = int(points_per_axis)
+    if shape[-1:] == (size * size,):
+        axes = -1
+    elif shape[-2:] == (size, size):
+        axes = (-2, -1)
+    else:
+        raise ValueError(f"log_f must hold a grid of {size} x {size} points as (..., {size * size}) "
+                         f"(flat, as latent_grid lists them) or (..., {size}, {size}), got shape {shape}")
+    return logsumexp(log_f, axis=axes) + 2.0 * anp.log(dz)
 
 
 def grid_log_likelihood(logits, x):
@@ -84,7 +104,7 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=8, ch
                             threshold=25.0, block_size=1000, return_info=False):
     """log p(x) = log of the integral of p(x|z) p(z) over [-bound, bound]^2, per image.
 
-    x (N, 784) -> (N,). Trained posteriors have standard deviations of a few hundredths,
+    x (N, 784) binary -> (N,). Trained posteriors have standard deviations of a few hundredths,
     too narrow for a coarse grid, while a fine shared grid would cost minutes for the test
     set. The plane is cut into cells of side `spacing` centred on the points of
     latent_grid(-bound, bound, spacing), and:
@@ -104,15 +124,14 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=8, ch
     outermost ring of cells (large means the grid is too small; it also warns),
     "refined_cells": (N,) cells refined per image}.
     """
-    if np.ndim(x) != 2 or np.shape(x)[1] != dec_params[-1][0].shape[1]:
-        raise ValueError(f"x must be (N, {dec_params[-1][0].shape[1]}) images, got shape {np.shape(x)}")
+    x = check_images(x, data_dim(dec_params))
     if not refine >= 1 or int(refine) != refine:
         raise ValueError(f"refine must be a positive integer, got {refine}")
     if not bound > 0:
         raise ValueError(f"the grid bound must be > 0, got {bound}")
     z_grid, axis = latent_grid(-bound, bound, spacing)
     size = len(axis)
-    z_grid = z_grid.astype(dec_params[0][0].dtype)
+    z_grid = z_grid.astype(params_dtype(dec_params))
     coarse_logits = decoder(dec_params, z_grid)
     log_prior_grid = log_prior(z_grid)
     cell_log_area = 2.0 * float(np.log(spacing))
@@ -214,8 +233,6 @@ def marginal_likelihood_study(enc_params, dec_params, x, rng, elbo_samples=20,
 
 def fig_log_px_vs_elbo(log_px, elbo_per_image):
     """Scatter of per-image ELBO against log p(x) (N,), with the line ELBO = log p(x)."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(9, 4), layout="constrained")
     scatter_ax, hist_ax = fig.subplots(1, 2)
     scatter_ax.scatter(log_px, elbo_per_image, s=2, alpha=0.3)

@@ -9,13 +9,13 @@ the Gaussian log-density and entropy use log std directly (no log of a number th
 can underflow to 0); and one unit of output moves the std by the same factor whether
 it is 1 or 0.01, which keeps gradients well scaled as posteriors narrow in training.
 """
-import autograd.numpy as np
+import autograd.numpy as anp
 from autograd.extend import defvjp, primitive
 
 
 @primitive
 def tanh(a):
-    return np.tanh(a)
+    return anp.tanh(a)
 
 
 # Autograd's stock tanh gradient goes through cosh(a); 1 - tanh^2 reuses the answer.
@@ -33,16 +33,16 @@ def affine(inputs, W, b):
 
 
 def _rows(a):
-    return np.reshape(a, (-1, np.shape(a)[-1]))
+    return anp.reshape(a, (-1, anp.shape(a)[-1]))
 
 
 defvjp(affine,
        lambda ans, inputs, W, b: lambda g: g @ W.T,
        lambda ans, inputs, W, b: lambda g: _rows(inputs).T @ _rows(g),
-       lambda ans, inputs, W, b: lambda g: np.sum(_rows(g), axis=0))
+       lambda ans, inputs, W, b: lambda g: anp.sum(_rows(g), axis=0))
 
 
-def init_mlp_params(layer_sizes, rng, scale=0.01, dtype=np.float32):
+def init_mlp_params(layer_sizes, rng, scale=0.01, dtype=anp.float32):
     """[(W, b), ...] with W (m, n) and b (n,) drawn from N(0, scale^2)."""
     return [
         ((scale * rng.standard_normal((m, n))).astype(dtype),
@@ -52,7 +52,7 @@ def init_mlp_params(layer_sizes, rng, scale=0.01, dtype=np.float32):
 
 
 def init_vae_params(rng, data_dim=784, hidden_dim=500, latent_dim=2, scale=0.01,
-                    dtype=np.float32):
+                    dtype=anp.float32):
     """(enc_params, dec_params) for the one-hidden-layer encoder and decoder."""
     enc_params = init_mlp_params([data_dim, hidden_dim, 2 * latent_dim], rng, scale, dtype)
     dec_params = init_mlp_params([latent_dim, hidden_dim, data_dim], rng, scale, dtype)
@@ -78,3 +78,18 @@ def decoder(dec_params, z):
     """Bernoulli logits of p(x|z). z (..., Dz) -> logits (..., 784)."""
     return mlp(dec_params, z)
 
+
+
+def data_dim(dec_params):
+    """Pixels per image D: the decoder's output size."""
+    return dec_params[-1][0].shape[1]
+
+
+def latent_dim(dec_params):
+    """Dimension Dz of the latent space: the decoder's input size."""
+    return dec_params[0][0].shape[0]
+
+
+def params_dtype(params):
+    """The dtype the network computes in (that of its first weight matrix)."""
+    return params[0][0].dtype

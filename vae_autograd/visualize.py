@@ -13,9 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .distributions import sample_bernoulli, sample_diag_gaussian, sigmoid
-from .model import decoder, encoder
-
-SIDE = 28  # MNIST images are SIDE x SIDE = 784 pixels
+from .images import SIDE, check_images
+from .model import data_dim, decoder, encoder, latent_dim
 
 
 def to_image(x):
@@ -71,13 +70,6 @@ def plot_grid(grid, row_labels=None, col_labels=None, title=None, inches_per_ima
     return fig
 
 
-def check_images(x):
-    """Raise a ValueError unless x is a batch of flat images (N, 784)."""
-    if np.ndim(x) != 2 or np.shape(x)[1] != SIDE * SIDE:
-        raise ValueError(f"expected a batch of flat images of shape (N, 784), got shape "
-                         f"{np.shape(x)}; reshape with x.reshape(len(x), 784)")
-
-
 # ---------------------------------------------------------------- 4.1 samples from the model
 
 def prior_samples(dec_params, rng, num_samples=10):
@@ -86,8 +78,7 @@ def prior_samples(dec_params, rng, num_samples=10):
     means are the Bernoulli means sigmoid(logits); binary is one draw x ~ p(x|z).
     rng is used for z first (rng.standard_normal((S, Dz))), then for the pixels.
     """
-    latent_dim = dec_params[0][0].shape[0]
-    z = rng.standard_normal((num_samples, latent_dim))
+    z = rng.standard_normal((num_samples, latent_dim(dec_params)))
     logits = decoder(dec_params, z)
     return z, sigmoid(logits), sample_bernoulli(logits, rng)
 
@@ -104,7 +95,7 @@ def fig_prior_samples(dec_params, rng, num_samples=10):
 
 def reconstructions(enc_params, dec_params, x, rng):
     """z ~ q(z|x) (reparameterized), then p(x|z). x (N, 784) -> (z (N, Dz), means, binary (N, 784))."""
-    check_images(x)
+    check_images(x, data_dim(dec_params))
     mean, log_std = encoder(enc_params, x)
     z = sample_diag_gaussian(mean, log_std, rng)
     logits = decoder(dec_params, z)
@@ -124,7 +115,7 @@ def fig_reconstructions(enc_params, dec_params, x, rng):
 
 def latent_means(enc_params, x):
     """Means of q(z|x) for a batch of images x (N, 784) -> (N, 2); the latent space must be 2-D."""
-    check_images(x)
+    check_images(x, SIDE * SIDE)
     mean = encoder(enc_params, x)[0]
     if mean.shape[-1] != 2:
         raise ValueError(f"latent-space plots need a 2-D latent space, the encoder gives "
@@ -208,9 +199,9 @@ def latent_lattice(dec_params, n=20, lattice="gaussian", bounds=None):
     Orientation matches the scatter plot: z1 grows left to right, z2 bottom to top;
     z lists the tiles row-major from the top-left tile.
     """
-    if dec_params[0][0].shape[0] != 2:
+    if latent_dim(dec_params) != 2:
         raise ValueError(f"the lattice needs a 2-D latent space, the decoder takes "
-                         f"{dec_params[0][0].shape[0]}-D z; train with --latent-dim 2")
+                         f"{latent_dim(dec_params)}-D z; train with --latent-dim 2")
     if not (isinstance(n, (int, np.integer)) and n >= 2):
         raise ValueError(f"lattice size n must be an integer >= 2, got {n!r}")
     if lattice == "gaussian":
@@ -256,7 +247,7 @@ def interpolate_latents(enc_params, x_a, x_b, num_steps=10):
     x_a, x_b: (P, 784). z_alpha = alpha z_a + (1 - alpha) z_b for alpha = 1, ..., 0 in
     num_steps equal steps, so each path starts exactly at z_a and ends exactly at z_b.
     """
-    check_images(x_a)
+    check_images(x_a, SIDE * SIDE, "x_a")
     if np.shape(x_b) != np.shape(x_a):
         raise ValueError(f"x_a and x_b must pair up: shapes {np.shape(x_a)} and {np.shape(x_b)}")
     if num_steps < 2:
@@ -282,7 +273,7 @@ def fig_interpolations(enc_params, dec_params, x, labels, rng, num_pairs=3, num_
 
     x (N, 784), labels (N,). Columns are alpha = 1, ..., 0 of z_alpha = alpha z_a + (1 - alpha) z_b.
     """
-    check_images(x)
+    check_images(x, data_dim(dec_params))
     a, b = choose_pairs(labels, rng, num_pairs)
     z_path = interpolate_latents(enc_params, x[a], x[b], num_steps)
     means = sigmoid(decoder(dec_params, z_path.reshape(-1, 2))).reshape(num_pairs, num_steps, -1)

@@ -1,0 +1,45 @@
+"""Binary image batches: the one check every function of the study applies to its images.
+
+The rule, for every public function that takes images as data (the ELBO and its
+importance weights, log p(x), the IWAE bound, posteriors, SVI, gradient estimators and the
+figures of them): images come as a batch x (N, D) of flat 28 x 28 images (D = 784, or
+392 for top halves), every pixel 0 or 1. One image is a batch of one, x[None]. The
+networks (model.encoder, model.decoder) and the log-densities of distributions.py and
+elbo.py are maps over the last axis that broadcast over any leading ones; they check
+nothing, since they run inside every training step (as does elbo.elbo_unchecked, for a
+loop over minibatches of data checked once).
+
+Why binary: the Bernoulli log-density x log p + (1 - x) log(1 - p) is a log-probability
+only for x in {0, 1}; for grey-level or 0-255 images it returns numbers that look like
+log-likelihoods and are not (positive "nats", for one).
+"""
+import numpy as np
+
+SIDE = 28  # MNIST images are SIDE x SIDE = 784 pixels, stored row by row
+
+
+def check_images(x, num_pixels, what="x"):
+    """x as an array if it is a non-empty batch (N, P) of binary images, else a clear ValueError.
+
+    num_pixels: the allowed P, an int or a tuple of them (e.g. (784, 392) where whole images
+    and top halves are both allowed). NaN is not binary, so it is refused too.
+    """
+    x = np.asarray(x)
+    allowed = tuple(np.atleast_1d(num_pixels).tolist())
+    pixels = " or ".join(map(str, allowed))
+    if x.ndim == 1 and len(x) in allowed:
+        raise ValueError(f"{what} must be a batch of images (N, {pixels}), got one image of shape "
+                         f"{x.shape}; pass {what}[None] for a batch of one")
+    if x.ndim != 2 or x.shape[1] not in allowed:
+        raise ValueError(f"{what} must be a batch of flat images (N, {pixels}), got shape {x.shape}; "
+                         f"flatten {SIDE}x{SIDE} images with {what}.reshape(len({what}), -1)")
+    if len(x) == 0:
+        raise ValueError(f"{what} holds no images (shape {x.shape}); pass at least one")
+    binary = (x == 0) | (x == 1)
+    if not binary.all():
+        bad = x[~binary].flat[0]
+        raise ValueError(f"{what} must be binary images, every pixel 0 or 1 (the Bernoulli "
+                         f"likelihood is defined for nothing else), found {bad!r}; binarize with "
+                         f"({what} > 0.5).astype(np.float32), or load the data with "
+                         "data.load_binarized_mnist")
+    return x
