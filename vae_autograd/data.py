@@ -118,7 +118,7 @@ def replace_folder(folder, write):
     Ctrl-C and SIGTERM held off for the two renames: folder always holds one whole set of
     files, the old or the new, never a mix. If write raises, folder is untouched.
     """
-    folder = Path(folder)
+    folder = Path(folder).absolute()  # "." has no name to build the staging folder's from
     folder.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.{os.getpid()}.", suffix=".new"))
