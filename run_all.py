@@ -237,8 +237,8 @@ def main(argv=None):
         try:
             results_text = json.dumps(results, indent=1, allow_nan=False)
         except ValueError:
-            sys.exit("error: the study produced non-finite numbers; nothing was written "
-                     "(retrain with --retrain, or report the problem)")
+            sys.exit(f"error: the study produced non-finite numbers, so nothing was written to {args.out_dir}; "
+                     f"check the model in {args.params} or train it anew with --retrain")
         replace_folder(args.out_dir, lambda folder: write_outputs(folder, figures, results_text, results))
     except (DataError, CheckpointError, OutputError, TrainingDiverged) as err:
         sys.exit(f"error: {err}")

@@ -68,8 +68,8 @@ def writer_is_gone(temporary, target):
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except OSError:  # exists, but belongs to another user
-        return False
+    except OSError:  # PermissionError: alive, but another user's
+        pass
     return False
 
 
