@@ -171,7 +171,8 @@ def test_results_path_colliding_with_the_checkpoint_is_refused(tmp_path):
     assert result.returncode == 2 and "--params: must not end in .json" in result.stderr
 
 
-def test_ctrl_c_is_one_line_and_keeps_the_previous_run(tmp_path, mnist_dir):
+@pytest.mark.parametrize("interrupt", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_is_one_line_and_keeps_the_previous_run(tmp_path, mnist_dir, interrupt):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     previous = {"prior_samples.png": b"previous png", "results.json": b"{}", "report.md": b"# previous"}
@@ -184,7 +185,7 @@ def test_ctrl_c_is_one_line_and_keeps_the_previous_run(tmp_path, mnist_dir):
         env={**os.environ, "MPLBACKEND": "Agg"})
     try:
         assert "training 3 epochs" in process.stdout.readline()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(interrupt)
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()

@@ -128,8 +128,11 @@ def replace_folder(folder, write):
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes it private; give the usual mode
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        # Query the mask first: blocking runs any handler already due, and a KeyboardInterrupt
+        # raised there must still find the mask restored and nothing renamed.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, [])
         try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
             if folder.exists():
                 os.rename(folder, aside)
             try:
