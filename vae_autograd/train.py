@@ -255,10 +255,9 @@ def rule_broken(config_field, value):
     kind, valid, rule = (config_field.metadata[k] for k in ("kind", "valid", "rule"))
     if valid is None:
         return None
-    if value is not None:
-        numeric = {int: (int, numpy.integer), float: (int, float, numpy.integer, numpy.floating)}
-        if kind is bool or isinstance(value, bool) or not isinstance(value, numeric.get(kind, (kind, str))):
-            return rule
+    accepted = (int, float) if kind is float else kind  # Python numbers only: they go into JSON metadata
+    if value is not None and (isinstance(value, bool) or not isinstance(value, accepted)):
+        return rule
     return None if valid(value) else rule
 
 
@@ -291,10 +290,9 @@ def add_options(parser, names=None):
                                 help=f.metadata["help"] + shown)
 
 
-def config_from_args(args, **overrides):
-    """The TrainConfig of the parsed args' TrainConfig fields, with overrides."""
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    return TrainConfig(**{**given, **overrides})
+def config_from_args(args):
+    """The TrainConfig of the parsed args' TrainConfig fields."""
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
 
 
 def build_parser():
