@@ -5,6 +5,7 @@ draw every figure, and write results.json and report.md into the output folder.
     python run_all.py --quick    # a smoke run of the whole pipeline in under a minute
 """
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -12,7 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_autograd.data import DataError, atomic_write, load_binarized_mnist
+from vae_autograd.data import (
+    DataError,
+    OutputError,
+    atomic_write,
+    check_writable_file,
+    check_writable_folder,
+    load_binarized_mnist,
+    replace_folder,
+)
 from vae_autograd.estimators import fig_gradient_histograms, gradient_estimator_study
 from vae_autograd.integrate import fig_log_px_vs_elbo, log_marginal_likelihood, marginal_likelihood_study
 from vae_autograd.posterior_figures import (
@@ -25,11 +34,15 @@ from vae_autograd.report import write_report
 from vae_autograd.svi import svi_study
 from vae_autograd.train import (
     CheckpointError,
+    TrainConfig,
+    TrainingDiverged,
+    add_options,
+    interrupt_on_sigterm,
     keep_freed_memory,
     load_params,
-    positive,
+    metadata_mismatch,
+    option_type,
     run_training,
-    training_metadata,
 )
 from vae_autograd.visualize import (
     embedding_bounds,
@@ -42,7 +55,7 @@ from vae_autograd.visualize import (
 
 # How much of each part runs: the full study, and --quick (checks the pipeline, not the science).
 SIZES = {
-    "full": dict(epochs=None, train_size=10000, test_size=10000, train_integrated=10000,
+    "full": dict(epochs=TrainConfig.epochs, train_size=10000, test_size=10000, train_integrated=10000,
                  elbo_samples=20, iwae_ks=(1, 10, 100, 1000), iwae_images=500, svi_images=4,
                  svi_steps=1000, estimator_images=20, estimates=10000),
     "quick": dict(epochs=3, train_size=2000, test_size=500, train_integrated=500,
@@ -52,54 +65,102 @@ SIZES = {
 
 
 def parse_args(argv=None):
+    """The parsed options, with args.config: the TrainConfig of the model to train or reuse."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=positive(int), default=200)
-    parser.add_argument("--params", type=Path, default=None,
-                        help="checkpoint to reuse or write (default data/vae.npz; --quick: in --out-dir)")
-    parser.add_argument("--retrain", action="store_true", help="train even if a matching checkpoint exists")
+    parser.add_argument("--epochs", type=option_type("epochs"), default=None,
+                        help=f"epochs of the model to train or reuse (default {SIZES['full']['epochs']}; "
+                             f"--quick: {SIZES['quick']['epochs']})")
+    parser.add_argument("--params", type=option_type("out"), default=None,
+                        help="checkpoint to reuse or write (default data/vae.npz; --quick: data/vae-quick.npz)")
+    parser.add_argument("--retrain", action="store_true",
+                        help="train anew, replacing the checkpoint at --params")
     parser.add_argument("--out-dir", type=Path, default=None,
-                        help="where figures, results.json and report.md go (default figures/; "
-                             "--quick: figures-quick/)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", default=None, help="folder with the MNIST .gz files")
+                        help="where figures, results.json and report.md go, replaced as a whole "
+                             "(default figures/; --quick: figures-quick/)")
+    add_options(parser, ["seed", "data_dir"])
     parser.add_argument("--quick", action="store_true",
                         help="few epochs on subsets of the data: checks the pipeline, not the science")
     args = parser.parse_args(argv)
     if args.out_dir is None:
         args.out_dir = Path("figures-quick" if args.quick else "figures")
     if args.params is None:
-        args.params = args.out_dir / "vae-quick.npz" if args.quick else Path("data") / "vae.npz"
+        args.params = Path("data") / ("vae-quick.npz" if args.quick else "vae.npz")
+    sizes = SIZES["quick" if args.quick else "full"]
+    args.config = TrainConfig(epochs=args.epochs or sizes["epochs"], seed=args.seed, data_dir=args.data_dir,
+                              out=args.params, train_size=sizes["train_size"], test_size=sizes["test_size"],
+                              force=args.retrain)
     return args
 
 
-def trained_model(args, sizes, data, log):
-    """Reuse args.params if it holds the requested model, fully trained; else train it on data."""
-    targs = argparse.Namespace(
-        epochs=sizes["epochs"] or args.epochs, batch_size=100, lr=1e-3, seed=args.seed,
-        hidden_dim=500, latent_dim=2, data_dir=args.data_dir, out=args.params, resume=False,
-        train_size=sizes["train_size"], test_size=sizes["test_size"], eval_samples=10, quiet=False)
-    results_path = args.params.with_suffix(".json")
-    if args.params.is_file() and results_path.is_file() and not args.retrain:
-        try:
-            params, _, _, epoch = load_params(args.params, expect=training_metadata(targs))
-            results = json.loads(results_path.read_text())
-            if epoch == targs.epochs and results.get("epochs") == epoch \
-                    and results.get("test_size") == targs.test_size:
-                log(f"reusing {args.params} ({epoch} epochs; --retrain to train again)")
-                return params, results
-            log(f"{args.params} has {epoch} epochs, {targs.epochs} requested: training anew")
-        except CheckpointError as err:
-            log(f"not reusing it: {err}")
-    log(f"training {targs.epochs} epochs -> {args.params}")
-    return run_training(targs, log=lambda line: log("  " + line), data=data)
+def check_output_paths(params, out_dir):
+    """Raise OutputError or CheckpointError before any work if the outputs cannot be written.
+
+    out_dir is replaced as a whole at the end, so it may hold only what a run writes, and
+    never the checkpoint.
+    """
+    check_writable_file(params, "--params")
+    check_writable_file(params.with_suffix(".json"), "--params (its results file)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out-dir {out_dir} is a file; pass a folder")
+    check_writable_folder(out_dir.parent, "--out-dir")
+    if out_dir.resolve() in params.resolve().parents:
+        raise OutputError(f"--params {params} is inside --out-dir {out_dir}, which is replaced as a whole; "
+                          "keep the checkpoint elsewhere")
+    if out_dir.is_dir():
+        foreign = sorted(p.name for p in out_dir.iterdir()
+                         if not (p.is_file() and (p.suffix == ".png" or p.name in ("results.json", "report.md")
+                                                  or p.suffix == ".part")))
+        if foreign:
+            raise OutputError(f"--out-dir {out_dir} holds {foreign[0]}, which a run does not write, and is "
+                              "replaced as a whole; pass a new folder or one holding a previous run only")
+
+
+def reusable_model(config, retrain):
+    """(params, training results) from config.out if it holds the requested model, fully
+    trained and evaluated; None if it must be trained or evaluated.
+
+    Raises CheckpointError if config.out holds another model and retrain is off: a
+    checkpoint the user named is never replaced unless asked to.
+    """
+    if retrain or not config.out.exists():
+        return None
+    params, metadata, _, epoch, _ = load_params(config.out)
+    mismatch = metadata_mismatch(metadata, config.metadata()) or (
+        epoch != config.epochs and f"has {epoch} epochs, but {config.epochs} were requested")
+    if mismatch:
+        raise CheckpointError(f"--params {config.out} does not match the requested model: it {mismatch}; "
+                              "pass --retrain to replace it, or another --params")
+    try:
+        results = json.loads(config.results_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if results.get("epochs") == epoch and results.get("test_size") == config.test_size \
+            and results.get("eval_samples") == config.eval_samples:
+        return params, results
+    return None
+
+
+def trained_model(config, retrain, data, log):
+    """Reuse config.out if it holds the requested model; else train it (or only evaluate it)."""
+    reused = reusable_model(config, retrain)
+    if reused is not None:
+        log(f"reusing {config.out} ({config.epochs} epochs; --retrain to train again)")
+        return reused
+    if config.out.exists() and not retrain:  # the right model, without its results file
+        log(f"evaluating {config.out}")
+        config = dataclasses.replace(config, resume=True)
+    else:
+        log(f"training {config.epochs} epochs -> {config.out}")
+    return run_training(config, log=lambda line: log("  " + line), data=data)
 
 
 def run_study(args, log):
     sizes = SIZES["quick" if args.quick else "full"]
+    reusable_model(args.config, args.retrain)  # a mismatched checkpoint fails before the data are read
     data = load_binarized_mnist(sizes["train_size"], sizes["test_size"], args.data_dir)
     train_x, train_labels, test_x, test_labels = data
-    params, training = trained_model(args, sizes, data, log)
+    params, training = trained_model(args.config, args.retrain, data, log)
     enc, dec = params
 
     def rng(step):  # an independent, reproducible stream for each step of the study
@@ -153,8 +214,17 @@ def run_study(args, log):
     return figures, results
 
 
+def write_outputs(folder, figures, results_text, results):
+    """Write the figures, results.json and report.md of one run into folder."""
+    for name, fig in figures.items():
+        atomic_write(folder / f"{name}.png", lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
+    atomic_write(folder / "results.json", lambda f: f.write(results_text.encode()))
+    write_report(folder / "report.md", results, list(figures))
+
+
 def main(argv=None):
     args = parse_args(argv)
+    interrupt_on_sigterm()
     keep_freed_memory()
     started = time.perf_counter()
 
@@ -162,15 +232,19 @@ def main(argv=None):
         print(f"[{time.perf_counter() - started:6.1f}s] {message}", flush=True)
 
     try:
+        check_output_paths(args.params, args.out_dir)
         figures, results = run_study(args, log)
-    except (DataError, CheckpointError) as err:
+        try:
+            results_text = json.dumps(results, indent=1, allow_nan=False)
+        except ValueError:
+            sys.exit(f"error: the study produced non-finite numbers, so nothing was written to {args.out_dir}; "
+                     f"check the model in {args.params} or train it anew with --retrain")
+        replace_folder(args.out_dir, lambda folder: write_outputs(folder, figures, results_text, results))
+    except (DataError, CheckpointError, OutputError, TrainingDiverged) as err:
         sys.exit(f"error: {err}")
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    for name, fig in figures.items():
-        atomic_write(args.out_dir / f"{name}.png", lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
-    atomic_write(args.out_dir / "results.json",
-                 lambda f: f.write(json.dumps(results, indent=1).encode()))
-    write_report(args.out_dir / "report.md", results, list(figures))
+    except KeyboardInterrupt:
+        print(f"interrupted; {args.out_dir} holds no partial run", file=sys.stderr)
+        sys.exit(130)
     log(f"wrote {len(figures)} figures, results.json and report.md to {args.out_dir}/")
 
 

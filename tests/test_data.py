@@ -10,6 +10,8 @@ import http.server
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,16 +19,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vae_autograd import data as vae_data
 from vae_autograd.data import (
     NUM_TEST,
     NUM_TRAIN,
     SHA256,
     DataError,
+    OutputError,
+    atomic_write,
+    check_writable_file,
     download_file,
     find_mnist,
     load_binarized_mnist,
     minibatches,
     read_idx,
+    replace_folder,
 )
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
@@ -713,3 +720,122 @@ def test_empty_mnist_dir_env_means_unset(monkeypatch, tmp_path):
     with pytest.raises(DataError) as info:
         find_mnist(mirrors=[closed_port_url()])
     assert str(Path("data") / "mnist") in str(info.value)
+
+
+# ----------------------------------------------------------------------------- 7. unusable inputs
+
+def test_folder_in_place_of_an_mnist_file(mnist_dir, tmp_path):
+    data_dir = copy_real(mnist_dir, tmp_path / "mnist", names=SMALL_FILES)
+    (data_dir / TRAIN_IMAGES).mkdir()
+    with pytest.raises(DataError) as info:
+        find_mnist(data_dir, mirrors=[closed_port_url()])
+    message = assert_one_line(info.value)
+    assert str(data_dir / TRAIN_IMAGES) in message and "is a folder" in message and "remove it" in message
+
+
+def test_unreadable_mnist_file(mnist_dir, tmp_path, monkeypatch):
+    data_dir = copy_real(mnist_dir, tmp_path / "mnist")
+    (data_dir / TEST_LABELS).chmod(0)
+    if os.geteuid() == 0:  # root reads through permission bits: make the read fail as it would
+        def refuse(path, real=vae_data.sha256_of):
+            if Path(path).name == TEST_LABELS:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)
+        monkeypatch.setattr(vae_data, "sha256_of", refuse)
+    with pytest.raises(DataError) as info:
+        find_mnist(data_dir, mirrors=[closed_port_url()])
+    message = assert_one_line(info.value)
+    assert f"cannot read {data_dir / TEST_LABELS}" in message and "chmod" in message
+
+
+def test_mnist_dir_env_naming_a_file(monkeypatch, tmp_path):
+    a_file = tmp_path / "train-images-idx3-ubyte.gz"
+    a_file.write_bytes(b"x")
+    monkeypatch.setenv("MNIST_DIR", str(a_file))
+    with pytest.raises(DataError) as info:
+        find_mnist(mirrors=[closed_port_url()])
+    message = assert_one_line(info.value)
+    assert "$MNIST_DIR" in message and "is a file, not a folder" in message and "does not exist" not in message
+
+
+def test_empty_data_dir_never_means_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="is empty"):
+        find_mnist("", mirrors=[closed_port_url()])
+    assert dir_listing(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- 8. outputs
+
+def dead_pid():
+    """The pid of a process that has exited (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_atomic_write_removes_leftovers_of_killed_writers_only(tmp_path):
+    target = tmp_path / "vae.npz"
+    stale = tmp_path / f".vae.npz.{dead_pid()}.k2j4x.part"
+    live = tmp_path / f".vae.npz.{os.getpid()}.a8b9c.part"  # a writer still at work
+    other = tmp_path / f".other.npz.{dead_pid()}.q1w2e.part"  # another target's
+    for path in (stale, live, other):
+        path.write_bytes(b"half")
+    atomic_write(target, lambda f: f.write(b"whole"))
+    assert target.read_bytes() == b"whole"
+    assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_killed_writer_leaves_a_part_file_the_next_write_removes(tmp_path):
+    target = tmp_path / "vae.npz"
+    writer = subprocess.run(
+        [sys.executable, "-c", "import os, sys; from vae_autograd.data import atomic_write; "
+         f"atomic_write({str(target)!r}, lambda f: (f.write(b'half'), f.flush(), os._exit(9)))"],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert writer.returncode == 9 and len(list(tmp_path.glob(".vae.npz.*.part"))) == 1
+    atomic_write(target, lambda f: f.write(b"whole"))
+    assert dir_listing(tmp_path) == ["vae.npz"]
+
+
+def test_check_writable_file(tmp_path):
+    check_writable_file(tmp_path / "new" / "deeper" / "vae.npz", "--out")  # folders made later are fine
+    assert dir_listing(tmp_path) == []  # the check leaves nothing behind
+    with pytest.raises(OutputError, match="--out .* is a folder"):
+        check_writable_file(tmp_path, "--out")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="is a file, not a folder"):
+        check_writable_file(tmp_path / "file" / "vae.npz", "--out")
+
+
+def test_replace_folder_swaps_in_one_whole_set(tmp_path):
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    (folder / "old-only.png").write_bytes(b"old")
+    (folder / "shared.png").write_bytes(b"old")
+    replace_folder(folder, lambda new: [(new / n).write_bytes(b"new") for n in ("shared.png", "new.png")])
+    assert dir_listing(folder) == ["new.png", "shared.png"] and (folder / "shared.png").read_bytes() == b"new"
+    assert dir_listing(tmp_path) == ["figures"]  # no staging or old folder left
+
+
+def test_replace_folder_interrupted_while_writing_keeps_the_old_set(tmp_path):
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"old a")
+    (folder / "b.png").write_bytes(b"old b")
+
+    def write_then_interrupt(new):
+        (new / "a.png").write_bytes(b"new a")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        replace_folder(folder, write_then_interrupt)
+    assert [(folder / n).read_bytes() for n in ("a.png", "b.png")] == [b"old a", b"old b"]
+    assert dir_listing(tmp_path) == ["figures"]
+
+
+def test_replace_folder_removes_staging_folders_of_killed_runs(tmp_path):
+    stale = tmp_path / f".figures.{dead_pid()}.x1y2.new"
+    stale.mkdir()
+    (stale / "a.png").write_bytes(b"half")
+    replace_folder(tmp_path / "figures", lambda new: (new / "a.png").write_bytes(b"whole"))
+    assert dir_listing(tmp_path) == ["figures"]

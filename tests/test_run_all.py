@@ -1,11 +1,17 @@
 """run_all.py --quick end to end: every promised file, reproducible numbers, reuse."""
+import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from vae_autograd.model import init_vae_params
+from vae_autograd.train import TrainConfig, save_params
 
 REPO = Path(__file__).resolve().parents[1]
 FIGURES = ["prior_samples", "reconstructions", "latent_embedding", "latent_lattice",
@@ -68,3 +74,121 @@ def test_bad_cli_value_is_one_line(tmp_path, mnist_dir):
     result = run_quick(tmp_path / "out", mnist_dir, "--epochs", "0")
     assert result.returncode == 2 and "must be a positive int" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- never lose work, refuse early
+
+QUICK_META = {"data_dim": 784, "hidden_dim": 500, "latent_dim": 2, "seed": 0, "lr": 1e-3, "batch_size": 100,
+              "train_size": 2000}
+
+
+def run_all(tmp_path, *args):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, str(REPO / "run_all.py"), *args], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=300)
+
+
+def load_run_all():
+    spec = importlib.util.spec_from_file_location("run_all", REPO / "run_all.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_refused(result, *fragments):
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stderr.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def test_epochs_is_honoured_with_quick():
+    parse_args = load_run_all().parse_args
+    assert parse_args(["--quick", "--epochs", "7"]).config.epochs == 7
+    assert parse_args(["--quick"]).config.epochs == 3
+    assert parse_args([]).config == TrainConfig(force=False)  # the full study trains the default model
+
+
+@pytest.mark.parametrize("latent_dim, epoch, why", [
+    (3, 3, "latent_dim=3, but 2 was requested"),
+    (2, 2, "has 2 epochs, but 3 were requested"),
+])
+def test_mismatched_params_is_refused_and_kept(tmp_path, latent_dim, epoch, why):
+    params_path = tmp_path / "vae.npz"
+    save_params(params_path, init_vae_params(np.random.default_rng(0), 784, 500, latent_dim),
+                {**QUICK_META, "latent_dim": latent_dim}, epoch=epoch)
+    saved = params_path.read_bytes()
+    # The data folder does not exist: the refusal must come before the data are read.
+    result = run_all(tmp_path, "--quick", "--params", str(params_path), "--out-dir", str(tmp_path / "out"),
+                     "--data-dir", str(tmp_path / "nowhere"))
+    assert_refused(result, f"--params {params_path} does not match", why, "--retrain")
+    assert params_path.read_bytes() == saved and not (tmp_path / "out").exists()
+
+
+def test_checkpoint_with_non_finite_parameters_is_refused(tmp_path):
+    params = init_vae_params(np.random.default_rng(0))
+    params[0][0][1][3] = np.nan
+    save_params(tmp_path / "vae.npz", params, QUICK_META, epoch=3)
+    result = run_all(tmp_path, "--quick", "--params", str(tmp_path / "vae.npz"),
+                     "--out-dir", str(tmp_path / "out"), "--data-dir", str(tmp_path / "nowhere"))
+    assert_refused(result, "non-finite parameters", "smaller --lr")
+    assert not (tmp_path / "out").exists()
+
+
+def make_paths(tmp_path, case):
+    """(--params, --out-dir) for each kind of unusable output path."""
+    params, out_dir = tmp_path / "vae.npz", tmp_path / "out"
+    if case == "out-dir is a file":
+        out_dir.write_text("notes")
+    elif case == "params is a folder":
+        params.mkdir()
+    elif case == "out-dir holds other files":
+        out_dir.mkdir()
+        (out_dir / "thesis.tex").write_text("years of work")
+    elif case == "params inside out-dir":
+        params = out_dir / "vae.npz"
+    return params, out_dir
+
+
+@pytest.mark.parametrize("case, message", [
+    ("out-dir is a file", "is a file; pass a folder"),
+    ("params is a folder", "--params {params} is a folder"),
+    ("out-dir holds other files", "holds thesis.tex, which a run does not write"),
+    ("params inside out-dir", "is inside --out-dir"),
+])
+def test_bad_output_paths_are_refused_before_any_work(tmp_path, case, message):
+    params, out_dir = make_paths(tmp_path, case)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = run_all(tmp_path, "--quick", "--params", str(params), "--out-dir", str(out_dir),
+                     "--data-dir", str(tmp_path / "nowhere"))
+    assert_refused(result, message.format(params=params))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_results_path_colliding_with_the_checkpoint_is_refused(tmp_path):
+    result = run_all(tmp_path, "--quick", "--params", str(tmp_path / "results.json"))
+    assert result.returncode == 2 and "--params: must not end in .json" in result.stderr
+
+
+@pytest.mark.parametrize("interrupt", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_is_one_line_and_keeps_the_previous_run(tmp_path, mnist_dir, interrupt):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    previous = {"prior_samples.png": b"previous png", "results.json": b"{}", "report.md": b"# previous"}
+    for name, content in previous.items():
+        (out_dir / name).write_bytes(content)
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "run_all.py"), "--quick", "--out-dir", str(out_dir),
+         "--data-dir", str(mnist_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "MPLBACKEND": "Agg"})
+    try:
+        assert "training 3 epochs" in process.stdout.readline()
+        process.send_signal(interrupt)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert stderr.startswith("interrupted;") and stderr.strip().count("\n") == 0, stderr
+    assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == previous

@@ -1,5 +1,7 @@
 """Adam, checkpoints, resume, the training command and a real-data smoke run."""
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -10,7 +12,17 @@ from vae_autograd.adam import init_adam_state
 from vae_autograd.elbo import elbo
 from vae_autograd.fast_grad import flat_arrays
 from vae_autograd.model import init_vae_params
-from vae_autograd.train import CheckpointError, evaluate_elbo, load_params, save_params, train
+from vae_autograd.train import (
+    CheckpointError,
+    ConfigError,
+    TrainConfig,
+    TrainingDiverged,
+    evaluate_elbo,
+    load_params,
+    run_training,
+    save_params,
+    train,
+)
 
 META = {"data_dim": 784, "hidden_dim": 20, "latent_dim": 2, "seed": 0}
 
@@ -29,9 +41,10 @@ def test_checkpoint_round_trip(tmp_path):
     state["step"] = 7
     state["m"][0] += 1.5
     path = tmp_path / "vae.npz"
-    save_params(path, params, META, state, epoch=3)
-    loaded, meta, loaded_state, epoch = load_params(path, expect={"hidden_dim": 20})
+    save_params(path, params, META, state, epoch=3, curve=[540.5, 300.25, 250.0])
+    loaded, meta, loaded_state, epoch, curve = load_params(path, expect={"hidden_dim": 20})
     assert meta == META and epoch == 3 and loaded_state["step"] == 7
+    assert curve == [540.5, 300.25, 250.0]
     for a, b in zip(flat_arrays(params), flat_arrays(loaded)):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert np.array_equal(loaded_state["m"][0], state["m"][0])
@@ -78,7 +91,7 @@ def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
     train(first, x, epochs=2, seed=3,
           on_epoch_end=lambda epoch, loss, sec, state: save_params(
               tmp_path / "vae.npz", first, META, state, epoch))
-    resumed, _, state, epoch = load_params(tmp_path / "vae.npz")
+    resumed, _, state, epoch, _ = load_params(tmp_path / "vae.npz")
     assert epoch == 2
     train(resumed, x, epochs=4, seed=3, adam_state=state, start_epoch=epoch)
     for a, b in zip(flat_arrays(straight), flat_arrays(resumed)):
@@ -103,7 +116,6 @@ def test_evaluate_elbo_standard_error_matches_the_spread_of_repeats():
 
 
 def run_cli(*args, env_extra=None, cwd=None):
-    import os
     env = {**os.environ, **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "vae_autograd.train", *args],
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
@@ -115,6 +127,11 @@ def run_cli(*args, env_extra=None, cwd=None):
     (["--lr", "0"], "--lr: must be a positive float"),
     (["--lr", "nan"], "--lr: must be a positive float"),
     (["--epochs", "ten"], "--epochs: must be a positive int, got 'ten'"),
+    (["--seed", "-5"], "--seed: must be a non-negative int, got '-5'"),
+    (["--eval-samples", "1"], "--eval-samples: must be an int >= 2 (a standard error needs two samples)"),
+    (["--test-size", "10001"], "--test-size: must be an int in 1..10000"),
+    (["--data-dir", ""], "--data-dir: must not be empty"),
+    (["--out", "results.json"], "--out: must not end in .json: the results go beside the checkpoint"),
 ])
 def test_cli_rejects_bad_values(args, message):
     result = run_cli(*args)
@@ -165,10 +182,157 @@ def test_two_epochs_on_real_mnist(mnist):
 
 
 def test_atomic_writes_get_the_usual_file_mode(tmp_path):
-    import os
     mask = os.umask(0o022)
     try:
         save_params(tmp_path / "vae.npz", small_params(), META)
     finally:
         os.umask(mask)
     assert (tmp_path / "vae.npz").stat().st_mode & 0o777 == 0o644
+
+
+# ---------------------------------------------------------------- trained work is never lost
+
+def synthetic_data(train_n=300, test_n=100):
+    """load_binarized_mnist's four arrays, from random images (the labels are not used)."""
+    return (synthetic_images(train_n), np.zeros(train_n, np.int64),
+            synthetic_images(test_n, seed=2), np.zeros(test_n, np.int64))
+
+
+def small_config(out, **changes):
+    return TrainConfig(**{**dict(epochs=1, hidden_dim=20, train_size=300, test_size=100, eval_samples=2,
+                                 out=out, quiet=True), **changes})
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stderr.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def test_config_validates_values_from_python_too(tmp_path):
+    with pytest.raises(ConfigError, match="seed must be a non-negative int, got -5"):
+        TrainConfig(seed=-5)
+    with pytest.raises(ConfigError, match="eval_samples must be an int >= 2"):
+        TrainConfig(eval_samples=1)
+    with pytest.raises(ConfigError, match="epochs must be a positive int, got 2.5"):
+        TrainConfig(epochs=2.5)
+    with pytest.raises(ConfigError, match="out must not end in .json"):
+        TrainConfig(out="results.json")
+    assert TrainConfig(out=tmp_path / "v.npz").results_path == tmp_path / "v.json"
+
+
+def test_cli_refuses_to_overwrite_a_checkpoint_before_any_work(tmp_path):
+    out = tmp_path / "vae.npz"
+    save_params(out, small_params(), META, epoch=200)
+    saved = out.read_bytes()
+    # The data folder does not exist: the refusal must come before the data are read.
+    result = run_cli("--epochs", "1", "--out", str(out), "--data-dir", str(tmp_path / "nowhere"))
+    assert_one_line_error(result, f"{out} already holds a checkpoint", "--resume", "--force")
+    assert out.read_bytes() == saved
+
+
+def test_force_overwrites_on_purpose(tmp_path):
+    out = tmp_path / "vae.npz"
+    save_params(out, small_params(seed=5), META, epoch=200)
+    run_training(small_config(out, force=True), log=lambda line: None, data=synthetic_data())
+    assert load_params(out)[3] == 1
+    with pytest.raises(CheckpointError, match="--force"):
+        run_training(small_config(out), log=lambda line: None, data=synthetic_data())
+
+
+@pytest.mark.parametrize("inside_a_file, message", [
+    (False, "is a folder; name a file inside it"),
+    (True, "is a file, not a folder"),
+])
+def test_cli_bad_out_path_is_one_line_before_any_work(tmp_path, inside_a_file, message):
+    out = tmp_path
+    if inside_a_file:
+        (tmp_path / "file.txt").write_text("x")
+        out = tmp_path / "file.txt" / "vae.npz"
+    result = run_cli("--epochs", "1", "--out", str(out), "--data-dir", str(tmp_path / "nowhere"))
+    assert_one_line_error(result, "--out", message)
+
+
+def test_cli_read_only_folder_is_refused_before_any_work(tmp_path):
+    if os.geteuid() == 0:  # root writes through permission bits; sysfs refuses even root
+        folder = "/sys"
+    else:
+        folder = tmp_path / "read-only"
+        folder.mkdir(mode=0o500)
+    result = run_cli("--epochs", "1", "--out", f"{folder}/vae.npz", "--data-dir", str(tmp_path / "nowhere"))
+    assert_one_line_error(result, f"cannot write in {folder}", "choose a writable folder")
+
+
+def test_resumed_run_reports_the_true_curve_from_the_checkpoint(tmp_path):
+    out = tmp_path / "vae.npz"
+    _, straight = run_training(small_config(tmp_path / "straight.npz", epochs=3), log=lambda line: None,
+                               data=synthetic_data())
+    run_training(small_config(out, epochs=2), log=lambda line: None, data=synthetic_data())
+    # An older run's results file beside the checkpoint must not leak into the curve.
+    out.with_suffix(".json").write_text(json.dumps({"train_curve": [1.0, 2.0, 3.0, 4.0]}))
+    _, resumed = run_training(small_config(out, epochs=3, resume=True), log=lambda line: None,
+                              data=synthetic_data())
+    assert resumed["train_curve"] == straight["train_curve"] and len(resumed["train_curve"]) == 3
+    written = out.with_suffix(".json").read_text()
+    assert json.loads(written, parse_constant=lambda name: pytest.fail(f"bare {name} in JSON")) == resumed
+
+
+def test_cli_divergence_stops_and_keeps_the_good_checkpoint(tmp_path, mnist_dir):
+    out = tmp_path / "vae.npz"
+    save_params(out, small_params(), META, epoch=7)
+    saved = out.read_bytes()
+    result = run_cli("--lr", "10", "--epochs", "2", "--train-size", "500", "--test-size", "100",
+                     "--hidden-dim", "20", "--data-dir", str(mnist_dir), "--out", str(out), "--force")
+    assert_one_line_error(result, "diverged in epoch 1", "smaller --lr", f"{out} is unchanged")
+    assert "nan +- nan" not in result.stdout
+    assert out.read_bytes() == saved and not out.with_suffix(".json").exists()
+
+
+def test_divergence_while_resuming_keeps_the_good_checkpoint(tmp_path):
+    out = tmp_path / "vae.npz"
+    run_training(small_config(out), log=lambda line: None, data=synthetic_data())
+    saved, results = out.read_bytes(), out.with_suffix(".json").read_bytes()
+    poisoned = synthetic_data()
+    poisoned[0][5, 3] = np.nan  # a non-finite loss in the resumed epoch
+    with pytest.raises(TrainingDiverged, match="diverged in epoch 2.*smaller --lr.*is unchanged"):
+        run_training(small_config(out, epochs=3, resume=True), log=lambda line: None, data=poisoned)
+    assert out.read_bytes() == saved and out.with_suffix(".json").read_bytes() == results
+
+
+def test_non_finite_parameters_stop_training_before_they_are_saved():
+    # One step per epoch: the loss is computed before the update and stays finite, so only
+    # the check of the parameters can see the NaN gradient step.
+    saved = []
+    with pytest.raises(TrainingDiverged, match="epoch 1"):
+        train(small_params(), synthetic_images(), epochs=2, batch_size=300, lr=float("nan"),
+              on_epoch_end=lambda *args: saved.append(args))
+    assert saved == []
+
+
+def test_checkpoint_with_non_finite_parameters_is_refused(tmp_path):
+    params = small_params()
+    params[1][0][0][0, 0] = np.nan
+    save_params(tmp_path / "vae.npz", params, META)
+    with pytest.raises(CheckpointError, match="non-finite parameters.*smaller --lr"):
+        load_params(tmp_path / "vae.npz")
+
+
+def test_sigterm_stops_training_like_ctrl_c(tmp_path, mnist_dir):
+    out = tmp_path / "vae.npz"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vae_autograd.train", "--epochs", "1000", "--train-size", "300",
+         "--test-size", "100", "--hidden-dim", "20", "--data-dir", str(mnist_dir), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert "epoch    1/1000" in process.stdout.readline()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert stderr.startswith("interrupted; the last finished epoch is saved in") and "Traceback" not in stderr
+    assert load_params(out)[3] >= 1
+    assert not list(tmp_path.glob(".*.part"))
