@@ -29,9 +29,10 @@ from .data import (
     load_binarized_mnist,
     minibatches,
 )
-from .elbo import elbo, log_importance_weights
+from .elbo import elbo_unchecked, log_importance_weights
 from .fast_grad import flat_arrays, value_and_grad_per_array
-from .model import init_vae_params
+from .images import check_images
+from .model import data_dim, init_vae_params
 
 
 class CheckpointError(Exception):
@@ -76,8 +77,10 @@ def train(params, train_x, epochs, batch_size=100, lr=1e-3, seed=0, adam_state=N
     TrainingDiverged at the end of the first epoch whose loss or parameters are not
     finite, before on_epoch_end could save them.
     """
+    check_images(train_x, data_dim(params[1]), "train_x")  # once: the loss below runs unchecked
+
     def loss(params, x, rng):
-        return -elbo(params[0], params[1], x, rng)
+        return -elbo_unchecked(params[0], params[1], x, rng)
 
     loss_and_grad = value_and_grad_per_array(loss)
     adam_state = adam_state or init_adam_state(flat_arrays(params))
