@@ -59,8 +59,10 @@ def nearest_neighbours(train_z, query_z, k, exclude_self=False,
     for start in range(0, len(query_z), block):
         rows = slice(start, start + block)
         # Exact squared differences (not |a|^2 + |b|^2 - 2ab, which cancels for near points
-        # and could reorder neighbours by rounding).
-        squared = np.sum((query_z[rows, None, :] - train_z[None, :, :]) ** 2, axis=-1)  # (B, N)
+        # and could reorder neighbours by rounding), one coordinate at a time: no (B, N, D) array.
+        squared = np.zeros((len(query_z[rows]), num_train))
+        for dim in range(train_z.shape[1]):
+            squared += (query_z[rows, dim, None] - train_z[None, :, dim]) ** 2
         if exclude_self:
             squared[np.arange(squared.shape[0]), np.arange(start, start + squared.shape[0])] = np.inf
         # The k-th smallest distance per row; every point strictly nearer is a neighbour, and
@@ -172,22 +174,50 @@ def connected_components(num_nodes, edges_from, edges_to):
         component = updated
 
 
-def class_clusters(z, labels, k=10, min_cluster_share=0.1):
+def pairs_within(points, radius, max_block_distances=MAX_BLOCK_DISTANCES):
+    """Index pairs (i, j), i < j, of the rows of points (n, D) closer than radius: two (E,) arrays."""
+    block = max(1, max_block_distances // max(len(points), 1))
+    firsts, seconds = [], []
+    for start in range(0, len(points), block):
+        rows = points[start:start + block]
+        squared = np.zeros((len(rows), len(points)))
+        for dim in range(points.shape[1]):
+            squared += (rows[:, dim, None] - points[None, :, dim]) ** 2
+        row, col = np.nonzero(squared < radius * radius)
+        row += start
+        keep = row < col
+        firsts.append(row[keep])
+        seconds.append(col[keep])
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def class_clusters(z, labels, k=15, sparse_share=0.1, gap_factor=3.0, min_cluster_share=0.1):
     """Does each class form one region of the latent plane or several? One dict per class.
 
-    For the embeddings z (N, D) of one class, connect every point to its k nearest
-    same-class neighbours (an undirected k-nearest-neighbour graph; other classes'
-    points are ignored) and find the graph's connected components. A split needs an
-    empty gap: every point on either side must have all its k nearest same-class
-    neighbours on its own side. A class has "clusters" = the number of components holding
-    at least min_cluster_share of its points (outliers and small islands never count), so
-    two clusters are claimed only for a gap separating two large groups.
+    For the embeddings z (N, D) of one class (other classes' points are ignored):
+    1. r = each point's distance to its k-th nearest same-class neighbour: small where
+       the class is dense;
+    2. the dense points: all but the sparse_share of the class with the largest r, so a
+       thin trail of stray points cannot bridge two groups;
+    3. dense points closer than gap = gap_factor * median(r) are connected, and the
+       connected components of that graph are the candidate clusters: two of them are
+       apart only if no two of their dense points come within gap, a margin many times
+       the class's own neighbour spacing, so a random thin spot inside one cluster does
+       not cut it;
+    4. each sparse point joins the component of its nearest dense neighbour among its k
+       (if there is none, it stays alone).
+    "clusters" counts the components holding at least min_cluster_share of the class, so
+    outliers and small islands never count: two clusters are claimed only for a wide
+    empty gap between two large groups.
     Dict: {"class", "num_points", "clusters", "component_shares" (largest first, the
-    components counted in "clusters"), "outside_largest" (share of points not in the
-    largest component, islands included)}.
+    components counted in "clusters"), "outside_largest" (share of the class not in the
+    largest component, islands included), "gap" (the distance used in step 3)}.
     """
     z = check_embeddings("z", z)
     labels = check_labels("labels", labels, len(z))
+    if not 0 <= sparse_share < 1:
+        raise ValueError(f"sparse_share must be in [0, 1), the share of points left out as sparse, "
+                         f"got {sparse_share}")
     results = []
     for label in np.unique(labels):  # one small graph per class: ten rounds, not one per image
         points = z[labels == label]
@@ -195,17 +225,26 @@ def class_clusters(z, labels, k=10, min_cluster_share=0.1):
         neighbours_k = min(k, num_points - 1)
         if neighbours_k < 1:
             results.append({"class": int(label), "num_points": num_points, "clusters": 1,
-                            "component_shares": [1.0], "outside_largest": 0.0})
+                            "component_shares": [1.0], "outside_largest": 0.0, "gap": 0.0})
             continue
-        neighbours, _ = nearest_neighbours(points, points, neighbours_k, exclude_self=True)
-        component = connected_components(num_points, np.repeat(np.arange(num_points), neighbours_k),
-                                         neighbours.ravel())
+        neighbours, distances = nearest_neighbours(points, points, neighbours_k, exclude_self=True)
+        kth_distance = distances[:, -1]
+        dense = kth_distance <= np.quantile(kth_distance, 1.0 - sparse_share)
+        gap = gap_factor * float(np.median(kth_distance))
+        dense_index = np.flatnonzero(dense)
+        edges_from, edges_to = pairs_within(points[dense], gap)
+        component = np.arange(num_points)
+        component[dense] = dense_index[connected_components(len(dense_index), edges_from, edges_to)]
+        dense_neighbours = dense[neighbours]  # (n, k), nearest first
+        nearest_dense = neighbours[np.arange(num_points), dense_neighbours.argmax(axis=1)]
+        joins = ~dense & dense_neighbours.any(axis=1)
+        component[joins] = component[nearest_dense[joins]]
         sizes = np.sort(np.unique(component, return_counts=True)[1])[::-1]
         shares = sizes / num_points
         large = shares[shares >= min_cluster_share]
         results.append({"class": int(label), "num_points": num_points, "clusters": int(len(large)),
                         "component_shares": [float(s) for s in large],
-                        "outside_largest": float(1.0 - shares[0])})
+                        "outside_largest": float(1.0 - shares[0]), "gap": gap})
     return results
 
 
@@ -244,7 +283,8 @@ def choose_faithful_pairs(labels, predicted, rng, num_pairs=3):
 # ---------------------------------------------------------------- the study
 
 def latent_class_study(enc_params, train_x, train_labels, test_x, test_labels, k=15,
-                       ks=(1, 5, 15, 50), min_pair_share=0.05, cluster_k=10, min_cluster_share=0.1):
+                       ks=(1, 5, 15, 50), min_pair_share=0.05, cluster_k=15, sparse_share=0.1,
+                       gap_factor=3.0, min_cluster_share=0.1):
     """k-NN classification of the test images in the latent plane, its confusions, and clusters.
 
     train_x (N, 784), test_x (M, 784) float32 0/1 images; labels (N,), (M,) digits 0-9.
@@ -255,23 +295,31 @@ def latent_class_study(enc_params, train_x, train_labels, test_x, test_labels, k
     """
     train_z = np.asarray(encoder(enc_params, train_x)[0], dtype=np.float64)
     test_z = np.asarray(encoder(enc_params, test_x)[0], dtype=np.float64)
-    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
-    predicted = knn_classify(train_z, train_labels, test_z, k)
+    train_labels = check_labels("train_labels", train_labels, len(train_z))
+    test_labels = check_labels("test_labels", test_labels, len(test_z))
+    ks = sorted(set(ks) | {k})
+    if not 1 <= ks[0] <= ks[-1] <= len(train_z):
+        raise ValueError(f"every k must lie between 1 and the {len(train_z)} training images, got {ks}")
+    # One search for the largest k serves every k: neighbours come nearest first with a fixed
+    # tie order, so the first k columns are exactly what knn_classify(..., k) would find.
+    neighbours, _ = nearest_neighbours(train_z, test_z, ks[-1])
+    predicted_by_k = {other: vote(train_labels[neighbours[:, :other]]) for other in ks}
+    predicted = predicted_by_k[k]
     table = confusion_table(test_labels, predicted)
     per_class, overall = accuracies(table)
-    accuracy_by_k = {str(other): float(np.mean(knn_classify(train_z, train_labels, test_z, other) == test_labels))
-                     for other in ks if other != k}
-    accuracy_by_k[str(k)] = overall
+    accuracy_by_k = {str(other): float(np.mean(predicted_by_k[other] == test_labels)) for other in ks}
     summary = {
         "k": k, "num_train": len(train_z), "num_test": len(test_z),
         "test_accuracy": overall,
         "class_accuracy": [None if np.isnan(v) else float(v) for v in per_class],
-        "accuracy_by_k": dict(sorted(accuracy_by_k.items(), key=lambda item: int(item[0]))),
+        "accuracy_by_k": accuracy_by_k,
         "confusion": table.tolist(),
         "min_pair_share": min_pair_share,
         "confused_pairs": confused_pairs(table, min_pair_share),
-        "cluster_k": cluster_k, "min_cluster_share": min_cluster_share,
-        "clusters": class_clusters(train_z, train_labels, cluster_k, min_cluster_share),
+        "cluster_k": cluster_k, "sparse_share": sparse_share, "gap_factor": gap_factor,
+        "min_cluster_share": min_cluster_share,
+        "clusters": class_clusters(train_z, train_labels, cluster_k, sparse_share, gap_factor,
+                                   min_cluster_share),
     }
     return {"summary": summary, "train_z": train_z, "test_z": test_z, "test_predicted": predicted}
 
@@ -307,9 +355,10 @@ def describe_latent_classes(summary, max_pairs=3):
                          "or more of its test images.")
     split = [c for c in summary["clusters"] if c["clusters"] >= 2]
     for c in split:
-        sentences.append(
-            f"The {c['class']}s lie in {NUMBER_WORDS.get(c['clusters'], c['clusters'])} separate clusters "
-            f"({percent(1 - c['component_shares'][0])} of them apart from the largest).")
+        shares = [percent(share) for share in c["component_shares"]]
+        listed = ", ".join(shares[:-1]) + " and " + shares[-1]
+        sentences.append(f"The {c['class']}s lie in {NUMBER_WORDS.get(c['clusters'], c['clusters'])} "
+                         f"separate clusters, holding {listed} of them.")
     if not split:
         sentences.append(f"No class splits into separate clusters each holding "
                          f"{percent(summary['min_cluster_share'])} or more of its training images.")
