@@ -3,9 +3,9 @@
 The VAE never sees a label, so whether its latent plane separates the digits is a
 question with a measurable answer: label each test image by a vote of the k nearest
 training embeddings (the means of q(z|x)), and count which classes it gets wrong and
-into which others. The same classifier names the digit an arbitrary z decodes to (the
-end points of an interpolation, the z of a reconstruction), and the class-restricted
-k-nearest-neighbour graph says whether a class forms one region of the plane or several.
+into which others. The same vote names the class whose training embeddings surround any
+other z (the end points of an interpolation, the z of a reconstruction), and the gaps
+between a class's dense points say whether it forms one region of the plane or several.
 
 Captions are written from these numbers, so they claim only what this run measured.
 Everything is plain NumPy, vectorized over images and blocked over queries so that the
@@ -261,8 +261,8 @@ def choose_faithful_pairs(labels, predicted, rng, num_pairs=3):
 
     labels, predicted (N,): the images' labels and the k-NN classes of their latent means.
     Returns (a (num_pairs,), b (num_pairs,), faithful): faithful is True when every chosen
-    image is labelled correctly by its latent mean, so each end of an interpolation decodes
-    near its own digit. If fewer than num_pairs such images, or only one class, exist, the
+    image is labelled correctly by its latent mean, so each end of an interpolation lies
+    among training embeddings of its own digit. If fewer than num_pairs such images, or only one class, exist, the
     pairs are drawn from all images instead (as visualize.choose_pairs) and faithful is
     False: the caption must then name the end points' classes.
     """
