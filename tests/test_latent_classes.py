@@ -235,6 +235,18 @@ def test_endpoint_classes_and_faithful_pairs():
         lc.choose_faithful_pairs(np.zeros(8, int), np.zeros(8, int), np.random.default_rng(0), 2)
 
 
+def test_path_classes_follow_the_regions_a_straight_path_crosses():
+    rng = np.random.default_rng(11)
+    train_z, train_labels = blobs([[0.0, 0.0], [5.0, 0.0], [10.0, 0.0], [5.0, 20.0]], 100, 0.5, rng)
+    alpha = np.linspace(1.0, 0.0, 11)[:, None]
+    path = alpha * np.array([0.0, 0.0]) + (1 - alpha) * np.array([10.0, 0.0])
+    classes = lc.path_classes(train_z, train_labels, np.stack([path, path[::-1]]), k=5)
+    assert classes.shape == (2, 11)
+    np.testing.assert_array_equal(classes[0], [0] * 3 + [1] * 5 + [2] * 3)  # class 3 is off the path
+    assert lc.describe_paths(classes) == "Along the paths, the k-NN class runs 0 → 1 → 2 and 2 → 1 → 0."
+    assert lc.describe_paths(classes[:1, :2]) == "Along the path, the k-NN class runs 0."
+
+
 # ---------------------------------------------------------------- study, captions, figure
 
 def synthetic_summary(overlap):

@@ -280,6 +280,23 @@ def choose_faithful_pairs(labels, predicted, rng, num_pairs=3):
     return a, b, bool(faithful)
 
 
+def path_classes(train_z, train_labels, z_path, k=15):
+    """k-NN class of every point of interpolation paths z_path (P, S, D) -> (P, S)."""
+    z_path = np.asarray(z_path)
+    flat = knn_classify(train_z, train_labels, z_path.reshape(-1, z_path.shape[-1]), k)
+    return flat.reshape(z_path.shape[:2])
+
+
+def describe_paths(classes):
+    """One sentence listing the classes each path (row of classes (P, S)) passes through, in order."""
+    runs = []
+    for row in np.asarray(classes):  # a few rows of a figure, not images
+        changes = np.flatnonzero(np.diff(row)) + 1
+        runs.append(" → ".join(str(c) for c in row[np.concatenate([[0], changes])]))
+    listed = runs[0] if len(runs) == 1 else "; ".join(runs[:-1]) + " and " + runs[-1]
+    return f"Along the {'path' if len(runs) == 1 else 'paths'}, the k-NN class runs {listed}."
+
+
 # ---------------------------------------------------------------- the study
 
 def latent_class_study(enc_params, train_x, train_labels, test_x, test_labels, k=15,
