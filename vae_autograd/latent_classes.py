@@ -116,8 +116,9 @@ def knn_classify(train_z, train_labels, query_z, k=15, max_block_distances=MAX_B
 
 def confusion_table(true, predicted, num_classes=10):
     """Counts (C, C): row t, column p = images of class t labelled p. true, predicted (M,) in [0, C)."""
-    true = check_labels("true", true, len(np.atleast_1d(true)))
-    predicted = check_labels("predicted", predicted, len(true))
+    # int64, so that true * num_classes cannot overflow a small label dtype such as uint8
+    true = check_labels("true", true, len(np.atleast_1d(true))).astype(np.int64)
+    predicted = check_labels("predicted", predicted, len(true)).astype(np.int64)
     if len(true) and (min(true.min(), predicted.min()) < 0 or max(true.max(), predicted.max()) >= num_classes):
         raise ValueError(f"labels must lie in 0..{num_classes - 1}; pass num_classes > the largest label")
     return np.bincount(true * num_classes + predicted,
