@@ -245,8 +245,9 @@ def test_path_classes_follow_the_regions_a_straight_path_crosses():
     classes = lc.path_classes(train_z, train_labels, np.stack([path, path[::-1]]), k=5)
     assert classes.shape == (2, 11)
     np.testing.assert_array_equal(classes[0], [0] * 3 + [1] * 5 + [2] * 3)  # class 3 is off the path
-    assert lc.describe_paths(classes) == "Along the paths, the k-NN class runs 0 → 1 → 2 and 2 → 1 → 0."
-    assert lc.describe_paths(classes[:1, :2]) == "Along the path, the k-NN class runs 0."
+    assert lc.describe_paths(classes) == \
+        "Along the paths, the k-NN class runs 0 → 1 → 2 (row 1) and 2 → 1 → 0 (row 2)."
+    assert lc.describe_paths(classes[:1, :2]) == "Along the path, the k-NN class runs 0 (row 1)."
 
 
 # ---------------------------------------------------------------- study, captions, figure
@@ -290,11 +291,27 @@ def test_caption_without_any_split_says_so():
     assert "No class splits into separate clusters" in lc.describe_latent_classes(summary)
 
 
-def test_describe_classified_names_every_mismatch():
-    assert lc.describe_classified([3, 4], [3, 4], "end points") == \
-        "All 2 end points lie among training embeddings of their own digit."
-    text = lc.describe_classified([5, 1, 8], [8, 1, 3], "end points")
-    assert text.startswith("1 of the 3 end points") and "a 5 among the 8s, an 8 among the 3s" in text
+def test_describe_classified_names_every_mismatch_in_plain_grammar():
+    assert lc.describe_classified([3, 4], [3, 4], "end points", 15) == \
+        "All 2 end points lie among training embeddings of their own digit (by a 15-nearest-neighbour vote)."
+    text = lc.describe_classified([5, 1, 8], [8, 1, 3], "end points", 15)
+    assert text.startswith("1 of the 3 end points lies among training embeddings of its own digit")
+    assert text.endswith("; the others lie elsewhere: a 5 among the 8s, an 8 among the 3s.")
+    text = lc.describe_classified([5, 1, 8], [5, 1, 3], "end points", 15)
+    assert text.startswith("2 of the 3 end points lie") and "; the other lies elsewhere: an 8 among the 3s." in text
+    assert lc.describe_classified([5], [3], "sampled z", 5).startswith("None of the 1 sampled z lies")
+
+
+def test_describe_interpolations_reads_the_end_points_off_the_paths():
+    along = np.array([[1, 1, 7, 4], [3, 3, 5, 6]])  # row 2 starts, at z_a of a 5, among the 3s
+    text = lc.describe_interpolations([1, 5], [4, 6], along, faithful=False, k=15)
+    assert text.startswith("3 of the 4 end points lie") and "a 5 among the 3s" in text
+    assert text.endswith("the k-NN class runs 1 → 7 → 4 (row 1) and 3 → 5 → 6 (row 2).")
+    assert "drawn among" not in text
+    along[1, 0] = 5
+    text = lc.describe_interpolations([1, 5], [4, 6], along, faithful=True, k=15)
+    assert "whose latent mean a 15-nearest-neighbour vote labels correctly. All 4 end points" in text
+    assert lc.describe_reconstructions([7, 2], [7, 3], 15).endswith("elsewhere: a 2 among the 3s.")
 
 
 def test_study_on_a_tiny_untrained_model_and_its_figure():

@@ -291,10 +291,10 @@ def path_classes(train_z, train_labels, z_path, k=15):
 def describe_paths(classes):
     """One sentence listing the classes each path (row of classes (P, S)) passes through, in order."""
     runs = []
-    for row in np.asarray(classes):  # a few rows of a figure, not images
-        changes = np.flatnonzero(np.diff(row)) + 1
-        runs.append(" → ".join(str(c) for c in row[np.concatenate([[0], changes])]))
-    listed = runs[0] if len(runs) == 1 else "; ".join(runs[:-1]) + " and " + runs[-1]
+    for row, path in enumerate(np.asarray(classes), start=1):  # a few rows of a figure, not images
+        changes = np.flatnonzero(np.diff(path)) + 1
+        runs.append(" → ".join(str(c) for c in path[np.concatenate([[0], changes])]) + f" (row {row})")
+    listed = runs[0] if len(runs) == 1 else ", ".join(runs[:-1]) + " and " + runs[-1]
     return f"Along the {'path' if len(runs) == 1 else 'paths'}, the k-NN class runs {listed}."
 
 
@@ -387,19 +387,45 @@ def article(number):
     return "an" if str(number).startswith("8") else "a"
 
 
-def describe_classified(labels, predicted, what):
+def describe_classified(labels, predicted, what, k):
     """One sentence on whether the k-NN classes of some latent points match their images' labels.
 
-    labels, predicted (P,); what names the points, e.g. "sampled z" or "end points". For
-    the reconstruction (4.2) and interpolation (5.3) captions: it names every mismatch.
+    labels, predicted (P,): the digits of the images and the k-NN classes (vote of k) of
+    their latent points; what names the points, e.g. "sampled z" or "end points". For the
+    reconstruction (4.2) and interpolation (5.3) captions: it names every mismatch.
     """
     labels, predicted = np.asarray(labels), np.asarray(predicted)
     wrong = np.flatnonzero(labels != predicted)
-    if len(wrong) == 0:
-        return f"All {len(labels)} {what} lie among training embeddings of their own digit."
+    total, right = len(labels), len(labels) - len(wrong)
+    by_vote = f"(by a {k}-nearest-neighbour vote)"
+    if not len(wrong):
+        return f"All {total} {what} lie among training embeddings of their own digit {by_vote}."
     listed = ", ".join(f"{article(labels[i])} {labels[i]} among the {predicted[i]}s" for i in wrong)
-    return (f"{len(labels) - len(wrong)} of the {len(labels)} {what} lie among training "
-            f"embeddings of their own digit; the others lie elsewhere ({listed}).")
+    if right == 0:
+        return f"None of the {total} {what} lies among training embeddings of its own digit {by_vote}: {listed}."
+    return (f"{right} of the {total} {what} {'lies' if right == 1 else 'lie'} among training embeddings "
+            f"of {'its' if right == 1 else 'their'} own digit {by_vote}; "
+            f"{'the other lies' if len(wrong) == 1 else 'the others lie'} elsewhere: {listed}.")
+
+
+def describe_reconstructions(labels, knn_classes, k):
+    """The computed sentence of the reconstruction caption (4.2): labels, knn_classes (P,) of the shown z."""
+    return describe_classified(labels, knn_classes, "sampled z", k)
+
+
+def describe_interpolations(labels_a, labels_b, classes_along, faithful, k):
+    """The computed sentences of the interpolation caption (5.3).
+
+    labels_a, labels_b (P,): the digits of each row's end images; classes_along (P, S):
+    path_classes of each row's path, whose first and last points are z_a and z_b;
+    faithful: the pairs came from choose_faithful_pairs' faithful draw.
+    """
+    classes_along = np.asarray(classes_along)
+    chosen = (f"The images were drawn among the test images whose latent mean a {k}-nearest-neighbour "
+              "vote labels correctly. " if faithful else "")
+    ends = describe_classified(np.concatenate([labels_a, labels_b]),
+                               np.concatenate([classes_along[:, 0], classes_along[:, -1]]), "end points", k)
+    return chosen + ends + " " + describe_paths(classes_along)
 
 
 def fig_confusion(summary):
