@@ -230,6 +230,13 @@ def test_endpoint_classes_and_faithful_pairs():
         assert faithful
         assert set(a) | set(b) <= {0, 2, 4}
         assert np.all(labels[a] != labels[b]) and len(set(a)) == 2
+    # With agreement, image 4 (agreement 0.5) drops out; 0 and 2 remain, one pair of classes 0/1.
+    agreement = np.array([0.9, 1.0, 0.8, 1.0, 0.5, 1.0, 1.0, 1.0])
+    for seed in range(10):
+        a, b, faithful = lc.choose_faithful_pairs(labels, predicted, np.random.default_rng(seed), 1, agreement)
+        assert faithful and {int(a[0]), int(b[0])} == {0, 2}
+    a, b, faithful = lc.choose_faithful_pairs(labels, predicted, np.random.default_rng(0), 3, agreement)
+    assert not faithful  # three pairs need three distinct first images; only 0 and 2 pass
     # Only class 0 is ever faithful: fall back to all images and say so.
     a, b, faithful = lc.choose_faithful_pairs(labels, np.zeros(8, int), np.random.default_rng(0), 3)
     assert not faithful and np.all(labels[a] != labels[b])
@@ -310,7 +317,7 @@ def test_describe_interpolations_reads_the_end_points_off_the_paths():
     assert "drawn among" not in text
     along[1, 0] = 5
     text = lc.describe_interpolations([1, 5], [4, 6], along, faithful=True, k=15)
-    assert "whose latent mean a 15-nearest-neighbour vote labels correctly. All 4 end points" in text
+    assert "whose latent mean a 15-nearest-neighbour vote labels correctly and clearly. All 4 end points" in text
     assert lc.describe_reconstructions([7, 2], [7, 3], 15).endswith("elsewhere: a 2 among the 3s.")
 
 
@@ -325,6 +332,8 @@ def test_study_on_a_tiny_untrained_model_and_its_figure():
     assert np.sum(summary["confusion"]) == 40 and len(summary["clusters"]) == 10
     assert set(summary["accuracy_by_k"]) == {"1", "5"}
     assert summary["accuracy_by_k"]["5"] == summary["test_accuracy"]
+    neighbours, _ = lc.nearest_neighbours(study["train_z"], study["test_z"], 5)
+    np.testing.assert_allclose(study["test_agreement"], np.mean(labels[:80][neighbours] == labels[80:, None], 1))
     test_z = study["test_z"]
     for k in (1, 5):
         expected = np.mean(lc.knn_classify(study["train_z"], labels[:80], test_z, k) == labels[80:])

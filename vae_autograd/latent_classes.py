@@ -257,19 +257,26 @@ def endpoint_classes(train_z, train_labels, z_a, z_b, k=15):
     return predicted[:len(z_a)], predicted[len(z_a):]
 
 
-def choose_faithful_pairs(labels, predicted, rng, num_pairs=3):
+def choose_faithful_pairs(labels, predicted, rng, num_pairs=3, agreement=None, min_agreement=0.8):
     """Random image pairs of different classes whose k-NN classes equal their labels.
 
     labels, predicted (N,): the images' labels and the k-NN classes of their latent means.
+    agreement (N,), optional: the share of each image's k nearest training embeddings that
+    carry its own label (latent_class_study's "test_agreement"); with it, an image also
+    needs agreement >= min_agreement, so that its end of the path lies well inside its
+    digit's region rather than on a border where the decoder may draw the neighbour digit.
     Returns (a (num_pairs,), b (num_pairs,), faithful): faithful is True when every chosen
-    image is labelled correctly by its latent mean, so each end of an interpolation lies
-    among training embeddings of its own digit. If fewer than num_pairs such images, or only one class, exist, the
-    pairs are drawn from all images instead (as visualize.choose_pairs) and faithful is
-    False: the caption must then name the end points' classes.
+    image passed those tests, so each end of an interpolation lies among training
+    embeddings of its own digit. If fewer than num_pairs images pass, or they cover only
+    one class, the pairs are drawn from all images instead (as visualize.choose_pairs) and
+    faithful is False: the caption must then name the end points' classes.
     """
     labels = np.asarray(labels)
     predicted = check_labels("predicted", predicted, len(labels))
-    candidates = np.flatnonzero(labels == predicted)
+    passes = labels == predicted
+    if agreement is not None:
+        passes &= np.asarray(agreement) >= min_agreement
+    candidates = np.flatnonzero(passes)
     faithful = len(np.unique(labels[candidates])) >= 2 and num_pairs <= len(candidates)
     if not faithful:
         candidates = np.arange(len(labels))
@@ -309,7 +316,8 @@ def latent_class_study(enc_params, train_x, train_labels, test_x, test_labels, k
     Embeddings are the means of q(z|x). Returns {"summary": JSON-ready dict (k, accuracies,
     the 10 x 10 confusion table as nested lists, ranked confused pairs with shares, the
     accuracy for each k in ks, clusters per class of the training embedding), "train_z" (N, 2),
-    "test_z" (M, 2), "test_predicted" (M,)}.
+    "test_z" (M, 2), "test_predicted" (M,) k-NN labels, "test_agreement" (M,) the share of each
+    test image's k nearest training embeddings that carry its own label}.
     """
     train_z = np.asarray(encoder(enc_params, train_x)[0], dtype=np.float64)
     test_z = np.asarray(encoder(enc_params, test_x)[0], dtype=np.float64)
@@ -323,6 +331,7 @@ def latent_class_study(enc_params, train_x, train_labels, test_x, test_labels, k
     neighbours, _ = nearest_neighbours(train_z, test_z, ks[-1])
     predicted_by_k = {other: vote(train_labels[neighbours[:, :other]]) for other in ks}
     predicted = predicted_by_k[k]
+    agreement = np.mean(train_labels[neighbours[:, :k]] == test_labels[:, None], axis=1)
     table = confusion_table(test_labels, predicted)
     per_class, overall = accuracies(table)
     accuracy_by_k = {str(other): float(np.mean(predicted_by_k[other] == test_labels)) for other in ks}
@@ -339,7 +348,8 @@ def latent_class_study(enc_params, train_x, train_labels, test_x, test_labels, k
         "clusters": class_clusters(train_z, train_labels, cluster_k, sparse_share, gap_factor,
                                    min_cluster_share),
     }
-    return {"summary": summary, "train_z": train_z, "test_z": test_z, "test_predicted": predicted}
+    return {"summary": summary, "train_z": train_z, "test_z": test_z, "test_predicted": predicted,
+            "test_agreement": agreement}
 
 
 # ---------------------------------------------------------------- captions and the figure
@@ -418,11 +428,11 @@ def describe_interpolations(labels_a, labels_b, classes_along, faithful, k):
 
     labels_a, labels_b (P,): the digits of each row's end images; classes_along (P, S):
     path_classes of each row's path, whose first and last points are z_a and z_b;
-    faithful: the pairs came from choose_faithful_pairs' faithful draw.
+    faithful: the pairs came from choose_faithful_pairs' faithful draw (with its agreement test).
     """
     classes_along = np.asarray(classes_along)
     chosen = (f"The images were drawn among the test images whose latent mean a {k}-nearest-neighbour "
-              "vote labels correctly. " if faithful else "")
+              "vote labels correctly and clearly. " if faithful else "")
     ends = describe_classified(np.concatenate([labels_a, labels_b]),
                                np.concatenate([classes_along[:, 0], classes_along[:, -1]]), "end points", k)
     return chosen + ends + " " + describe_paths(classes_along)
