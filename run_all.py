@@ -24,13 +24,20 @@ from vae_autograd.data import (
 )
 from vae_autograd.estimators import fig_gradient_histograms, gradient_estimator_study
 from vae_autograd.integrate import fig_log_px_vs_elbo, log_marginal_likelihood, marginal_likelihood_study
+from vae_autograd.latent_classes import (
+    choose_faithful_pairs,
+    fig_confusion,
+    knn_classify,
+    latent_class_study,
+    path_classes,
+)
 from vae_autograd.posterior_figures import (
     fig_svi_posterior,
     fig_svi_prediction,
     fig_top_half_posterior,
     fig_true_vs_approx_posterior,
 )
-from vae_autograd.report import write_report
+from vae_autograd.report import CAPTIONS, write_report
 from vae_autograd.svi import svi_study
 from vae_autograd.train import (
     CheckpointError,
@@ -51,6 +58,8 @@ from vae_autograd.visualize import (
     fig_latent_lattice,
     fig_prior_samples,
     fig_reconstructions,
+    interpolate_latents,
+    reconstructions,
 )
 
 # How much of each part runs: the full study, and --quick (checks the pipeline, not the science).
@@ -185,16 +194,35 @@ def run_study(args, log):
     train_study.pop("per_image")
     results["integration_train"] = train_study
 
+    log("parts 4-5: the digit classes in the latent plane")
+    classes = latent_class_study(enc, train_x, train_labels, test_x, test_labels)
+    summary = classes["summary"]
+    results["latent_classes"] = summary
+    pairs = ", ".join(f"{p['pair'][0]}/{p['pair'][1]} {p['share']:.0%}" for p in summary["confused_pairs"][:3])
+    log(f"  {summary['k']}-NN test accuracy {summary['test_accuracy']:.1%}; most confused: {pairs or 'none'}")
+
     log("part 4: samples from the prior and reconstructions")
     figures["prior_samples"] = fig_prior_samples(dec, rng(3))
     figures["reconstructions"] = fig_reconstructions(enc, dec, test_x[:10], rng(4))
+    z_shown = reconstructions(enc, dec, test_x[:10], rng(4))[0]  # the z the figure decodes (same stream)
+    results["reconstructions"] = {
+        "labels": test_labels[:10].tolist(),
+        "knn_classes": knn_classify(classes["train_z"], train_labels, z_shown, summary["k"]).tolist()}
 
     log("part 5: the latent space")
     figures["latent_embedding"] = fig_latent_embedding(enc, train_x, train_labels)
+    figures["latent_confusion"] = fig_confusion(summary)
     figures["latent_lattice"] = fig_latent_lattice(dec, 20, "gaussian")
     figures["latent_lattice_linear"] = fig_latent_lattice(dec, 20, "linear",
                                                           embedding_bounds(enc, train_x))
-    figures["interpolations"] = fig_interpolations(enc, dec, test_x, test_labels, rng(5))
+    a, b, faithful = choose_faithful_pairs(test_labels, classes["test_predicted"], rng(5), num_pairs=3,
+                                           agreement=classes["test_agreement"])
+    figures["interpolations"] = fig_interpolations(enc, dec, test_x, test_labels, pairs=(a, b))
+    along = path_classes(classes["train_z"], train_labels, interpolate_latents(enc, test_x[a], test_x[b], 10),
+                         summary["k"])
+    results["interpolations"] = {"a": a.tolist(), "b": b.tolist(), "labels_a": test_labels[a].tolist(),
+                                 "labels_b": test_labels[b].tolist(), "faithful": faithful,
+                                 "path_classes": along.tolist()}
 
     log("part 6: true posteriors, the top half of a digit, SVI")
     shown = test_x[:4]
@@ -216,10 +244,12 @@ def run_study(args, log):
 
 def write_outputs(folder, figures, results_text, results):
     """Write the figures, results.json and report.md of one run into folder."""
+    if set(figures) != set(CAPTIONS):
+        raise ValueError(f"the study drew {sorted(figures)}, but the report captions {sorted(CAPTIONS)}")
     for name, fig in figures.items():
         atomic_write(folder / f"{name}.png", lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
     atomic_write(folder / "results.json", lambda f: f.write(results_text.encode()))
-    write_report(folder / "report.md", results, list(figures))
+    write_report(folder / "report.md", results)
 
 
 def main(argv=None):

@@ -45,7 +45,7 @@ ENTRY_POINTS = {
     "fig_top_half_posterior": lambda x: fig_top_half_posterior(DEC, x, num_points=11),
     "fig_reconstructions": lambda x: fig_reconstructions(ENC, DEC, x, rng()),
     "fig_latent_embedding": lambda x: fig_latent_embedding(ENC, x, LABELS[:len(x)]),
-    "fig_interpolations": lambda x: fig_interpolations(ENC, DEC, x, LABELS[:len(x)], rng(), num_pairs=1),
+    "fig_interpolations": lambda x: fig_interpolations(ENC, DEC, x, LABELS[:len(x)], ([0], [0])),
 }
 
 

@@ -11,13 +11,11 @@ import numpy as np
 import pytest
 
 from vae_autograd.model import init_vae_params
+from vae_autograd.report import CAPTIONS
 from vae_autograd.train import TrainConfig, save_params
 
 REPO = Path(__file__).resolve().parents[1]
-FIGURES = ["prior_samples", "reconstructions", "latent_embedding", "latent_lattice",
-           "latent_lattice_linear", "interpolations", "log_px_vs_elbo",
-           "true_vs_approx_posterior", "top_half_posterior", "svi_posterior", "svi_prediction",
-           "gradient_histograms"]
+FIGURES = list(CAPTIONS)
 
 
 def run_quick(out_dir, mnist_dir, *extra):

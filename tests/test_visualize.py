@@ -276,7 +276,7 @@ def test_fig_interpolations_pairs_different_digits(tiny, images, network_calls):
     x, labels = images
     a, b = vis.choose_pairs(labels, np.random.default_rng(4), 3)
     assert np.all(labels[a] != labels[b])
-    fig = vis.fig_interpolations(enc_params, dec_params, x, labels, np.random.default_rng(4))
+    fig = vis.fig_interpolations(enc_params, dec_params, x, labels, (a, b))
     assert network_calls == {"encoder": 1, "decoder": 1}
     per_tile = tiles(shown_image(fig))
     assert per_tile.shape == (3, 12, 784)

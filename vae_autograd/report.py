@@ -1,5 +1,10 @@
-"""report.md: the whole study on one page, written from the numbers run_all.py computed."""
+"""report.md: the whole study on one page, written from the numbers run_all.py computed.
+
+CAPTIONS names every figure of the study, in the report's order: run_all.py draws exactly
+these, and the tests check them by this list.
+"""
 from .data import atomic_write
+from .latent_classes import describe_interpolations, describe_latent_classes, describe_reconstructions
 
 CAPTIONS = {
     "prior_samples": "**4.1 Ancestral samples.** Ten z drawn from the prior N(0, I), decoded: the top "
@@ -7,12 +12,12 @@ CAPTIONS = {
     "means are smooth digit shapes; the samples add independent pixel noise, since the decoder "
     "models pixels as independent given z.",
     "reconstructions": "**4.2 Reconstructions.** Ten test images (left), the Bernoulli means of p(x|z) "
-    "for one z ~ q(z|x) (middle) and a binary sample from it (right). Two latent dimensions keep "
-    "the class and the slant of most digits but lose their details, and similar classes "
-    "(4/9, 3/5/8) are confused.",
+    "for one z ~ q(z|x) (middle) and a binary sample from it (right).",
     "latent_embedding": "**5.1 Latent embedding.** The mean of q(z|x) for every training "
-    "image, coloured by class. Classes form contiguous regions of the plane, with 1s and 0s "
-    "well separated and 4/9 and 3/5/8 overlapping, although no label was used in training.",
+    "image, coloured by class; no label was used in training.",
+    "latent_confusion": "**5.1b Classes in the latent plane.** Each test image labelled by a vote of "
+    "the nearest training embeddings (means of q(z|x)); row t, column p: the percentage of the test "
+    "images of digit t labelled p.",
     "latent_lattice": "**5.2 The learned manifold (paper Fig. 4b).** Bernoulli means of p(x|z) on a "
     "20 x 20 lattice whose coordinates are the Gaussian inverse CDF of evenly spaced points in "
     "(0, 1), so it covers the prior's mass evenly; z1 grows to the right and z2 upwards.",
@@ -20,7 +25,7 @@ CAPTIONS = {
     "the 1st and 99th percentiles of the embedding: it shows where the training data actually lie.",
     "interpolations": "**5.3 Interpolations.** Three pairs of test images of different classes; "
     "between them, the Bernoulli means along z_alpha = alpha z_a + (1 - alpha) z_b for ten evenly "
-    "spaced alpha from 1 to 0. The path morphs smoothly through the classes lying between.",
+    "spaced alpha from 1 to 0.",
     "log_px_vs_elbo": "**3.2 log p(x) against the ELBO.** Left: per test image, the ELBO against the "
     "exact log p(x) from quadrature; every image lies below the diagonal. Right: the gap, which "
     "is KL(q(z|x) || p(z|x)), per image.",
@@ -45,12 +50,12 @@ CAPTIONS = {
 }
 
 
-def write_report(path, results, figure_names):
-    """Write report.md at path from results (as in results.json) and the saved figure names."""
-    atomic_write(path, lambda f: f.write(report_text(results, figure_names).encode()))
+def write_report(path, results):
+    """Write report.md at path from results (as in results.json), beside the figures of CAPTIONS."""
+    atomic_write(path, lambda f: f.write(report_text(results).encode()))
 
 
-def report_text(results, figure_names):
+def report_text(results):
     training, test, train = (results["training"], results["integration_test"],
                              results["integration_train"])
     lines = [
@@ -89,10 +94,25 @@ def report_text(results, figure_names):
     ]
     lines += svi_section(results["svi"]) + estimator_section(results["gradient_estimators"])
     lines += ["## Figures", ""]
-    for name in figure_names:
-        lines += [f"![{name}]({name}.png)", "", CAPTIONS.get(name, name), ""]
+    captions = {**CAPTIONS, **computed_captions(results)}
+    for name in CAPTIONS:
+        lines += [f"![{name}]({name}.png)", "", captions[name], ""]
     lines += questions_section()
     return "\n".join(lines) + "\n"
+
+
+def computed_captions(results):
+    """Captions of 4.2, 5.1 and 5.3 with the claims this run's numbers support, and only those."""
+    summary, shown, paths = results["latent_classes"], results["reconstructions"], results["interpolations"]
+    k = summary["k"]
+    return {
+        "reconstructions": CAPTIONS["reconstructions"] + " "
+        + describe_reconstructions(shown["labels"], shown["knn_classes"], k),
+        "latent_embedding": CAPTIONS["latent_embedding"] + " " + describe_latent_classes(summary),
+        "interpolations": CAPTIONS["interpolations"] + " "
+        + describe_interpolations(paths["labels_a"], paths["labels_b"], paths["path_classes"],
+                                  paths["faithful"], k),
+    }
 
 
 def svi_section(svi):

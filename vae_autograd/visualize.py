@@ -268,13 +268,16 @@ def choose_pairs(labels, rng, num_pairs=3):
     return a, b
 
 
-def fig_interpolations(enc_params, dec_params, x, labels, rng, num_pairs=3, num_steps=10):
-    """One row per random pair of images of different digits: x_a | p(x|z) means from z_a to z_b | x_b.
+def fig_interpolations(enc_params, dec_params, x, labels, pairs, num_steps=10):
+    """One row per pair of images: x_a | p(x|z) means from z_a to z_b | x_b.
 
-    x (N, 784), labels (N,). Columns are alpha = 1, ..., 0 of z_alpha = alpha z_a + (1 - alpha) z_b.
+    x (N, 784), labels (N,); pairs: index arrays (a, b), each (P,), e.g. from choose_pairs or
+    latent_classes.choose_faithful_pairs. Columns are alpha = 1, ..., 0 of
+    z_alpha = alpha z_a + (1 - alpha) z_b.
     """
     check_images(x, data_dim(dec_params))
-    a, b = choose_pairs(labels, rng, num_pairs)
+    a, b = (np.asarray(i) for i in pairs)
+    num_pairs = len(a)
     z_path = interpolate_latents(enc_params, x[a], x[b], num_steps)
     means = sigmoid(decoder(dec_params, z_path.reshape(-1, 2))).reshape(num_pairs, num_steps, -1)
     rows = np.concatenate([x[a][:, None], means, x[b][:, None]], axis=1)
