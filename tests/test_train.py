@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+import vae_autograd.train as training
 from vae_autograd.adam import init_adam_state
 from vae_autograd.elbo import elbo
 from vae_autograd.fast_grad import flat_arrays
@@ -290,15 +291,35 @@ def test_cli_divergence_stops_and_keeps_the_good_checkpoint(tmp_path, mnist_dir)
     assert out.read_bytes() == saved and not out.with_suffix(".json").exists()
 
 
-def test_divergence_while_resuming_keeps_the_good_checkpoint(tmp_path):
+def test_divergence_while_resuming_keeps_the_good_checkpoint(tmp_path, monkeypatch):
     out = tmp_path / "vae.npz"
     run_training(small_config(out), log=lambda line: None, data=synthetic_data())
     saved, results = out.read_bytes(), out.with_suffix(".json").read_bytes()
-    poisoned = synthetic_data()
-    poisoned[0][5, 3] = np.nan  # a non-finite loss in the resumed epoch
+    # A loss that turns non-finite in the resumed epoch (valid data cannot, at this lr).
+    real_elbo = training.elbo_unchecked
+    monkeypatch.setattr(training, "elbo_unchecked", lambda *args: real_elbo(*args) * np.nan)
     with pytest.raises(TrainingDiverged, match="diverged in epoch 2.*smaller --lr.*is unchanged"):
-        run_training(small_config(out, epochs=3, resume=True), log=lambda line: None, data=poisoned)
+        run_training(small_config(out, epochs=3, resume=True), log=lambda line: None, data=synthetic_data())
     assert out.read_bytes() == saved and out.with_suffix(".json").read_bytes() == results
+
+
+def test_keep_epochs_keeps_exactly_those_checkpoints_and_they_resume_exactly(tmp_path):
+    quiet = {"log": lambda line: None, "data": synthetic_data()}
+    straight, _ = run_training(small_config(tmp_path / "straight.npz", epochs=4), **quiet)
+    config = small_config(tmp_path / "vae.npz", epochs=4, keep_epochs=(1, 3))
+    run_training(config, **quiet)
+    assert sorted(p.name for p in tmp_path.glob("vae-*.npz")) == ["vae-epoch1.npz", "vae-epoch3.npz"]
+    one_epoch, _ = run_training(small_config(tmp_path / "one.npz", epochs=1), **quiet)
+    kept, _, _, epoch, curve = load_params(config.kept_path(1))
+    assert epoch == 1 and len(curve) == 1
+    for a, b in zip(flat_arrays(kept), flat_arrays(one_epoch)):
+        np.testing.assert_array_equal(a, b)
+    resumed, _ = run_training(small_config(config.kept_path(3), epochs=4, resume=True), **quiet)
+    for a, b in zip(flat_arrays(resumed), flat_arrays(straight)):
+        np.testing.assert_array_equal(a, b)
+    (tmp_path / "vae.npz").unlink()  # a kept checkpoint is protected like --out itself
+    with pytest.raises(CheckpointError, match="vae-epoch1.npz already holds a checkpoint.*--force"):
+        run_training(config, **quiet)
 
 
 def test_non_finite_parameters_stop_training_before_they_are_saved():

@@ -191,14 +191,21 @@ def load_params(path, expect=None):
 
 # ---------------------------------------------------------------- options
 
-def option(default, help, valid=None, rule="", kind=None):
+def option(default, help, valid=None, rule="", kind=None, parse=None):
     """A TrainConfig field: its default, its --help text and the rule its values obey.
 
-    valid(value) -> bool is the rule, stated to the user as rule; kind parses the
-    command-line text (default: the type of the default).
+    valid(value) -> bool is the rule, stated to the user as rule; kind is the type of its
+    values (default: the type of the default); parse turns command-line text into one
+    (default: kind).
     """
+    kind = kind or type(default)
     return field(default=default, metadata={"help": help, "valid": valid, "rule": rule,
-                                            "kind": kind or type(default)})
+                                            "kind": kind, "parse": parse or kind})
+
+
+def parse_epochs(text):
+    """'1,10,50' -> (1, 10, 50); '' -> ()."""
+    return tuple(int(part) for part in text.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
@@ -230,6 +237,9 @@ class TrainConfig:
                        lambda p: p.suffix != ".json",
                        "must not end in .json: the results go beside the checkpoint with that suffix",
                        kind=Path)
+    keep_epochs: tuple = option((), "also keep the checkpoints of these epochs (comma-separated), beside "
+                                "--out as NAME-epochN.npz", lambda t: all(type(e) is int and e > 0 for e in t),
+                                "must be positive epochs separated by commas", parse=parse_epochs)
     resume: bool = option(False, "continue training from the checkpoint at --out up to --epochs")
     force: bool = option(False, "without --resume, overwrite an existing checkpoint at --out")
     quiet: bool = option(False, "no per-epoch lines")
@@ -240,6 +250,10 @@ class TrainConfig:
             problem = rule_broken(f, getattr(self, f.name))
             if problem:
                 raise ConfigError(f"{f.name} {problem}, got {getattr(self, f.name)!r}")
+
+    def kept_path(self, epoch):
+        """Where --keep-epochs keeps the checkpoint of that epoch: data/vae-epoch10.npz."""
+        return self.out.with_name(f"{self.out.stem}-epoch{epoch}{self.out.suffix}")
 
     @property
     def results_path(self):
@@ -270,7 +284,7 @@ def option_type(name):
 
     def parse(text):
         try:
-            value = config_field.metadata["kind"](text)
+            value = config_field.metadata["parse"](text)
         except ValueError:
             value = None
         if value is None or rule_broken(config_field, value):
@@ -315,9 +329,10 @@ def check_training_paths(config):
     """
     check_writable_file(config.out, "--out")
     check_writable_file(config.results_path, "--out (its results file)")
-    if config.out.exists() and not config.resume and not config.force:
-        raise CheckpointError(f"{config.out} already holds a checkpoint; continue it with --resume, "
-                              "or pass --force to overwrite it")
+    for path in [config.out] + [config.kept_path(e) for e in config.keep_epochs]:
+        if path.exists() and not config.resume and not config.force:
+            raise CheckpointError(f"{path} already holds a checkpoint; continue it with --resume, "
+                                  "or pass --force to overwrite it")
 
 
 def run_training(config, log=print, data=None):
@@ -349,6 +364,8 @@ def run_training(config, log=print, data=None):
     def on_epoch_end(epoch, loss, seconds, state):
         curve.append(loss)
         save_params(config.out, params, metadata, state, epoch, curve)
+        if epoch in config.keep_epochs:
+            save_params(config.kept_path(epoch), params, metadata, state, epoch, curve)
         saved.append(epoch)
         if not config.quiet:
             done = epoch - start_epoch
