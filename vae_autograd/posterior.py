@@ -286,8 +286,8 @@ def bottom_pixel_dependence(dec_params, windows, min_marginal=0.01):
             joint = p.T @ (w[:, None] * p)
             covariance = joint - np.outer(m, m)
             correlation = covariance / np.sqrt(np.outer(m * (1 - m), m * (1 - m)))
-            np.fill_diagonal(correlation, 0.0)
-            i, j = np.unravel_index(np.argmax(np.abs(correlation)), correlation.shape)
+            upper = np.triu(np.abs(correlation), k=1)  # each pair once, i < j
+            i, j = np.unravel_index(np.argmax(upper), upper.shape)
             record.update({"max_abs_correlation": float(abs(correlation[i, j])),
                            "pixels": [int(split + uncertain[i]), int(split + uncertain[j])],
                            "marginals": [float(m[i]), float(m[j])], "joint": float(joint[i, j]),
