@@ -88,7 +88,7 @@ def describe_svi(summary):
     difference = np.abs(summary["kl_difference_in_se"])
     agree = np.array(summary["kl_agree"])
     n = len(kl)
-    check = (f"log p(x_top) - ELBO, from {n} Monte Carlo ELBOs, agrees with it within "
+    check = (f"log p(x_top) - ELBO, with the ELBO by Monte Carlo, agrees with it within "
              f"{summary['agreement_se']:.0f} standard errors on "
              + (f"all {n} images" if agree.all() else f"{agree.sum()} of {n} images")
              + f" (at most {difference.max():.1f} SE apart)")
