@@ -9,7 +9,13 @@ contour figures in ``posterior_figures.py``.
 
 Posteriors of a trained 2-D VAE can be a few hundredths wide, far narrower than a grid
 over the prior can resolve, so the quadratures here run on square windows fitted to each
-posterior (``posterior_windows``). Images are rows of 784 pixels (row-major 28 x 28), so
+posterior (``posterior_windows``), widened until they hold it whole, small far modes
+included (``whole_posterior_windows``, which reports the mass left at each window's edge).
+On a window the study also counts the posterior's modes (``count_modes``), finds the
+Gaussian closest to it (``best_gaussian_kl``: what separates the encoder's KL into the
+amortization and the approximation gap), and measures how far p(x_bottom | x_top) is
+from a product over pixels (``bottom_pixel_dependence``). ``posterior_study`` runs all
+of it for the images of 6.1 and 6.2. Images are rows of 784 pixels (row-major 28 x 28), so
 the top 14 rows are the first 392 pixels; for a decoder of any output size D, "whole"
 means D pixels and "top half" the first D // 2. Images are binary batches (N, P), as
 ``images.check_images`` states.
