@@ -374,7 +374,7 @@ def top_half_summary(num_modes, mode_shares):
 
 def test_describe_top_half_calls_a_posterior_multimodal_only_when_counted():
     text = describe_top_half(top_half_summary([1, 1], [[0.983, 0.007], [0.99]]))
-    assert "wider in all 2 panels (the product of its two stds 4.0 times" in text
+    assert "wider in all 2 panels (the product of its two stds is 4.0 times" in text
     assert "every one of the 2 posteriors has a single mode" in text
     assert "in panel 1 a separate piece holding 0.7% of the mass is too small to count" in text
     assert "multi-modal" not in text

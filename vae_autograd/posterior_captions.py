@@ -62,7 +62,7 @@ def describe_top_half(summary):
     wider = np.flatnonzero(top > whole)
     if len(wider) == n:
         width = (f"seeing half a digit leaves the posterior wider in all {n} panels (the product of its two "
-                 f"stds {span(top / whole, 1)} times that given the whole image)")
+                 f"stds is {span(top / whole, 1)} times that given the whole image)")
     else:
         width = (f"the posterior given half a digit is wider than given the whole image in "
                  f"{len(wider)} of {n} panels")
