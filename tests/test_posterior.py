@@ -374,7 +374,7 @@ def top_half_summary(num_modes, mode_shares):
 
 def test_describe_top_half_calls_a_posterior_multimodal_only_when_counted():
     text = describe_top_half(top_half_summary([1, 1], [[0.983, 0.007], [0.99]]))
-    assert "wider in all 2 panels (the product of its two stds is 4.0 times" in text
+    assert "wider in all 2 panels (the product of its two stds is 4.00 times" in text
     assert "every one of the 2 posteriors has a single mode" in text
     assert "in panel 1 a separate piece holding 0.7% of the mass is too small to count" in text
     assert "multi-modal" not in text
@@ -390,6 +390,6 @@ def test_describe_factorization_states_the_largest_correlation():
     text = describe_factorization(records)
     assert "the largest correlation between two bottom pixels is -0.200 (digit 1, pixels at row 14, column 8 " \
            "and row 15, column 10: P(both on) = 0.050 against 0.090" in text
-    assert "couples the pixels through z" in text and "0.050-0.200 across the 2 digits" in text
+    assert "couples the pixels through z" in text and "the largest |correlation| per digit is 0.200, 0.050" in text
     small = [dict(r, max_abs_correlation=0.001, correlation=0.001) for r in records]
     assert "nearly one product" in describe_factorization(small)

@@ -62,7 +62,7 @@ def describe_top_half(summary):
     wider = np.flatnonzero(top > whole)
     if len(wider) == n:
         width = (f"seeing half a digit leaves the posterior wider in all {n} panels (the product of its two "
-                 f"stds is {span(top / whole, 1)} times that given the whole image)")
+                 f"stds is {span(top / whole)} times that given the whole image)")
     else:
         width = (f"the posterior given half a digit is wider than given the whole image in "
                  f"{len(wider)} of {n} panels")
@@ -106,14 +106,15 @@ def describe_factorization(bottom_dependence):
                 "here; the coupling through z is still there in general")
     n, r = max(enumerate(bottom_dependence), key=lambda item: item[1]["max_abs_correlation"])
     (row_i, col_i), (row_j, col_j) = (divmod(p, SIDE) for p in r["pixels"])
+    per_digit = ", ".join(f"{x['max_abs_correlation']:.3f}" for x in bottom_dependence)
     numbers = (f"computed exactly under that mixture with the quadrature weights of 6.2, the largest "
                f"correlation between two bottom pixels is {r['correlation']:+.3f} (digit {n + 1}, pixels at row "
                f"{row_i}, column {col_i} and row {row_j}, column {col_j}: P(both on) = {r['joint']:.3f} against "
-               f"{r['product_of_marginals']:.3f} for the product of their marginals), and "
-               f"{span([x['max_abs_correlation'] for x in bottom_dependence], 3)} across the "
-               f"{len(bottom_dependence)} digits; a product over pixels would make every correlation 0")
+               f"{r['product_of_marginals']:.3f} for the product of their marginals); the largest |correlation| "
+               f"per digit is {per_digit}, "
+               f"where a product over pixels would make every correlation 0")
     if r["max_abs_correlation"] < 0.01:
         return (f"it is the integral of that product against p(z | x_top), a mixture of products; {numbers}: "
-                "for these digits the posterior is so narrow that the mixture is nearly one product")
+                "for these digits the mixture is nearly one product")
     return (f"it is the integral of that product against p(z | x_top), a mixture of products, which couples "
             f"the pixels through z: {numbers}")
