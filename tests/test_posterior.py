@@ -6,6 +6,7 @@ a top half is the top 14 of 28 rows): its posteriors are a few tenths wide, so w
 and brute-force grids both resolve them, and every test takes well under a second.
 """
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -16,18 +17,32 @@ from vae_autograd.elbo import joint_log_density
 from vae_autograd.integrate import latent_grid, log_integrate_grid
 from vae_autograd.model import decoder, encoder, init_vae_params
 from vae_autograd.posterior import (
+    best_gaussian_kl,
+    bottom_pixel_dependence,
+    count_modes,
+    edge_mass,
     grid_moments,
     log_joint_on_grid,
     log_joint_on_windows,
     log_likelihood_top,
+    normalized,
+    posterior_study,
     posterior_windows,
     quadrature_kl,
     top_half,
+    whole_posterior_windows,
+)
+from vae_autograd.posterior_captions import (
+    describe_factorization,
+    describe_top_half,
+    describe_true_vs_approx,
 )
 from vae_autograd.posterior_figures import (
     fig_top_half_posterior,
     fig_true_vs_approx_posterior,
     hdr_log_levels,
+    kl_titles,
+    top_half_titles,
 )
 
 
@@ -160,29 +175,221 @@ def test_hdr_levels_enclose_the_requested_masses():
     np.testing.assert_allclose(levels, np.sort(expected), atol=2e-3)
 
 
-def test_true_vs_approx_figure_titles_are_the_kl_on_each_window(tiny, images):
+@pytest.fixture(scope="module")
+def study(tiny, images):
+    """posterior_study of the tiny VAE: images[:2] as training images, images[1:] as test images."""
+    return posterior_study(*tiny, images[:2], images[1:], num_points=41)
+
+
+def test_posterior_study_kls_are_quadrature_kls_on_windows_holding_the_posterior(tiny, images, study):
     enc_params, dec_params = tiny
-    fig = fig_true_vs_approx_posterior(enc_params, dec_params, images, num_points=41)
-    mean, log_std = encoder(enc_params, images)
-    z_grids, dz, log_joint = posterior_windows(dec_params, images, mean, np.exp(log_std), 41, num_stds=4.0)
-    log_post = log_joint - log_integrate_grid(log_joint, dz, 41)[:, None]
-    kl = quadrature_kl(diag_gaussian_log_density(z_grids, mean[:, None], log_std[:, None]), log_post, dz)
+    summary = study["summary"]
+    assert json.loads(json.dumps(summary)) == summary
+    for name, x in (("train", images[:2]), ("test", images[1:])):
+        part, numbers = study[name], summary["true_vs_approx"][name]
+        mean, log_std = encoder(enc_params, x)
+        np.testing.assert_array_equal(part["q_mean"], mean)
+        z_grids, dz, log_joint = part["windows"]
+        log_px, _ = brute_force(dec_params, x)
+        np.testing.assert_allclose(log_integrate_grid(log_joint, dz, 41), log_px, atol=1e-6)
+        kl = quadrature_kl(diag_gaussian_log_density(z_grids, mean[:, None], log_std[:, None]),
+                           normalized(part["windows"]), dz)
+        np.testing.assert_allclose(numbers["kl"], kl, rtol=1e-12)
+        assert np.all(np.array(numbers["best_gaussian_kl"]) <= np.array(numbers["kl"]) + 1e-12)
+        assert np.all(np.array(numbers["best_gaussian_kl"]) >= 0)
+        assert max(numbers["edge_mass"]) < 1e-4 and max(numbers["mass_outside_window"]) < 1e-3
+    # An untrained decoder's posteriors given 392 pixels are single bumps.
+    assert summary["top_half"]["num_modes"] == [1, 1]
+    assert len(summary["bottom_dependence"]) == 2
+
+
+def test_true_vs_approx_figure_has_a_row_of_training_and_a_row_of_test_images(images, study):
+    fig = fig_true_vs_approx_posterior(study)
     panels = [ax for ax in fig.axes if ax.get_title()]
-    assert [ax.get_title() for ax in panels] == [f"KL(q || p) = {k:.3f} nats" for k in kl]
-    for ax, image in zip(panels, images):  # each panel's inset is its digit
+    summary = study["summary"]["true_vs_approx"]
+    assert [ax.get_title() for ax in panels] == kl_titles(summary["train"]) + kl_titles(summary["test"])
+    assert panels[0].get_title().startswith(f"KL(q || p) = {summary['train']['kl'][0]:.3f} nats")
+    for ax, image in zip(panels, np.concatenate([images[:2], images[1:]])):  # each panel's inset is its digit
         np.testing.assert_array_equal(ax.child_axes[0].images[0].get_array().ravel(), image)
 
 
-def test_top_half_figure_shows_the_top_half_and_its_wider_posterior(tiny, images):
+def test_top_half_figure_shows_the_top_half_and_its_wider_posterior(tiny, images, study):
     dec_params = tiny[1]
-    fig = fig_top_half_posterior(dec_params, images, num_points=41)
+    fig = fig_top_half_posterior(study)
     panels = [ax for ax in fig.axes if ax.get_title()]
-    top_stds = np.array([[float(v) for v in ax.get_title().split(": ")[1].split(", ")] for ax in panels])
-    _, (_, whole_std) = brute_force(dec_params, images)
-    _, (_, half_std) = brute_force(dec_params, top_half(images))
-    np.testing.assert_allclose(top_stds, half_std, atol=0.006)  # titles round to 0.01
+    summary = study["summary"]["top_half"]
+    assert [ax.get_title() for ax in panels] == top_half_titles(summary)
+    _, (_, whole_std) = brute_force(dec_params, images[1:])
+    _, (_, half_std) = brute_force(dec_params, top_half(images[1:]))
+    np.testing.assert_allclose(summary["posterior_std"], half_std, rtol=1e-3)
     assert np.all(half_std > whole_std)  # half the pixels: a wider posterior
-    for ax, image in zip(panels, images):
+    for ax, image in zip(panels, images[1:]):
         shown = ax.child_axes[0].images[0].get_array()
         np.testing.assert_array_equal(shown[:14].ravel(), image[:392])
         assert shown[14:].mask.all()  # the bottom is drawn as unobserved
+
+
+# ---------------------------------------------------------------- windows, modes, the best Gaussian
+
+def gaussian_mixture(z_grid, weights, means, std):
+    """log of a mixture of isotropic Gaussians of one std at the points z_grid (G, 2) -> (G,)."""
+    parts = [np.log(w) + diag_gaussian_log_density(z_grid, np.array(m, float), np.log([std, std]))
+             for w, m in zip(weights, means)]
+    return scipy.special.logsumexp(parts, axis=0)
+
+
+def test_edge_mass_is_small_for_a_held_density_and_large_for_a_cut_one():
+    z_grid, axis = latent_grid(-3, 3, 0.05)
+    held = diag_gaussian_log_density(z_grid, np.zeros(2), np.log([0.5, 0.5]))
+    cut = diag_gaussian_log_density(z_grid, np.array([2.5, 0.0]), np.log([0.5, 0.5]))
+    masses = edge_mass(np.stack([held, cut]), len(axis))
+    assert masses[0] < 1e-6 and masses[1] > 0.01
+
+
+@pytest.mark.parametrize("weights, means, std, expected", [
+    ((1.0,), [(0, 0)], 0.5, 1),
+    ((0.5, 0.5), [(-1.5, 0), (1.5, 0)], 0.4, 2),
+    ((0.3, 0.4, 0.3), [(-1.5, -1.5), (1.5, 0), (-1.5, 1.5)], 0.3, 3),
+    ((0.5, 0.5), [(-0.4, 0), (0.4, 0)], 0.5, 1),  # less than 2 stds apart: one bump
+    ((0.993, 0.007), [(-1.5, 0), (1.5, 0)], 0.4, 1),  # a second bump below min_share
+])
+def test_count_modes_of_synthetic_mixtures(weights, means, std, expected):
+    z_grid, axis = latent_grid(-3, 3, 0.05)
+    modes = count_modes(gaussian_mixture(z_grid, weights, means, std), len(axis), mass=0.99, min_share=0.01)
+    assert modes["num_modes"] == expected
+    assert len(modes["peaks"]) == expected
+    assert abs(sum(modes["shares"]) - 0.99) < 0.01
+    if expected == 2:
+        np.testing.assert_allclose(modes["shares"], [0.495, 0.495], atol=0.01)
+        np.testing.assert_allclose(sorted(z_grid[modes["peaks"], 0]), [-1.5, 1.5], atol=0.05)
+    if weights == (0.993, 0.007):  # the small bump is a separate piece, reported but not counted
+        assert len(modes["shares"]) == 2 and 0.001 < modes["shares"][1] < 0.01
+
+
+def test_best_gaussian_kl_finds_a_gaussian_posterior_from_far_away_and_is_below_q_for_a_mixture():
+    z_grid, axis = latent_grid(-3, 3, 0.04)
+    log_p = diag_gaussian_log_density(z_grid, np.array([0.5, -0.3]), np.log([0.3, 0.6]))
+    kl, mean, log_std = best_gaussian_kl(z_grid, log_p, 0.04, np.array([-2.0, 2.0]), np.log([0.1, 0.1]))
+    assert kl < 1e-5  # the grid's own error
+    np.testing.assert_allclose(mean, [0.5, -0.3], atol=1e-3)
+    np.testing.assert_allclose(np.exp(log_std), [0.3, 0.6], atol=1e-3)
+    log_p = gaussian_mixture(z_grid, (0.5, 0.5), [(-1, 0), (1, 0)], 0.5)
+    kl, mean, log_std = best_gaussian_kl(z_grid, log_p, 0.04, np.zeros(2), np.zeros(2))
+    start = quadrature_kl(diag_gaussian_log_density(z_grid, np.zeros(2), np.zeros(2))[None], log_p[None], 0.04)
+    assert 0.05 < kl < start[0]  # no Gaussian fits two bumps, the best fits better than N(0, I)
+
+
+def two_mode_decoder(num_pixels=20):
+    """A decoder (2 -> 2 -> num_pixels, float64) whose pixels are all on only where |z1| > 1.5.
+
+    Its logits 4 (tanh(2 z1 - 3) + tanh(-2 z1 - 3)) + 4 are even in z1, so an all-on
+    image has a posterior with two mirror modes at |z1| > 1.5.
+    """
+    w1, b1 = np.array([[2.0, -2.0], [0.0, 0.0]]), np.array([-3.0, -3.0])
+    w2, b2 = np.full((2, num_pixels), 4.0), np.full(num_pixels, 4.0)
+    return [(w1, b1), (w2, b2)]
+
+
+def test_whole_posterior_windows_widen_to_hold_two_modes():
+    dec_params = two_mode_decoder()
+    x = np.ones((1, 20))
+    log_px, _ = brute_force(dec_params, x, spacing=0.02)
+    # Windows of +-1 std cut the posterior; widened ones hold it all.
+    cut = posterior_windows(dec_params, x, num_points=61, num_stds=1.0)
+    assert edge_mass(cut[2], 61)[0] > 1e-3
+    (z_grids, dz, log_joint), checks = whole_posterior_windows(dec_params, x, num_points=61, num_stds=1.0)
+    assert checks["edge_mass"][0] < 1e-4 and checks["mass_outside_window"][0] < 1e-4
+    # 61 points over a window ~8 wide resolve log p(x) to ~3e-4; a mode left out would cost log 2.
+    np.testing.assert_allclose(log_integrate_grid(log_joint, dz, 61), log_px, atol=2e-3)
+    modes = count_modes(log_joint[0], 61)
+    assert modes["num_modes"] == 2
+    peaks = np.sort(z_grids[0, modes["peaks"], 0])  # mirror images beyond |z1| = 1.5
+    assert peaks[0] < -1.5 and peaks[1] > 1.5 and abs(peaks[0] + peaks[1]) < 1e-9
+
+
+# ---------------------------------------------------------------- p(x_bottom | x_top)
+
+def four_pixel_decoder(bottom_weights, bottom_bias=(0.5, -0.3)):
+    """A decoder (2 -> 2 -> 4, float64): top pixels follow tanh(z1) and tanh(z2), the bottom two
+    tanh(z1) times bottom_weights (zeros: they ignore z)."""
+    w2 = np.array([[2.0, 0.0, bottom_weights[0], bottom_weights[1]], [0.0, 2.0, 0.0, 0.0]])
+    return [(np.eye(2), np.zeros(2)), (w2, np.array([0.0, 0.0, *bottom_bias]))]
+
+
+def enumerated_bottom(dec_params, x_top):
+    """P(x_bottom | x_top) (4,) for bottoms 00, 01, 10, 11, from p(x_top, x_bottom) / p(x_top) by brute force."""
+    bottoms = np.array(list(itertools.product([0.0, 1.0], repeat=2)))
+    whole = np.concatenate([np.repeat(x_top, 4, axis=0), bottoms], axis=1)
+    log_joint, _ = brute_force(dec_params, whole, spacing=0.05)
+    log_top, _ = brute_force(dec_params, x_top, spacing=0.05)
+    return np.exp(log_joint - log_top)
+
+
+@pytest.mark.parametrize("bottom_weights, sign", [((3.0, 3.0), 1), ((3.0, -3.0), -1), ((0.0, 0.0), 0)])
+def test_bottom_pixel_dependence_is_the_covariance_of_the_enumerated_conditional(bottom_weights, sign):
+    dec_params = four_pixel_decoder(bottom_weights)
+    x_top = np.array([[1.0, 0.0]])
+    table = enumerated_bottom(dec_params, x_top)  # P(00), P(01), P(10), P(11)
+    np.testing.assert_allclose(table.sum(), 1.0, atol=1e-9)
+    m_i, m_j, joint = table[2] + table[3], table[1] + table[3], table[3]
+    windows, _ = whole_posterior_windows(dec_params, x_top, num_points=81, max_edge_mass=1e-9)
+    (record,) = bottom_pixel_dependence(dec_params, windows)
+    assert record["pixels"] == [2, 3] and record["num_uncertain_pixels"] == 2
+    np.testing.assert_allclose(record["marginals"], [m_i, m_j], atol=1e-6)
+    np.testing.assert_allclose(record["joint"], joint, atol=1e-6)
+    covariance = joint - m_i * m_j
+    np.testing.assert_allclose(record["covariance"], covariance, atol=1e-6)
+    np.testing.assert_allclose(record["correlation"], covariance / np.sqrt(m_i * (1 - m_i) * m_j * (1 - m_j)),
+                               atol=1e-5)
+    if sign == 0:  # a decoder ignoring z: the mixture is one product
+        assert abs(record["covariance"]) < 1e-12
+    else:  # both pixels follow z1 (or one against it): coupled through z
+        assert sign * record["correlation"] > 0.05
+
+
+# ---------------------------------------------------------------- captions
+
+def true_vs_approx_summary(train_kl, test_kl, train_best, test_best):
+    def part(kl, best):
+        return {"kl": kl, "best_gaussian_kl": best, "edge_mass": [1e-6] * len(kl)}
+    return {"train": part(train_kl, train_best), "test": part(test_kl, test_best)}
+
+
+def test_describe_true_vs_approx_follows_the_numbers():
+    text = describe_true_vs_approx(true_vs_approx_summary([1.0, 2.0], [10.0, 5.0], [0.1, 0.1], [0.1, 0.2]))
+    assert "1.00-2.00 nats on the four training images and 5.00-10.00" in text
+    assert "q misses p more on the test images (mean 7.50 nats against 1.50" in text
+    assert "most of the gap is amortization gap" in text and "93% of the KL on the training panels" in text
+    text = describe_true_vs_approx(true_vs_approx_summary([1.0, 2.0], [0.5, 0.5], [0.8, 1.5], [0.4, 0.4]))
+    assert "q is no further from p on the test images" in text
+    assert "most of the gap is the Gaussian family's approximation gap" in text
+
+
+def top_half_summary(num_modes, mode_shares):
+    n = len(num_modes)
+    return {"posterior_std": [[0.2, 0.2]] * n, "whole_image_std": [[0.1, 0.1]] * n, "edge_mass": [1e-5] * n,
+            "mass_outside_window": [1e-6] * n, "num_modes": num_modes, "mode_shares": mode_shares,
+            "mode_mass": 0.99, "mode_min_share": 0.01}
+
+
+def test_describe_top_half_calls_a_posterior_multimodal_only_when_counted():
+    text = describe_top_half(top_half_summary([1, 1], [[0.983, 0.007], [0.99]]))
+    assert "wider in all 2 panels (the product of its two stds is 4.00 times" in text
+    assert "every one of the 2 posteriors has a single mode" in text
+    assert "in panel 1 a separate piece holding 0.7% of the mass is too small to count" in text
+    assert "multi-modal" not in text
+    text = describe_top_half(top_half_summary([1, 2], [[0.99], [0.6, 0.39]]))
+    assert "1 of the 2 posteriors is multi-modal (panel 2: 2 modes)" in text
+
+
+def test_describe_factorization_states_the_largest_correlation():
+    records = [{"pixels": [400, 430], "max_abs_correlation": 0.2, "correlation": -0.2, "joint": 0.05,
+                "product_of_marginals": 0.09},
+               {"pixels": [500, 501], "max_abs_correlation": 0.05, "correlation": 0.05, "joint": 0.3,
+                "product_of_marginals": 0.28}]
+    text = describe_factorization(records)
+    assert "the largest correlation between two bottom pixels is -0.200 (digit 1, pixels at row 14, column 8 " \
+           "and row 15, column 10: P(both on) = 0.050 against 0.090" in text
+    assert "couples the pixels through z" in text and "the largest |correlation| per digit is 0.200, 0.050" in text
+    small = [dict(r, max_abs_correlation=0.001, correlation=0.001) for r in records]
+    assert "nearly one product" in describe_factorization(small)

@@ -13,10 +13,12 @@ import pytest
 from autograd import make_vjp
 
 from vae_autograd.adam import adam_update, init_adam_state
+from vae_autograd.distributions import diag_gaussian_log_density
 from vae_autograd.integrate import log_integrate_grid, logsumexp
 from vae_autograd.model import decoder, init_vae_params
-from vae_autograd.posterior import grid_moments, posterior_windows, top_half
-from vae_autograd.posterior_figures import fig_svi_posterior, fig_svi_prediction
+from vae_autograd.posterior import grid_moments, quadrature_kl, top_half, whole_posterior_windows
+from vae_autograd.posterior_captions import describe_svi
+from vae_autograd.posterior_figures import fig_svi_posterior, fig_svi_prediction, svi_titles
 from vae_autograd.svi import convergence_report, svi_log_weights, svi_study, svi_top_half
 
 
@@ -74,16 +76,24 @@ def test_svi_elbo_rises_levels_off_and_q_reaches_the_posterior(dec_params, image
 def test_svi_study_summary_is_json_ready_and_its_two_kls_agree(dec_params, images, study):
     summary = study["summary"]
     assert json.loads(json.dumps(summary)) == summary
-    kl, kl_grid, se = (np.array(summary[k]) for k in ("kl", "kl_quadrature", "svi_elbo_se"))
+    kl, kl_from_elbo, se = (np.array(summary[k]) for k in ("kl", "kl_from_elbo", "svi_elbo_se"))
     assert kl.shape == (2,)
     # log p(x_top) - ELBO and the integral of q log(q / p) on the grid are the same KL.
-    np.testing.assert_allclose(kl, kl_grid, atol=4 * se.max() + 1e-4)
+    np.testing.assert_allclose(kl_from_elbo, kl, atol=4 * se.max() + 1e-4)
+    np.testing.assert_allclose(summary["kl_difference_in_se"], (kl_from_elbo - kl) / se, rtol=1e-12)
+    assert summary["kl_agree"] == [True, True]
+    assert max(summary["edge_mass"]) < 1e-4
+    # kl is the quadrature KL of the fitted q on the study's windows.
+    z_grids, dz, log_joint = study["windows"]
+    log_q = diag_gaussian_log_density(z_grids, study["mu"][:, None], study["log_std"][:, None])
+    np.testing.assert_allclose(kl, quadrature_kl(log_q, log_joint - np.array(summary["log_p_x_top"])[:, None], dz),
+                               rtol=1e-12)
     # The arrays handed to the figures are the summary's numbers, and the windows its quadrature.
     np.testing.assert_array_equal(study["mu"], np.array(summary["mu"], np.float32))
     z_grids, dz, log_joint = study["windows"]
     assert z_grids.shape == (2, 61**2, 2)
     np.testing.assert_allclose(log_integrate_grid(log_joint, dz, 61), summary["log_p_x_top"], rtol=1e-15)
-    again = posterior_windows(dec_params, top_half(images), study["mu"], np.exp(study["log_std"]), 61)
+    again, _ = whole_posterior_windows(dec_params, top_half(images), study["mu"], np.exp(study["log_std"]), 61)
     for a, b in zip(again, study["windows"]):
         np.testing.assert_array_equal(a, b)
 
@@ -116,7 +126,9 @@ def test_convergence_report_of_a_flat_and_of_a_climbing_trace():
 def test_svi_figures_draw_the_studys_q_and_its_completions(dec_params, images, study):
     fig = fig_svi_posterior(images, study)
     panels = [ax for ax in fig.axes if ax.get_title()]
-    assert len(panels) == 2 and all(ax.get_title().startswith("KL(q || p) = ") for ax in panels)
+    # The titles state the summary's KL, the one the report's table reads.
+    assert [ax.get_title() for ax in panels] == svi_titles(study["summary"])
+    assert panels[0].get_title().startswith(f"KL(q || p) = {study['summary']['kl'][0]:.3f} nats")
     fig = fig_svi_prediction(dec_params, images, study, np.random.default_rng(0), num_shown=2, num_average=50)
     rows = np.array(fig.axes).reshape(2, 1 + 2 + 2)
     z_grids, _, log_joint = study["windows"]
@@ -139,3 +151,17 @@ def test_svi_on_trained_digits_reaches_the_posterior(trained_params, mnist):
     assert np.all(summary["converged"])
     assert np.all(kl > -4 * se) and np.all(kl < 0.6), kl
     assert np.all(np.array(summary["mu_error_in_posterior_stds"]) < 0.5)
+
+
+def svi_summary(kl, difference_in_se, converged):
+    return {"kl": kl, "kl_difference_in_se": difference_in_se,
+            "kl_agree": [abs(d) <= 4 for d in difference_in_se], "agreement_se": 4.0, "converged": converged}
+
+
+def test_describe_svi_follows_the_numbers():
+    text = describe_svi(svi_summary([0.116, 0.378], [-0.5, 1.2], [True, True]))
+    assert "the quadrature on the window, 0.116-0.378 nats" in text
+    assert "within 4 standard errors on all 2 images (at most 1.2 SE apart)" in text
+    assert "levelled off" not in text
+    text = describe_svi(svi_summary([0.116, 0.378], [-0.5, 6.0], [True, False]))
+    assert "on 1 of 2 images (at most 6.0 SE apart)" in text and "1 of 2 fits had not levelled off" in text

@@ -9,18 +9,30 @@ contour figures in ``posterior_figures.py``.
 
 Posteriors of a trained 2-D VAE can be a few hundredths wide, far narrower than a grid
 over the prior can resolve, so the quadratures here run on square windows fitted to each
-posterior (``posterior_windows``). Images are rows of 784 pixels (row-major 28 x 28), so
+posterior (``posterior_windows``), widened until they hold it whole, small far modes
+included (``whole_posterior_windows``, which reports the mass left at each window's edge).
+On a window the study also counts the posterior's modes (``count_modes``), finds the
+Gaussian closest to it (``best_gaussian_kl``: what separates the encoder's KL into the
+amortization and the approximation gap), and measures how far p(x_bottom | x_top) is
+from a product over pixels (``bottom_pixel_dependence``). ``posterior_study`` runs all
+of it for the images of 6.1 and 6.2. Images are rows of 784 pixels (row-major 28 x 28), so
 the top 14 rows are the first 392 pixels; for a decoder of any output size D, "whole"
 means D pixels and "top half" the first D // 2. Images are binary batches (N, P), as
 ``images.check_images`` states.
 """
-import numpy as np
+import math
 
-from .distributions import bernoulli_log_density, softplus
+import autograd.numpy as anp
+import numpy as np
+import scipy.ndimage
+import scipy.optimize
+from autograd import value_and_grad
+
+from .distributions import bernoulli_log_density, diag_gaussian_log_density, sigmoid, softplus
 from .elbo import log_prior
 from .images import SIDE, check_images
-from .integrate import grid_log_likelihood, latent_grid, logsumexp
-from .model import data_dim, decoder, params_dtype
+from .integrate import grid_log_likelihood, latent_grid, log_integrate_grid, logsumexp
+from .model import data_dim, decoder, encoder, params_dtype
 
 TOP_ROWS = SIDE // 2
 
@@ -121,3 +133,232 @@ def posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_poin
 def quadrature_kl(log_q, log_p, dz):
     """KL(q || p) = sum q (log q - log p) dz^2 for normalized log-densities (N, G) on windows."""
     return np.sum(np.exp(log_q) * (log_q - log_p), axis=-1) * dz**2
+
+
+# ---------------------------------------------------------------- windows holding the whole posterior
+
+def edge_mass(log_f, num_points):
+    """Share of the mass of exp(log_f) (N, K*K) on each square window's outermost ring of points (N,).
+
+    A posterior cut off by its window leaves a visible share there; one the window holds
+    whole leaves only its far tail (~1e-6 for a Gaussian at 5 stds).
+    """
+    on_edge = np.ones((num_points, num_points), bool)
+    on_edge[1:-1, 1:-1] = False
+    return np.exp(logsumexp(log_f[:, on_edge.ravel()], axis=-1) - logsumexp(log_f, axis=-1))
+
+
+def square_windows(centers, half_widths, num_points):
+    """Square grids (N, num_points**2, 2) centred at centers (N, 2), half_widths (N,); and spacings (N,)."""
+    unit_grid, _ = latent_grid(-1.0, 1.0, 2.0 / (num_points - 1))
+    return centers[:, None, :] + half_widths[:, None, None] * unit_grid, 2 * half_widths / (num_points - 1)
+
+
+def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_points=101, num_stds=4.0,
+                            max_edge_mass=1e-4, grow=1.5, max_rounds=8, bound=5.0, coarse_spacing=0.125,
+                            coarse_mass=1 - 1e-4):
+    """posterior_windows, widened until each holds the whole posterior, with the checks that say so.
+
+    A window fitted to the mean +- num_stds std of a posterior with a second, small mode
+    can cut that mode off. So each window is widened (a) to cover every point of the
+    coarse global grid over [-bound, bound]^2 in its highest-density region of mass
+    coarse_mass, wherever it lies, and then (b) by grow about its centre until at most
+    max_edge_mass of the posterior lies on its outermost ring (at most max_rounds times).
+    x (N, P), extra_means, extra_stds (N, 2) as in posterior_windows.
+    Returns (z_grids (N, G, 2), dz (N,), log_joint (N, G)) as posterior_windows, and a
+    dict of (N,) arrays: edge_mass (on the final window) and mass_outside_window (the
+    coarse grid's share of the posterior outside the final window; a midpoint estimate,
+    enough to see a mode the window misses).
+    """
+    z_grids, dz, log_joint = posterior_windows(dec_params, x, extra_means, extra_stds, num_points, num_stds,
+                                               bound, coarse_spacing)
+    coarse_grid, _ = latent_grid(-bound, bound, coarse_spacing)
+    coarse_log_joint = log_joint_on_grid(dec_params, x, coarse_grid)
+    low, high = z_grids.min(axis=1), z_grids.max(axis=1)
+    for n, log_f in enumerate(coarse_log_joint):
+        held = coarse_grid[hdr_mask(log_f, coarse_mass)]
+        low[n], high[n] = np.minimum(low[n], held.min(axis=0)), np.maximum(high[n], held.max(axis=0))
+    centers, half_widths = (low + high) / 2, np.max(high - low, axis=1) / 2
+    for _ in range(max_rounds + 1):
+        z_grids, dz = square_windows(centers, half_widths, num_points)
+        log_joint = log_joint_on_windows(dec_params, x, z_grids)
+        cut = edge_mass(log_joint, num_points) > max_edge_mass
+        if not cut.any():
+            break
+        half_widths = np.where(cut, grow * half_widths, half_widths)
+    inside = np.all((coarse_grid[None] >= z_grids.min(axis=1)[:, None]) &
+                    (coarse_grid[None] <= z_grids.max(axis=1)[:, None]), axis=-1)  # (N, Gc)
+    outside = np.exp(logsumexp(np.where(inside, -np.inf, coarse_log_joint), axis=-1)
+                     - logsumexp(coarse_log_joint, axis=-1))
+    return (z_grids, dz, log_joint), {"edge_mass": edge_mass(log_joint, num_points),
+                                      "mass_outside_window": outside}
+
+
+# ---------------------------------------------------------------- modes on a grid
+
+def hdr_mask(log_density, mass):
+    """The grid points (G,) -> bool (G,) of the highest-density region holding mass of exp(log_density)."""
+    order = np.argsort(log_density)[::-1]
+    cumulative = np.cumsum(np.exp(log_density[order] - logsumexp(log_density)))
+    mask = np.zeros(len(log_density), bool)
+    mask[order[:np.searchsorted(cumulative, mass) + 1]] = True
+    return mask
+
+
+def count_modes(log_density, num_points, mass=0.99, min_share=0.01):
+    """Modes of a density on a square grid: separate pieces of its highest-density region.
+
+    log_density (K*K,), unnormalized, on a K x K grid in latent_grid's order. The
+    highest-density region holding `mass` is split into connected pieces (8-neighbour
+    connectivity on the grid); each piece holds a local maximum of the density (its
+    largest point), and two pieces are separated by density below the region's level, so
+    each piece holding at least min_share of the mass counts as one mode. A second
+    piece smaller than that is a ripple or the start of a tail, reported but not counted.
+    Returns {"num_modes": int, "shares": masses of all pieces, largest first (a list),
+    "peaks": (num_modes, ) grid indices of the counted pieces' maxima (a list)}.
+    """
+    mask = hdr_mask(log_density, mass).reshape(num_points, num_points)
+    labels, num_pieces = scipy.ndimage.label(mask, structure=np.ones((3, 3)))
+    density = np.exp(log_density - logsumexp(log_density)).reshape(num_points, num_points)
+    shares = scipy.ndimage.sum(density, labels, np.arange(1, num_pieces + 1))
+    peaks = scipy.ndimage.maximum_position(density, labels, np.arange(1, num_pieces + 1))
+    order = np.argsort(shares)[::-1]
+    counted = [int(i) for i in order if shares[i] >= min_share]
+    return {"num_modes": len(counted), "shares": [float(shares[i]) for i in order],
+            "peaks": [int(np.ravel_multi_index(peaks[i], mask.shape)) for i in counted]}
+
+
+# ---------------------------------------------------------------- the best Gaussian on a window
+
+def best_gaussian_kl(z_grid, log_post, dz, init_mean, init_log_std):
+    """min over Gaussians q = N(m, diag s^2) of the quadrature KL(q || p) on one window.
+
+    z_grid (G, 2), log_post (G,) normalized on it, dz its spacing. The best Gaussian for
+    this one image is what a perfect encoder could give: the encoder's KL minus this one
+    is the amortization gap of the image, this one the approximation gap. L-BFGS starts
+    from (init_mean, init_log_std) (2,) each (e.g. the encoder's q) and from p's own mean
+    and std, since from a q far off p the gradient nearly vanishes; the lower end wins.
+    q is normalized on the grid and kept at least a grid spacing wide, so the optimizer
+    cannot slip a q between the grid points, where the sum would miss its mass; the
+    window must hold the optimum (it covers the posterior, which the optimum sits on).
+    Returns (kl, mean (2,), log_std (2,)).
+    """
+    def kl(params):
+        log_q = diag_gaussian_log_density(z_grid, params[:2], params[2:])
+        log_q = log_q - (logsumexp(log_q) + 2 * anp.log(dz))
+        return anp.sum(anp.exp(log_q) * (log_q - log_post)) * dz**2
+
+    post_mean, post_std = grid_moments(z_grid, log_post)
+    bounds = [(None, None)] * 2 + [(float(np.log(dz)), None)] * 2
+    ends = []
+    for mean, log_std in ((init_mean, init_log_std), (post_mean, np.log(post_std))):
+        start = np.concatenate([mean, np.maximum(log_std, np.log(dz))]).astype(np.float64)
+        result = scipy.optimize.minimize(value_and_grad(kl), start, jac=True, method="L-BFGS-B", bounds=bounds)
+        ends += [start, result.x]
+    best = min(ends, key=kl)
+    return float(kl(best)), best[:2], best[2:]
+
+
+# ---------------------------------------------------------------- p(x_bottom | x_top)
+
+def bottom_pixel_dependence(dec_params, windows, min_marginal=0.01):
+    """How far p(x_bottom | x_top) is from a product over the bottom pixels, per image.
+
+    windows: (z_grids (N, G, 2), dz (N,), log_joint (N, G)) of p(z | x_top), e.g. from
+    whole_posterior_windows of the top halves. Under
+    p(x_bottom | x_top) = integral of prod_i p(x_i | z) p(z | x_top) dz,
+    with the quadrature weights w_g of p(z | x_top) and p_i(z) = sigmoid(logit_i(z)):
+    P(x_i = 1) = m_i = sum_g w_g p_i(z_g) and, as the pixels are independent given z,
+    P(x_i = 1, x_j = 1) = sum_g w_g p_i(z_g) p_j(z_g) exactly, so
+    Cov(x_i, x_j) = E_z[p_i p_j] - E_z[p_i] E_z[p_j] (i != j), Var(x_i) = m_i (1 - m_i).
+    A product over pixels would make every covariance 0. Pairs are taken among the
+    bottom pixels (the last D - D // 2) whose m_i lies in [min_marginal, 1 - min_marginal]:
+    a pixel certain either way can be correlated with nothing.
+    Returns a list of N JSON-ready dicts: num_uncertain_pixels; max_abs_correlation and,
+    for that pair, pixel (indices among all D pixels), marginals m_i, m_j,
+    joint P(x_i = 1, x_j = 1), product m_i m_j, covariance, correlation.
+    """
+    z_grids, _, log_joint = windows
+    split = data_dim(dec_params) // 2
+    weights = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
+    out = []
+    for z_grid, w in zip(z_grids, weights):
+        probs = sigmoid(decoder(dec_params, z_grid)[:, split:]).astype(np.float64)  # (G, D - D // 2)
+        marginal = w @ probs
+        uncertain = np.flatnonzero((marginal >= min_marginal) & (marginal <= 1 - min_marginal))
+        record = {"num_uncertain_pixels": int(len(uncertain)), "max_abs_correlation": 0.0, "pixels": None}
+        if len(uncertain) >= 2:
+            p, m = probs[:, uncertain], marginal[uncertain]
+            joint = p.T @ (w[:, None] * p)
+            covariance = joint - np.outer(m, m)
+            correlation = covariance / np.sqrt(np.outer(m * (1 - m), m * (1 - m)))
+            upper = np.triu(np.abs(correlation), k=1)  # each pair once, i < j
+            i, j = np.unravel_index(np.argmax(upper), upper.shape)
+            record.update({"max_abs_correlation": float(abs(correlation[i, j])),
+                           "pixels": [int(split + uncertain[i]), int(split + uncertain[j])],
+                           "marginals": [float(m[i]), float(m[j])], "joint": float(joint[i, j]),
+                           "product_of_marginals": float(m[i] * m[j]),
+                           "covariance": float(covariance[i, j]), "correlation": float(correlation[i, j])})
+        out.append(record)
+    return out
+
+
+# ---------------------------------------------------------------- the study (6.1, 6.2, the answer to (b))
+
+def normalized(windows):
+    """log p(z|x) (N, G) on the windows (z_grids, dz, log_joint) of posterior_windows."""
+    z_grids, dz, log_joint = windows
+    return log_joint - log_integrate_grid(log_joint, dz, math.isqrt(z_grids.shape[1]))[:, None]
+
+
+def encoder_against_posterior(enc_params, dec_params, x, num_points):
+    """The encoder's q(z|x) against p(z|x) for images x (N, D) on windows holding both.
+
+    Returns {"summary": {"kl", "best_gaussian_kl", "amortization_gap", "edge_mass",
+    "mass_outside_window": lists (N,)}, "x", "q_mean", "q_log_std" (N, 2), "windows"}.
+    """
+    q_mean, q_log_std = (np.asarray(a, dtype=np.float64) for a in encoder(enc_params, x))
+    windows, checks = whole_posterior_windows(dec_params, x, q_mean, np.exp(q_log_std), num_points)
+    z_grids, dz, _ = windows
+    log_post = normalized(windows)
+    kl = quadrature_kl(diag_gaussian_log_density(z_grids, q_mean[:, None], q_log_std[:, None]), log_post, dz)
+    best = [best_gaussian_kl(z_grids[n], log_post[n], dz[n], q_mean[n], q_log_std[n])[0] for n in range(len(x))]
+    summary = {"kl": kl, "best_gaussian_kl": best, "amortization_gap": kl - np.array(best), **checks}
+    return {"summary": {k: np.asarray(v).tolist() for k, v in summary.items()},
+            "x": x, "q_mean": q_mean, "q_log_std": q_log_std, "windows": windows}
+
+
+def posterior_study(enc_params, dec_params, train_x_shown, test_x_shown, num_points=101, mode_mass=0.99,
+                    mode_min_share=0.01):
+    """True posteriors of the images shown in 6.1 and 6.2, and the numbers their captions state.
+
+    train_x_shown, test_x_shown (N, D): whole images. Every window is located once here
+    (whole_posterior_windows) and shared by the figures.
+    Returns {"summary": JSON-ready dict, "train", "test": encoder_against_posterior of
+    each set (6.1), "top": {"x_top" (N, D // 2), "windows" of p(z | x_top), "log_post_whole"
+    (N, G) p(z|x) of the whole image on the same grids} (6.2)}. The summary holds
+    "true_vs_approx": {"train", "test": per-panel kl = KL(q || p), best_gaussian_kl,
+    amortization_gap, edge_mass, mass_outside_window}; "top_half": per test image
+    posterior_mean, posterior_std, whole_image_std, edge_mass, mass_outside_window,
+    num_modes and mode_shares (count_modes at mode_mass, mode_min_share), and those two
+    settings; "bottom_dependence": bottom_pixel_dependence per test image.
+    """
+    d = data_dim(dec_params)
+    train_x_shown, test_x_shown = (check_images(x, d) for x in (train_x_shown, test_x_shown))
+    train = encoder_against_posterior(enc_params, dec_params, train_x_shown, num_points)
+    test = encoder_against_posterior(enc_params, dec_params, test_x_shown, num_points)
+    x_top = test_x_shown[:, :d // 2]
+    whole_mean, whole_std = grid_moments(test["windows"][0], test["windows"][2])
+    top_windows, checks = whole_posterior_windows(dec_params, x_top, whole_mean, whole_std, num_points)
+    z_grids, dz, log_joint_top = top_windows
+    log_post_whole = normalized((z_grids, dz, log_joint_on_windows(dec_params, test_x_shown, z_grids)))
+    top_mean, top_std = grid_moments(z_grids, log_joint_top)
+    modes = [count_modes(f, num_points, mode_mass, mode_min_share) for f in log_joint_top]
+    top_half = {"posterior_mean": top_mean.tolist(), "posterior_std": top_std.tolist(),
+                "whole_image_std": whole_std.tolist(), **{k: v.tolist() for k, v in checks.items()},
+                "num_modes": [m["num_modes"] for m in modes], "mode_shares": [m["shares"] for m in modes],
+                "mode_mass": mode_mass, "mode_min_share": mode_min_share}
+    summary = {"true_vs_approx": {"train": train["summary"], "test": test["summary"]}, "top_half": top_half,
+               "bottom_dependence": bottom_pixel_dependence(dec_params, top_windows)}
+    return {"summary": summary, "train": train, "test": test,
+            "top": {"x_top": x_top, "windows": top_windows, "log_post_whole": log_post_whole}}

@@ -1,9 +1,10 @@
 """Figures of posteriors: exact p(z|x) against the encoder's q (6.1), the posterior given the
 top half of a digit (6.2), and the SVI fit with its completions of the bottom half (6.3).
 
-Each panel draws highest-density contours on a window fitted to the posterior
-(``posterior.posterior_windows``); the SVI figures reuse the windows ``svi.svi_study``
-computed, so each posterior is located once.
+Each panel draws highest-density contours on a window holding the whole posterior
+(``posterior.whole_posterior_windows``). The figures draw what the studies computed:
+6.1 and 6.2 from ``posterior.posterior_study``, 6.3 from ``svi.svi_study``, so each
+posterior is located once and every number in a title is an entry of a summary.
 """
 import math
 
@@ -13,10 +14,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .distributions import diag_gaussian_log_density, sample_diag_gaussian, sigmoid
-from .images import SIDE, check_images
-from .integrate import log_integrate_grid, logsumexp
-from .model import data_dim, decoder, encoder
-from .posterior import TOP_ROWS, grid_moments, log_joint_on_windows, posterior_windows, quadrature_kl, top_half
+from .images import SIDE
+from .integrate import logsumexp
+from .model import decoder
+from .posterior import TOP_ROWS, normalized, top_half
 
 MASSES = (0.5, 0.9, 0.99)  # contour levels: highest-density regions holding these masses
 
@@ -48,78 +49,102 @@ def show_digit(ax, image):
     ax.set_yticks([])
 
 
-def posterior_panels(panels, titles, styles, suptitle):
-    """One panel per image: contours of several densities on its window, digit as an inset.
+def posterior_panels(rows, styles, suptitle, row_labels=None):
+    """Rows of panels, one per image: contours of several densities on its window, digit as an inset.
 
-    panels: per image (z_grid (G, 2), [log_density (G,) per style], image (784,) or (392,)).
-    styles: [(label, color, linestyle)] matching the densities.
+    rows: per row, per image (z_grid (G, 2), [log_density (G,) per style], image (784,)
+    or (392,), title). styles: [(label, color, linestyle)] matching the densities.
+    row_labels: a label per row, written left of its first panel.
     """
-    fig = Figure(figsize=(3.2 * len(panels), 3.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
-    for ax, (z_grid, log_densities, image), title in zip(axes, panels, titles):
-        for log_density, (_, color, linestyle) in zip(log_densities, styles):
-            contour_density(ax, z_grid, log_density, color, linestyle)
-        show_digit(ax.inset_axes([0.0, 0.78, 0.22, 0.22]), image)
-        ax.set_aspect("equal")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("$z_1$")
-        ax.tick_params(labelsize=7)
-    axes[0].set_ylabel("$z_2$")
+    num_columns = max(len(row) for row in rows)
+    fig = Figure(figsize=(3.2 * num_columns, 3.3 * len(rows) + 0.5), layout="constrained")
+    axes = fig.subplots(len(rows), num_columns, squeeze=False)
+    for r, (row, row_axes) in enumerate(zip(rows, axes)):
+        for ax, (z_grid, log_densities, image, title) in zip(row_axes, row):
+            for log_density, (_, color, linestyle) in zip(log_densities, styles):
+                contour_density(ax, z_grid, log_density, color, linestyle)
+            show_digit(ax.inset_axes([0.0, 0.78, 0.22, 0.22]), image)
+            ax.set_aspect("equal")
+            ax.set_title(title, fontsize=8)
+            ax.set_xlabel("$z_1$", fontsize=8)
+            ax.tick_params(labelsize=7)
+        for ax in row_axes[len(row):]:
+            ax.set_visible(False)
+        row_axes[0].set_ylabel(("" if row_labels is None else row_labels[r] + "\n") + "$z_2$")
     handles = [Line2D([], [], color=color, linestyle=linestyle, label=label) for label, color, linestyle in styles]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(styles), fontsize=9)
     fig.suptitle(suptitle + "\ncontours: highest-density regions holding 50 / 90 / 99% of the mass "
-                 "(thick to thin); each window zoomed to fit; inset: the data (shaded: unobserved)",
-                 fontsize=10)
+                 "(thick to thin); each window zoomed to hold the whole posterior; inset: the data "
+                 "(shaded: unobserved)", fontsize=10)
     return fig
 
 
-def gaussian_against_posterior(x, mean, log_std, windows, styles, suptitle):
-    """Contours of a Gaussian q (mean, log_std (N, 2)) over the quadrature p(z|x), x (N, P).
-
-    windows: posterior_windows of x covering q. Each panel's title gives KL(q || p) on its grid.
-    """
-    z_grids, dz, log_joint = windows
-    log_post = log_joint - log_integrate_grid(log_joint, dz, math.isqrt(z_grids.shape[1]))[:, None]
+def gaussian_panels(x, mean, log_std, windows, titles):
+    """Panels of a Gaussian q (mean, log_std (N, 2)) over p(z|x) on its windows, x (N, P)."""
+    z_grids, _, _ = windows
     log_q = diag_gaussian_log_density(z_grids, mean[:, None], log_std[:, None])
-    kl = quadrature_kl(log_q, log_post, dz)
-    panels = [(z_grids[n], [log_post[n], log_q[n]], x[n]) for n in range(len(x))]
-    return posterior_panels(panels, [f"KL(q || p) = {k:.3f} nats" for k in kl], styles, suptitle)
+    log_post = normalized(windows)
+    return [(z_grids[n], [log_post[n], log_q[n]], x[n], titles[n]) for n in range(len(x))]
 
 
-def fig_true_vs_approx_posterior(enc_params, dec_params, x, num_points=101):
-    """True p(z|x) (solid) against the encoder's q(z|x) (dashed) for a few images x (N, 784)."""
-    x = check_images(x, data_dim(dec_params))
-    q_mean, q_log_std = (np.asarray(a, dtype=float) for a in encoder(enc_params, x))
-    windows = posterior_windows(dec_params, x, q_mean, np.exp(q_log_std), num_points, num_stds=4.0)
-    return gaussian_against_posterior(x, q_mean, q_log_std, windows,
-                                      [("true posterior p(z|x)", "black", "solid"),
-                                       ("encoder q(z|x)", "tab:red", "dashed")],
-                                      "True posterior vs the encoder's approximation")
+def kl_titles(summary):
+    """Panel titles of 6.1 from encoder_against_posterior's summary: the KL and the best Gaussian's."""
+    return [f"KL(q || p) = {kl:.3f} nats\nbest Gaussian: {best:.3f}"
+            for kl, best in zip(summary["kl"], summary["best_gaussian_kl"])]
 
 
-def fig_top_half_posterior(dec_params, x, num_points=101):
-    """p(z|x_top) (solid) beside p(z|x) of the whole image (dotted) for images x (N, 784)."""
-    x_top = top_half(x)
-    z_full, dz_full, log_joint_full = posterior_windows(dec_params, x, num_points=41)
-    full_mean, full_std = grid_moments(z_full, log_joint_full)
-    z_grids, dz, log_joint_top = posterior_windows(dec_params, x_top, full_mean, full_std, num_points, num_stds=4.0)
-    log_post_top = log_joint_top - log_integrate_grid(log_joint_top, dz, num_points)[:, None]
-    log_joint = log_joint_on_windows(dec_params, x, z_grids)
-    log_post = log_joint - log_integrate_grid(log_joint, dz, num_points)[:, None]
-    panels = [(z_grids[n], [log_post_top[n], log_post[n]], x_top[n]) for n in range(len(x))]
-    _, top_std = grid_moments(z_grids, log_joint_top)
-    return posterior_panels(panels, [f"std of p(z|x_top): {s[0]:.2f}, {s[1]:.2f}" for s in top_std],
-                            [("p(z | top half)", "tab:blue", "solid"),
-                             ("p(z | whole image)", "gray", "dotted")],
+def fig_true_vs_approx_posterior(study):
+    """True p(z|x) (solid) against the encoder's q(z|x) (dashed): a row of training images, a row
+    of test images; study = posterior.posterior_study(...). Titles: the summary's KLs."""
+    rows = [gaussian_panels(part["x"], part["q_mean"], part["q_log_std"], part["windows"],
+                            kl_titles(part["summary"])) for part in (study["train"], study["test"])]
+    return posterior_panels(rows, [("true posterior p(z|x)", "black", "solid"),
+                                   ("encoder q(z|x)", "tab:red", "dashed")],
+                            "True posterior vs the encoder's approximation (best Gaussian: the KL of the "
+                            "Gaussian closest to p)", row_labels=["training images", "test images"])
+
+
+def top_half_titles(summary):
+    """Panel titles of 6.2 from posterior_study's summary["top_half"]: std, modes, edge mass.
+
+    Separate pieces of the highest-density region too small to count as modes are named
+    with their mass, so a contour drawn apart is never left unexplained.
+    """
+    titles = []
+    for std, modes, shares, edge in zip(summary["posterior_std"], summary["num_modes"], summary["mode_shares"],
+                                        summary["edge_mass"]):
+        minor = shares[modes:]
+        pieces = f" (+ {len(minor)} piece{'s' * (len(minor) > 1)} of {sum(minor):.1%})" if minor else ""
+        titles.append(f"std {std[0]:.2f}, {std[1]:.2f}; modes: {modes}{pieces}\n"
+                      f"mass at the window's edge {edge:.0e}")
+    return titles
+
+
+def fig_top_half_posterior(study):
+    """p(z|x_top) (solid) beside p(z|x) of the whole image (dotted); study = posterior.posterior_study(...)."""
+    top = study["top"]
+    z_grids, _, _ = top["windows"]
+    log_post_top = normalized(top["windows"])
+    titles = top_half_titles(study["summary"]["top_half"])
+    panels = [(z_grids[n], [log_post_top[n], top["log_post_whole"][n]], top["x_top"][n], titles[n])
+              for n in range(len(z_grids))]
+    return posterior_panels([panels], [("p(z | top half)", "tab:blue", "solid"),
+                                       ("p(z | whole image)", "gray", "dotted")],
                             "Posterior given only the top half of the digit")
+
+
+def svi_titles(summary):
+    """Panel titles of 6.3 from svi_study's summary: the quadrature KL, and log p - ELBO beside it."""
+    return [f"KL(q || p) = {kl:.3f} nats\nlog p(x_top) - ELBO = {k:.3f} ± {se:.3f}"
+            for kl, k, se in zip(summary["kl"], summary["kl_from_elbo"], summary["svi_elbo_se"])]
 
 
 def fig_svi_posterior(x, svi):
     """The SVI q (dashed) on p(z|x_top) (solid); x (N, 784), svi = svi.svi_study(dec_params, x, ...)."""
-    return gaussian_against_posterior(top_half(x), svi["mu"], svi["log_std"], svi["windows"],
-                                      [("true p(z | top half)", "black", "solid"),
+    panels = gaussian_panels(top_half(x), svi["mu"], svi["log_std"], svi["windows"], svi_titles(svi["summary"]))
+    return posterior_panels([panels], [("true p(z | top half)", "black", "solid"),
                                        ("SVI q(z)", "tab:orange", "dashed")],
-                                      "SVI fit to the posterior given the top half")
+                            "SVI fit to the posterior given the top half")
 
 
 def fig_svi_prediction(dec_params, x, svi, rng, num_shown=4, num_average=1000):

@@ -1,0 +1,120 @@
+"""Caption sentences for parts 6.1-6.3 and the reason of true/false question (b), computed
+from the summaries of ``posterior.posterior_study`` and ``svi.svi_study``.
+
+Every claim here is a comparison of numbers in those summaries, and the wording follows
+the comparison: when the numbers change, so does what the sentence says.
+"""
+import numpy as np
+
+from .images import SIDE
+
+
+def span(values, digits=2):
+    """'a-b' for the smallest and largest of values, or 'a' when they round alike."""
+    low, high = f"{min(values):.{digits}f}", f"{max(values):.{digits}f}"
+    return low if low == high else f"{low}-{high}"
+
+
+def panel_list(indices):
+    """'panel 2' or 'panels 1 and 3' (1-based, as the figure reads left to right)."""
+    names = [str(i + 1) for i in indices]
+    return ("panel " if len(names) == 1 else "panels ") + (
+        names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
+
+
+def describe_true_vs_approx(summary):
+    """6.1 from posterior_study's summary["true_vs_approx"] ({"train", "test"} of per-panel lists)."""
+    sets = {}
+    for name in ("train", "test"):
+        kl, best = np.array(summary[name]["kl"]), np.array(summary[name]["best_gaussian_kl"])
+        sets[name] = {"kl": kl, "best": best, "share": float(np.sum(kl - best) / np.sum(kl)),
+                      "edge": max(summary[name]["edge_mass"])}
+    train, test = sets["train"], sets["test"]
+    if test["kl"].mean() > train["kl"].mean():
+        compare = (f"q misses p more on the test images (mean {test['kl'].mean():.2f} nats against "
+                   f"{train['kl'].mean():.2f} on the training images)")
+    else:
+        compare = (f"q is no further from p on the test images (mean {test['kl'].mean():.2f} nats) than on "
+                   f"the training images ({train['kl'].mean():.2f})")
+    shares = f"{train['share']:.0%} of the KL on the training panels and {test['share']:.0%} on the test panels"
+    if min(train["share"], test["share"]) > 0.5:
+        verdict = (f"so on these panels most of the gap is amortization gap (the encoder's KL minus the best "
+                   f"Gaussian's): {shares}")
+    elif max(train["share"], test["share"]) < 0.5:
+        verdict = (f"so on these panels most of the gap is the Gaussian family's approximation gap; the "
+                   f"amortization gap (the encoder's KL minus the best Gaussian's) is {shares}")
+    else:
+        verdict = f"the amortization gap (the encoder's KL minus the best Gaussian's) is {shares}"
+    return (f"Each title gives KL(q || p), which is the whole gap log p(x) - ELBO of that image, and the KL "
+            f"of the best Gaussian for that image alone (fitted on the grid). The encoder's KL is "
+            f"{span(train['kl'])} nats on the four training images and {span(test['kl'])} on the four test "
+            f"images: {compare}. The best Gaussians reach {span(train['best'])} and {span(test['best'])} nats, "
+            f"{verdict}. These are eight images, not the test set's ELBO gap; at most "
+            f"{max(train['edge'], test['edge']):.0e} of any posterior lies at its window's edge.")
+
+
+def describe_top_half(summary):
+    """6.2 from posterior_study's summary["top_half"] (per-panel lists)."""
+    top = np.prod(summary["posterior_std"], axis=1)
+    whole = np.prod(summary["whole_image_std"], axis=1)
+    modes = np.array(summary["num_modes"])
+    n = len(modes)
+    wider = np.flatnonzero(top > whole)
+    if len(wider) == n:
+        width = (f"seeing half a digit leaves the posterior wider in all {n} panels (the product of its two "
+                 f"stds is {span(top / whole)} times that given the whole image)")
+    else:
+        width = (f"the posterior given half a digit is wider than given the whole image in "
+                 f"{len(wider)} of {n} panels")
+    multi = np.flatnonzero(modes > 1)
+    rule = (f"counting as modes the separate pieces of the {summary['mode_mass']:.0%} highest-density region "
+            f"that hold at least {summary['mode_min_share']:.0%} of the mass")
+    if len(multi) == 0:
+        modal = f"{rule}, every one of the {n} posteriors has a single mode"
+    else:
+        modal = f"{rule}, {len(multi)} of the {n} posteriors {'is' if len(multi) == 1 else 'are'} multi-modal " \
+                f"({panel_list(multi)}: {', '.join(str(modes[i]) for i in multi)} modes)"
+    minor = [(i, sum(shares[modes[i]:])) for i, shares in enumerate(summary["mode_shares"]) if len(shares) > modes[i]]
+    pieces = "".join(f"; in {panel_list([i])} a separate piece holding {share:.1%} of the mass is too small to "
+                     "count" for i, share in minor)
+    return (f"On windows that hold the whole posterior (at most {max(summary['edge_mass']):.0e} of its mass at "
+            f"a window's edge, at most {max(summary['mass_outside_window']):.0e} outside it on a coarse grid of "
+            f"the plane), {width}; {modal}{pieces}.")
+
+
+def describe_svi(summary):
+    """6.3 (figure titles and table) from svi_study's summary."""
+    kl = np.array(summary["kl"])
+    difference = np.abs(summary["kl_difference_in_se"])
+    agree = np.array(summary["kl_agree"])
+    n = len(kl)
+    check = (f"log p(x_top) - ELBO, with the ELBO by Monte Carlo, agrees with it within "
+             f"{summary['agreement_se']:.0f} standard errors on "
+             + (f"all {n} images" if agree.all() else f"{agree.sum()} of {n} images")
+             + f" (at most {difference.max():.1f} SE apart)")
+    converged = np.array(summary["converged"])
+    steps = "" if converged.all() else f"; {n - converged.sum()} of {n} fits had not levelled off"
+    return (f"KL(q || p(z | x_top)) in the titles and the table is one number: the quadrature on the "
+            f"window, {span(kl, 3)} nats; {check}{steps}.")
+
+
+def describe_factorization(bottom_dependence):
+    """The reason of question (b)'s answer from posterior_study's summary["bottom_dependence"]."""
+    records = [r for r in bottom_dependence if r["pixels"] is not None]
+    if not records:
+        return ("no bottom pixel of these digits is uncertain given the top half, so none can be correlated "
+                "here; the coupling through z is still there in general")
+    n, r = max(enumerate(bottom_dependence), key=lambda item: item[1]["max_abs_correlation"])
+    (row_i, col_i), (row_j, col_j) = (divmod(p, SIDE) for p in r["pixels"])
+    per_digit = ", ".join(f"{x['max_abs_correlation']:.3f}" for x in bottom_dependence)
+    numbers = (f"computed exactly under that mixture with the quadrature weights of 6.2, the largest "
+               f"correlation between two bottom pixels is {r['correlation']:+.3f} (digit {n + 1}, pixels at row "
+               f"{row_i}, column {col_i} and row {row_j}, column {col_j}: P(both on) = {r['joint']:.3f} against "
+               f"{r['product_of_marginals']:.3f} for the product of their marginals); the largest |correlation| "
+               f"per digit is {per_digit}, "
+               f"where a product over pixels would make every correlation 0")
+    if r["max_abs_correlation"] < 0.01:
+        return (f"it is the integral of that product against p(z | x_top), a mixture of products; {numbers}: "
+                "for these digits the mixture is nearly one product")
+    return (f"it is the integral of that product against p(z | x_top), a mixture of products, which couples "
+            f"the pixels through z: {numbers}")
