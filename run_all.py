@@ -31,6 +31,7 @@ from vae_autograd.latent_classes import (
     latent_class_study,
     path_classes,
 )
+from vae_autograd.posterior import posterior_study
 from vae_autograd.posterior_figures import (
     fig_svi_posterior,
     fig_svi_prediction,
@@ -225,13 +226,20 @@ def run_study(args, log):
                                  "path_classes": along.tolist()}
 
     log("part 6: true posteriors, the top half of a digit, SVI")
-    shown = test_x[:4]
-    figures["true_vs_approx_posterior"] = fig_true_vs_approx_posterior(enc, dec, shown)
-    figures["top_half_posterior"] = fig_top_half_posterior(dec, shown)
+    posteriors = posterior_study(enc, dec, train_x[:4], test_x[:4])
+    results["posteriors"] = posteriors["summary"]
+    figures["true_vs_approx_posterior"] = fig_true_vs_approx_posterior(posteriors)
+    figures["top_half_posterior"] = fig_top_half_posterior(posteriors)
+    closeness = posteriors["summary"]["true_vs_approx"]
+    log(f"  KL(q || p) on the shown training images {np.round(closeness['train']['kl'], 2).tolist()}, "
+        f"test images {np.round(closeness['test']['kl'], 2).tolist()}; modes given the top half "
+        f"{posteriors['summary']['top_half']['num_modes']}")
     svi = svi_study(dec, test_x[:sizes["svi_images"]], rng(6), num_steps=sizes["svi_steps"])
     results["svi"] = svi["summary"]
     figures["svi_posterior"] = fig_svi_posterior(test_x[:sizes["svi_images"]], svi)
     figures["svi_prediction"] = fig_svi_prediction(dec, test_x[:sizes["svi_images"]], svi, rng(7))
+    log(f"  SVI: KL(q || p(z|x_top)) {np.round(svi['summary']['kl'], 3).tolist()}, agreeing with "
+        f"log p - ELBO: {svi['summary']['kl_agree']}")
 
     log("part 7: score-function against reparameterization gradients")
     estimators = gradient_estimator_study(enc, dec, test_x[:sizes["estimator_images"]], rng(8),

@@ -12,8 +12,7 @@ from vae_autograd.estimators import exact_elbo_and_gradient, gradient_estimator_
 from vae_autograd.images import check_images
 from vae_autograd.integrate import iwae_bound, log_marginal_likelihood, marginal_likelihood_study
 from vae_autograd.model import encoder, init_vae_params
-from vae_autograd.posterior import log_joint_on_grid, log_likelihood_top, posterior_windows, top_half
-from vae_autograd.posterior_figures import fig_top_half_posterior, fig_true_vs_approx_posterior
+from vae_autograd.posterior import log_joint_on_grid, log_likelihood_top, posterior_study, posterior_windows, top_half
 from vae_autograd.svi import svi_study, svi_top_half
 from vae_autograd.visualize import fig_interpolations, fig_latent_embedding, fig_reconstructions
 
@@ -41,8 +40,8 @@ ENTRY_POINTS = {
     "single_sample_estimates": lambda x: single_sample_estimates(DEC, x, MEAN[:2], LOG_STD[:2], rng(), 4),
     "exact_elbo_and_gradient": lambda x: exact_elbo_and_gradient(DEC, x, MEAN[:2], LOG_STD[:2]),
     "gradient_estimator_study": lambda x: gradient_estimator_study(ENC, DEC, x, rng(), 4),
-    "fig_true_vs_approx_posterior": lambda x: fig_true_vs_approx_posterior(ENC, DEC, x, num_points=11),
-    "fig_top_half_posterior": lambda x: fig_top_half_posterior(DEC, x, num_points=11),
+    "posterior_study (training images)": lambda x: posterior_study(ENC, DEC, x, X[:2], num_points=11),
+    "posterior_study (test images)": lambda x: posterior_study(ENC, DEC, X[:2], x, num_points=11),
     "fig_reconstructions": lambda x: fig_reconstructions(ENC, DEC, x, rng()),
     "fig_latent_embedding": lambda x: fig_latent_embedding(ENC, x, LABELS[:len(x)]),
     "fig_interpolations": lambda x: fig_interpolations(ENC, DEC, x, LABELS[:len(x)], ([0], [0])),

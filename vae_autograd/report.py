@@ -5,6 +5,7 @@ these, and the tests check them by this list.
 """
 from .data import atomic_write
 from .latent_classes import describe_interpolations, describe_latent_classes, describe_reconstructions
+from .posterior_captions import describe_factorization, describe_svi, describe_top_half, describe_true_vs_approx
 
 CAPTIONS = {
     "prior_samples": "**4.1 Ancestral samples.** Ten z drawn from the prior N(0, I), decoded: the top "
@@ -30,13 +31,13 @@ CAPTIONS = {
     "exact log p(x) from quadrature; every image lies below the diagonal. Right: the gap, which "
     "is KL(q(z|x) || p(z|x)), per image.",
     "true_vs_approx_posterior": "**6.1 True posterior and q.** Contours of the exact p(z|x) (grid "
-    "quadrature; solid) and of the encoder's q(z|x) (dashed) for four test images, at the "
-    "highest-density regions holding 50/90/99% of the mass; each title gives KL(q || p). On "
-    "test images q is often displaced from the true posterior: the encoder was fitted to the "
-    "training images only, and this amortization gap is most of the test set's ELBO gap.",
+    "quadrature; solid) and of the encoder's q(z|x) (dashed) for the first four training images "
+    "(top row) and the first four test images (bottom row), at the highest-density regions holding "
+    "50/90/99% of the mass.",
     "top_half_posterior": "**6.2 Posterior given the top half.** p(z | x_top), with the bottom 14 "
     "rows unobserved (they sum out of the likelihood pixel by pixel), against p(z|x) for the whole "
-    "image: seeing half a digit leaves the posterior wider and sometimes multi-modal.",
+    "image; each title gives the std of p(z | x_top), its number of modes and the share of its mass "
+    "at the window's edge.",
     "svi_posterior": "**6.3 SVI.** A Gaussian q(z) fitted by stochastic variational inference (Adam "
     "on the reparameterized ELBO) to p(z | x_top), drawn over its exact contours.",
     "svi_prediction": "**6.3 Predicting the bottom half.** Each row: the original digit; the "
@@ -94,34 +95,39 @@ def report_text(results):
     ]
     lines += svi_section(results["svi"]) + estimator_section(results["gradient_estimators"])
     lines += ["## Figures", ""]
-    captions = {**CAPTIONS, **computed_captions(results)}
+    captions = computed_captions(results)
     for name in CAPTIONS:
         lines += [f"![{name}]({name}.png)", "", captions[name], ""]
-    lines += questions_section()
+    lines += questions_section(results["posteriors"]["bottom_dependence"])
     return "\n".join(lines) + "\n"
 
 
 def computed_captions(results):
-    """Captions of 4.2, 5.1 and 5.3 with the claims this run's numbers support, and only those."""
-    summary, shown, paths = results["latent_classes"], results["reconstructions"], results["interpolations"]
-    k = summary["k"]
-    return {
-        "reconstructions": CAPTIONS["reconstructions"] + " "
-        + describe_reconstructions(shown["labels"], shown["knn_classes"], k),
-        "latent_embedding": CAPTIONS["latent_embedding"] + " " + describe_latent_classes(summary),
-        "interpolations": CAPTIONS["interpolations"] + " "
-        + describe_interpolations(paths["labels_a"], paths["labels_b"], paths["path_classes"],
-                                  paths["faithful"], k),
+    """CAPTIONS, each followed by the sentences this run's numbers support, and only those."""
+    classes, shown, paths = results["latent_classes"], results["reconstructions"], results["interpolations"]
+    posteriors, k = results["posteriors"], classes["k"]
+    computed = {
+        "reconstructions": describe_reconstructions(shown["labels"], shown["knn_classes"], k),
+        "latent_embedding": describe_latent_classes(classes),
+        "interpolations": describe_interpolations(paths["labels_a"], paths["labels_b"], paths["path_classes"],
+                                                  paths["faithful"], k),
+        "true_vs_approx_posterior": describe_true_vs_approx(posteriors["true_vs_approx"]),
+        "top_half_posterior": describe_top_half(posteriors["top_half"]),
+        "svi_posterior": describe_svi(results["svi"]),
     }
+    return {name: text + (" " + computed[name] if name in computed else "") for name, text in CAPTIONS.items()}
 
 
 def svi_section(svi):
     lines = ["## SVI for the top half of a digit", "",
-             "| image | SVI ELBO | log p(x_top), quadrature | KL(q \\|\\| p(z\\|x_top)) | converged |",
-             "| --- | --- | --- | --- | --- |"]
-    for n, (elbo, se, log_p, kl, ok) in enumerate(zip(svi["svi_elbo"], svi["svi_elbo_se"],
-                                                       svi["log_p_x_top"], svi["kl"], svi["converged"])):
-        lines.append(f"| {n} | {elbo:.3f} ± {se:.3f} | {log_p:.3f} | {kl:.3f} | {'yes' if ok else 'no'} |")
+             "| image | SVI ELBO | log p(x_top), quadrature | KL(q \\|\\| p(z\\|x_top)), quadrature | "
+             "log p(x_top) - ELBO | converged |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for n, (elbo, se, log_p, kl, kl_elbo, ok) in enumerate(zip(
+            svi["svi_elbo"], svi["svi_elbo_se"], svi["log_p_x_top"], svi["kl"], svi["kl_from_elbo"],
+            svi["converged"])):
+        lines.append(f"| {n} | {elbo:.3f} ± {se:.3f} | {log_p:.3f} | {kl:.3f} | {kl_elbo:.3f} ± {se:.3f} | "
+                     f"{'yes' if ok else 'no'} |")
     return lines + [""]
 
 
@@ -151,15 +157,13 @@ def estimator_section(summary):
     return lines
 
 
-def questions_section():
+def questions_section(bottom_dependence):
     return [
         "## The study's true/false questions", "",
         "(a) Does p(x_bottom | z) factorize over the bottom pixels? **True**: given z the decoder "
         "makes every pixel an independent Bernoulli.",
         "",
-        "(b) Does p(x_bottom | x_top)? **False**: it is the integral of that product against "
-        "p(z | x_top), a mixture of products, which couples the pixels through z (see 6.3: "
-        "completions drawn for different z differ as whole strokes, not pixel by pixel).",
+        "(b) Does p(x_bottom | x_top)? **False**: " + describe_factorization(bottom_dependence) + ".",
         "",
         "(c) If the ELBO increases while training theta and phi jointly, must KL(q(z|x) || p(z|x)) "
         "have decreased? **False**: ELBO = log p_theta(x) - KL, so the ELBO can rise through "
