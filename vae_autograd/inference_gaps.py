@@ -319,8 +319,11 @@ def mean_and_se(values):
 
 
 def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=200, num_modes=2,
-                        iwae_ks=(1, 10, 100, 1000), iwae_images=500, convergence_images=1000):
+                        iwae_ks=(1, 10, 100, 1000), iwae_images=500, convergence_images=1000, log_px=None):
     """Part 8: split log p(x) - ELBO(q) of every image x (N, 784) into its two gaps.
+
+    log_px (N,): integrate.log_marginal_likelihood of x if already computed (part 3).
+    The convergence checks run on the first convergence_images images.
 
     All images are fitted together, each with its own Gaussians. Returns {"summary":
     JSON-ready means and standard errors (over images), the wrong-basin fraction and its
@@ -330,7 +333,7 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=200, num_
     """
     x = numpy.asarray(x, numpy.float32)
     images = numpy.arange(len(x))
-    log_px = log_marginal_likelihood(dec_params, x)
+    log_px = log_marginal_likelihood(dec_params, x) if log_px is None else numpy.asarray(log_px, numpy.float64)
     tabulate, log_joint_grid = decoder_target(dec_params, x)
     enc_mean, enc_log_std = (numpy.asarray(a, numpy.float64) for a in encoder(enc_params, x))
     ref_mean, ref_log_std, _ = fit_on_windows(tabulate, images, enc_mean, enc_log_std, num_steps)
@@ -392,6 +395,7 @@ def gap_summary(per_image):
     total_gap = log_px - amortized
     columns = {"log_px": log_px, "elbo_amortized": amortized, "elbo_refined": refined, "elbo_optimal": optimal,
                "approximation_gap": log_px - optimal, "amortization_gap": optimal - amortized,
+               "total_gap": log_px - amortized, "gap_after_refinement": log_px - refined,
                "refinement_gain": refined - amortized, "wrong_basin_fraction": wrong_basin}
     summary = {"num_images": len(log_px)}
     for name, values in columns.items():
@@ -453,28 +457,29 @@ def fig_gap_histograms(per_image_by_split):
 
 
 def fig_gaps_over_training(rows):
-    """log p(x) and the three ELBOs against epoch, test and train.
+    """log p(x) and ELBO(q(z|x)) against epoch, and what each Gaussian leaves of log p(x).
 
-    rows: list of dicts with "epoch", "split" and the summary keys (with _se).
+    rows: list of summary dicts (gap_summary) with "epoch" and "split" added. Right: per
+    image means of log p(x) - ELBO for q(z|x), q_refined and q* (the approximation gap),
+    solid test, dashed train, with standard errors over images.
     """
     fig = Figure(figsize=(10, 4), layout="constrained")
     value_ax, gap_ax = fig.subplots(1, 2)
-    names = [("log_px", "log p(x)"), ("elbo_optimal", "ELBO(q*)"), ("elbo_refined", "ELBO(q refined)"),
-             ("elbo_amortized", "ELBO(q(z|x))")]
     for split, style in (("test", "-"), ("train", "--")):
         mine = sorted((r for r in rows if r["split"] == split), key=lambda r: r["epoch"])
         if not mine:
             continue
         epochs = [r["epoch"] for r in mine]
-        for color, (key, label) in enumerate(names):
+        for color, key, label in ((0, "log_px", "log p(x)"), (1, "elbo_amortized", "ELBO(q(z|x))")):
             value_ax.errorbar(epochs, [r[key] for r in mine], [r[key + "_se"] for r in mine], color=f"C{color}",
                               ls=style, marker="o", ms=3, label=f"{label}, {split}")
-        for color, key in ((4, "approximation_gap"), (5, "amortization_gap")):
+        for color, key, label in ((1, "total_gap", "q(z|x)"), (2, "gap_after_refinement", "q refined"),
+                                  (3, "approximation_gap", "q*")):
             gap_ax.errorbar(epochs, [r[key] for r in mine], [r[key + "_se"] for r in mine], color=f"C{color}",
-                            ls=style, marker="o", ms=3, label=f"{key.replace('_', ' ')}, {split}")
-    value_ax.set(xscale="log", xlabel="epoch", ylabel="nats per image", title="bounds against epoch")
-    gap_ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="nats per image",
-               title="the two gaps (solid: test, dashed: train)")
+                            ls=style, marker="o", ms=3, label=f"{label}, {split}")
+    value_ax.set(xscale="log", xlabel="epoch", ylabel="nats per image", title="log p(x) and the encoder's ELBO")
+    gap_ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="log p(x) - ELBO (nats per image)",
+               title="what each Gaussian leaves (solid: test, dashed: train)")
     value_ax.legend(fontsize=7)
     gap_ax.legend(fontsize=7)
     return fig
