@@ -330,3 +330,11 @@ def test_sample_bernoulli_float32_and_seeding():
     f = sample_bernoulli(np.full(n, 0.5, np.float32), np.random.default_rng(14)).mean(dtype=np.float64)
     p = scipy.special.expit(0.5)
     assert abs(f - p) < 4 * np.sqrt(p * (1 - p) / n)
+
+
+def test_erf_and_its_gradient_match_scipy():
+    from vae_autograd.distributions import erf
+    x = np.concatenate([np.linspace(-7, 7, 141), [0.0, 1e-8, -30.0, 30.0]])
+    np.testing.assert_allclose(erf(x), scipy.special.erf(x), rtol=1e-15, atol=1e-16)
+    expected = 2 / np.sqrt(np.pi) * np.exp(-x**2)
+    np.testing.assert_allclose(grad(lambda v: erf(v).sum())(x), expected, rtol=1e-14, atol=1e-300)

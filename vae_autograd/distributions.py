@@ -8,7 +8,10 @@ through in one call. Samplers draw only from a ``numpy.random.Generator``'s
 Constants are Python floats on purpose: a NumPy float64 scalar such as
 ``np.log(2 * np.pi)`` would silently upcast float32 arrays to float64.
 """
+import math
+
 import autograd.numpy as anp
+import numpy as np
 from autograd.extend import defvjp, primitive
 
 LOG_2PI = 1.8378770664093453  # log(2 pi)
@@ -112,3 +115,13 @@ def sample_bernoulli(logits, rng):
     logits = anp.asarray(logits)
     u = rng.random(logits.shape, dtype=anp.result_type(logits, anp.float32))
     return (u < sigmoid(logits)).astype(logits.dtype)
+
+
+@primitive
+def erf(x):
+    """The error function, elementwise, to double precision (math.erf); x any shape -> float64."""
+    return np.vectorize(math.erf, otypes=[float])(x)
+
+
+# d erf / dx = 2 / sqrt(pi) exp(-x^2)
+defvjp(erf, lambda ans, x: lambda g: g * 1.1283791670955126 * anp.exp(-anp.square(x)))

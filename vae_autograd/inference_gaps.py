@@ -28,18 +28,18 @@ below the effects measured); weights, sums and all optimization run in float64.
 import math
 from functools import partial
 
-import autograd.numpy as np
-import numpy
+import autograd.numpy as anp
+import numpy as np
 from autograd import grad
-from autograd.scipy.special import erf
 from matplotlib.figure import Figure
 
 from .adam import adam_update, init_adam_state
-from .distributions import LOG_2PI, softplus
+from .distributions import LOG_2PI, erf, softplus
 from .elbo import log_prior
 from .integrate import latent_grid, log_marginal_likelihood, logsumexp
 from .model import decoder, encoder
-from .posterior import contour_density, covering_grids, log_joint_on_grid, log_joint_on_windows, show_digit
+from .posterior import covering_grids, log_joint_on_grid, log_joint_on_windows
+from .posterior_figures import contour_density, show_digit
 
 WINDOW_SIZE = 25        # points per axis of a window: +-12 spacings = +-5.7 to 8 std
 POINTS_PER_STD = 1.5    # window spacing <= std / POINTS_PER_STD
@@ -50,12 +50,12 @@ WRONG_BASIN_NATS = 0.1  # q_refined this far below q* counts as a wrong basin
 
 def lattice_level(std):
     """Index l of the lattice spacing sqrt(2)^l <= std / POINTS_PER_STD. std (...) -> int (...)."""
-    std = numpy.clip(std, 1e-4, 10.0)
-    return numpy.floor(2.0 * numpy.log2(std / POINTS_PER_STD)).astype(numpy.int64)
+    std = np.clip(std, 1e-4, 10.0)
+    return np.floor(2.0 * np.log2(std / POINTS_PER_STD)).astype(np.int64)
 
 
 def level_spacing(level):
-    return numpy.sqrt(2.0) ** level
+    return np.sqrt(2.0) ** level
 
 
 def window_axes(center, level, size=WINDOW_SIZE):
@@ -64,8 +64,8 @@ def window_axes(center, level, size=WINDOW_SIZE):
     center (R, 2), level (R, 2) int. The window's points are z = index * spacing, so two
     windows at the same level share the points where they overlap.
     """
-    first = numpy.round(center / level_spacing(level)).astype(numpy.int64) - size // 2
-    return first[:, :, None] + numpy.arange(size)
+    first = np.round(center / level_spacing(level)).astype(np.int64) - size // 2
+    return first[:, :, None] + np.arange(size)
 
 
 def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZE, rows_per_block=32,
@@ -81,32 +81,32 @@ def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZ
     index = window_axes(center, level, size)                       # (R, 2, W)
     axes = index * level_spacing(level)[:, :, None]
     (W1, b1), (W2, b2) = dec_params
-    pixel_weights = (x @ W2.T).astype(numpy.float32)                # (N, H)
-    pixel_bias = (x @ b2).astype(numpy.float64)                     # (N,)
+    pixel_weights = (x @ W2.T).astype(np.float32)                # (N, H)
+    pixel_bias = (x @ b2).astype(np.float64)                     # (N,)
     # One integer key per lattice point: the two levels and the two indices.
     offset = 1 << 20
     key = ((((level[:, 0] + 64) << 7) | (level[:, 1] + 64)) << 42)[:, None, None] \
         | ((index[:, 0, :, None] + offset) << 21) | (index[:, 1, None, :] + offset)
     # Rows ordered by level and place, so neighbouring rows share points.
-    order = numpy.lexsort((index[:, 1, 0], index[:, 0, 0] // size, level[:, 1], level[:, 0]))
-    values = numpy.empty(key.shape)
+    order = np.lexsort((index[:, 1, 0], index[:, 0, 0] // size, level[:, 1], level[:, 0]))
+    values = np.empty(key.shape)
     for start in range(0, len(order), rows_per_group):
         rows = order[start:start + rows_per_group]
-        unique_key, first, inverse = numpy.unique(key[rows], return_index=True, return_inverse=True)
+        unique_key, first, inverse = np.unique(key[rows], return_index=True, return_inverse=True)
         inverse = inverse.reshape(len(rows), -1)
-        row, i, j = numpy.unravel_index(first, key[rows].shape)
-        z = numpy.stack([axes[rows[row], 0, i], axes[rows[row], 1, j]], axis=1)
-        hidden = numpy.tanh(z.astype(numpy.float32) @ W1 + b1)
-        log_partition = numpy.concatenate([
-            numpy.sum(softplus(hidden[part:part + 8192] @ W2 + b2), axis=1, dtype=numpy.float64)
+        row, i, j = np.unravel_index(first, key[rows].shape)
+        z = np.stack([axes[rows[row], 0, i], axes[rows[row], 1, j]], axis=1)
+        hidden = np.tanh(z.astype(np.float32) @ W1 + b1)
+        log_partition = np.concatenate([
+            np.sum(softplus(hidden[part:part + 8192] @ W2 + b2), axis=1, dtype=np.float64)
             for part in range(0, len(hidden), 8192)])
         point_term = log_prior(z) - log_partition                   # (U,)
         for block in range(0, len(rows), rows_per_block):
             block_rows = rows[block:block + rows_per_block]
-            points, local = numpy.unique(inverse[block:block + rows_per_block], return_inverse=True)
+            points, local = np.unique(inverse[block:block + rows_per_block], return_inverse=True)
             local = local.reshape(len(block_rows), -1)
             products = pixel_weights[image_of_row[block_rows]] @ hidden[points].T   # (B, U_b)
-            mine = numpy.take_along_axis(products, local, axis=1).astype(numpy.float64)
+            mine = np.take_along_axis(products, local, axis=1).astype(np.float64)
             values[block_rows] = (mine + pixel_bias[image_of_row[block_rows], None]
                                   + point_term[points][local]).reshape(len(block_rows), size, size)
     return values, axes
@@ -120,7 +120,7 @@ def decoder_target(dec_params, x, block_size=1000):
     shared grid (one decoder call, one matrix product per block of images).
     """
     def log_joint_grid(z_grid):
-        return numpy.concatenate([log_joint_on_grid(dec_params, x[start:start + block_size], z_grid)
+        return np.concatenate([log_joint_on_grid(dec_params, x[start:start + block_size], z_grid)
                                   for start in range(0, len(x), block_size)])
 
     return partial(window_log_joint, dec_params, x), log_joint_grid
@@ -133,12 +133,12 @@ def explicit_target(log_density, num_images):
     """
     def tabulate(image_of_row, center, level, size=WINDOW_SIZE):
         axes = window_axes(center, level, size) * level_spacing(level)[:, :, None]
-        z = numpy.stack(numpy.broadcast_arrays(axes[:, 0, :, None], axes[:, 1, None, :]), axis=-1)
+        z = np.stack(np.broadcast_arrays(axes[:, 0, :, None], axes[:, 1, None, :]), axis=-1)
         return log_density(image_of_row, z), axes
 
     def log_joint_grid(z_grid):
-        images = numpy.arange(num_images)
-        return log_density(images, numpy.broadcast_to(z_grid, (num_images,) + z_grid.shape))
+        images = np.arange(num_images)
+        return log_density(images, np.broadcast_to(z_grid, (num_images,) + z_grid.shape))
 
     return tabulate, log_joint_grid
 
@@ -147,7 +147,7 @@ def explicit_target(log_density, num_images):
 
 def gaussian_entropy(log_std):
     """H(N(mean, diag(exp(log_std)^2))). (..., D) -> (...)."""
-    return np.sum(log_std, axis=-1) + 0.5 * np.shape(log_std)[-1] * (1.0 + LOG_2PI)
+    return anp.sum(log_std, axis=-1) + 0.5 * anp.shape(log_std)[-1] * (1.0 + LOG_2PI)
 
 
 def window_elbo(mean, log_std, axes, log_joint, escape_nats=100.0):
@@ -161,20 +161,20 @@ def window_elbo(mean, log_std, axes, log_joint, escape_nats=100.0):
     escape_nats per unit, negligible for q inside (1e-5 nats at 5.7 std from the edges).
     Differentiable in mean and log_std by autograd.
     """
-    reference = numpy.max(log_joint, axis=(1, 2))                           # keeps rounding small
+    reference = np.max(log_joint, axis=(1, 2))                           # keeps rounding small
     centered = log_joint - reference[:, None, None]
     weights = []
     for d in range(2):  # q is a product: one normalized (R, W) weight vector per axis
-        log_w = -0.5 * ((axes[:, d, :] - mean[:, d:d + 1]) / np.exp(log_std[:, d:d + 1]))**2
-        weights.append(np.exp(log_w - logsumexp(log_w, axis=1, keepdims=True)))
+        log_w = -0.5 * ((axes[:, d, :] - mean[:, d:d + 1]) / anp.exp(log_std[:, d:d + 1]))**2
+        weights.append(anp.exp(log_w - logsumexp(log_w, axis=1, keepdims=True)))
     # A batched matrix-vector product: 3x faster than broadcasting the outer product.
-    inner = np.matmul(centered, weights[1][:, :, None])[:, :, 0]             # (R, W)
-    expected = np.sum(weights[0] * inner, axis=1)
-    std = np.exp(log_std)
+    inner = anp.matmul(centered, weights[1][:, :, None])[:, :, 0]             # (R, W)
+    expected = anp.sum(weights[0] * inner, axis=1)
+    std = anp.exp(log_std)
     half_spacing = 0.5 * (axes[:, :, 1] - axes[:, :, 0])
     low = (axes[:, :, 0] - half_spacing - mean) / (std * math.sqrt(2.0))
     high = (axes[:, :, -1] + half_spacing - mean) / (std * math.sqrt(2.0))
-    inside = np.prod(0.5 * (erf(high) - erf(low)), axis=1)
+    inside = anp.prod(0.5 * (erf(high) - erf(low)), axis=1)
     return expected + reference + gaussian_entropy(log_std) - escape_nats * (1.0 - inside)
 
 
@@ -187,7 +187,7 @@ def gaussian_elbo(tabulate, image_of_row, mean, log_std, size=WINDOW_SIZE):
     On a fresh window centred on the Gaussian at spacing <= std / 1.5; no penalty applies
     (nothing to escape). Deterministic, float64.
     """
-    log_joint, axes = tabulate(image_of_row, mean, lattice_level(numpy.exp(log_std)), size)
+    log_joint, axes = tabulate(image_of_row, mean, lattice_level(np.exp(log_std)), size)
     return window_elbo(mean, log_std, axes, log_joint, escape_nats=0.0)
 
 
@@ -202,11 +202,11 @@ def fit_gaussians(objective, mean, log_std, num_steps=200, lr=0.1, final_lr=0.00
     Rows do not interact: the objective is a sum of per-row terms. Returns the fitted
     (mean, log_std) and the objective there, all (R, ...).
     """
-    mean0, std0 = numpy.array(mean, numpy.float64), numpy.exp(numpy.array(log_std, numpy.float64))
-    shift, log_std = numpy.zeros_like(mean0), numpy.array(log_std, numpy.float64)
+    mean0, std0 = np.array(mean, np.float64), np.exp(np.array(log_std, np.float64))
+    shift, log_std = np.zeros_like(mean0), np.array(log_std, np.float64)
 
     def total(shift, log_std):
-        return np.sum(objective(mean0 + std0 * shift, log_std))
+        return anp.sum(objective(mean0 + std0 * shift, log_std))
 
     gradient = grad(total, argnum=(0, 1))
     state = init_adam_state([shift, log_std])
@@ -228,7 +228,7 @@ def fit_on_windows(tabulate, image_of_row, mean, log_std, num_steps=200, num_rou
     Gaussian ends near its centre); gaussian_elbo re-evaluates on a centred one.
     """
     for _ in range(num_rounds):
-        log_joint, axes = tabulate(image_of_row, mean, lattice_level(numpy.exp(log_std)), size)
+        log_joint, axes = tabulate(image_of_row, mean, lattice_level(np.exp(log_std)), size)
         mean, log_std, _ = fit_gaussians(partial(window_elbo, axes=axes, log_joint=log_joint),
                                          mean, log_std, num_steps)
     return mean, log_std, window_elbo(mean, log_std, axes, log_joint, escape_nats=0.0)
@@ -245,27 +245,27 @@ def posterior_modes(log_joint_grid, num_modes=2, bound=6.0, spacing=0.2):
     z_grid, axis = latent_grid(-bound, bound, spacing)
     side = len(axis)
     grid = log_joint_grid(z_grid).reshape(-1, side, side)
-    padded = numpy.pad(grid, ((0, 0), (1, 1), (1, 1)), constant_values=-numpy.inf)
-    neighbours = numpy.max([padded[:, 1 + di:1 + di + side, 1 + dj:1 + dj + side]
+    padded = np.pad(grid, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    neighbours = np.max([padded[:, 1 + di:1 + di + side, 1 + dj:1 + dj + side]
                             for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj], axis=0)
-    peaks = numpy.where(grid >= neighbours, grid, -numpy.inf).reshape(len(grid), -1)
-    best = numpy.argsort(-peaks, axis=1)[:, :num_modes]
+    peaks = np.where(grid >= neighbours, grid, -np.inf).reshape(len(grid), -1)
+    best = np.argsort(-peaks, axis=1)[:, :num_modes]
     # An image with fewer peaks repeats its best one.
-    best = numpy.where(numpy.take_along_axis(peaks, best, 1) > -numpy.inf, best, best[:, :1])
+    best = np.where(np.take_along_axis(peaks, best, 1) > -np.inf, best, best[:, :1])
     return z_grid[best]
 
 
 def window_moments(axes, log_joint):
     """Mean and std (R, 2) of p(z|x) restricted to each window, and its best point (R, 2)."""
     log_post = log_joint - logsumexp(log_joint, axis=(1, 2), keepdims=True)
-    post = numpy.exp(log_post)
-    marginals = numpy.stack([post.sum(axis=2), post.sum(axis=1)], axis=1)   # (R, 2, W)
-    mean = numpy.sum(marginals * axes, axis=2)
-    std = numpy.sqrt(numpy.sum(marginals * (axes - mean[:, :, None])**2, axis=2))
-    flat_best = numpy.argmax(log_joint.reshape(len(log_joint), -1), axis=1)
-    i, j = numpy.unravel_index(flat_best, log_joint.shape[1:])
-    rows = numpy.arange(len(axes))
-    return mean, std, numpy.stack([axes[rows, 0, i], axes[rows, 1, j]], axis=1)
+    post = np.exp(log_post)
+    marginals = np.stack([post.sum(axis=2), post.sum(axis=1)], axis=1)   # (R, 2, W)
+    mean = np.sum(marginals * axes, axis=2)
+    std = np.sqrt(np.sum(marginals * (axes - mean[:, :, None])**2, axis=2))
+    flat_best = np.argmax(log_joint.reshape(len(log_joint), -1), axis=1)
+    i, j = np.unravel_index(flat_best, log_joint.shape[1:])
+    rows = np.arange(len(axes))
+    return mean, std, np.stack([axes[rows, 0, i], axes[rows, 1, j]], axis=1)
 
 
 def posterior_starts(tabulate, log_joint_grid, num_modes=2, zoom_spacing=0.05, num_zooms=2, size=17):
@@ -277,22 +277,22 @@ def posterior_starts(tabulate, log_joint_grid, num_modes=2, zoom_spacing=0.05, n
     and best (R, 2) (the best lattice point seen), rows ordered image-major.
     """
     modes = posterior_modes(log_joint_grid, num_modes)
-    image_of_row = numpy.repeat(numpy.arange(len(modes)), num_modes)
+    image_of_row = np.repeat(np.arange(len(modes)), num_modes)
     center = modes.reshape(-1, 2)
-    level = numpy.full(center.shape, lattice_level(zoom_spacing * POINTS_PER_STD))
+    level = np.full(center.shape, lattice_level(zoom_spacing * POINTS_PER_STD))
     for _ in range(num_zooms):
         log_joint, axes = tabulate(image_of_row, center, level, size)
         center, std, best = window_moments(axes, log_joint)
         level = lattice_level(std)
-    return image_of_row, center, numpy.log(std), best
+    return image_of_row, center, np.log(std), best
 
 
 # ---------------------------------------------------------------- the decomposition
 
 def best_per_image(num_images, image_of_row, elbo, mean, log_std):
     """For each image, the row with the highest ELBO: (elbo (N,), mean, log_std (N, 2))."""
-    order = numpy.lexsort((-elbo, image_of_row))
-    first = order[numpy.searchsorted(image_of_row[order], numpy.arange(num_images))]
+    order = np.lexsort((-elbo, image_of_row))
+    first = order[np.searchsorted(image_of_row[order], np.arange(num_images))]
     return elbo[first], mean[first], log_std[first]
 
 
@@ -307,15 +307,15 @@ def global_fit(tabulate, num_images, starts, num_steps=200, extra=None):
     image_of_row, mean, log_std = starts
     mean, log_std, _ = fit_on_windows(tabulate, image_of_row, mean, log_std, num_steps)
     if extra is not None:
-        image_of_row = numpy.concatenate([image_of_row, extra[0]])
-        mean, log_std = numpy.concatenate([mean, extra[1]]), numpy.concatenate([log_std, extra[2]])
+        image_of_row = np.concatenate([image_of_row, extra[0]])
+        mean, log_std = np.concatenate([mean, extra[1]]), np.concatenate([log_std, extra[2]])
     elbo = gaussian_elbo(tabulate, image_of_row, mean, log_std)
     return best_per_image(num_images, image_of_row, elbo, mean, log_std)
 
 
 def mean_and_se(values):
-    values = numpy.asarray(values, numpy.float64)
-    return float(values.mean()), float(values.std(ddof=1) / numpy.sqrt(len(values))) if len(values) > 1 else 0.0
+    values = np.asarray(values, np.float64)
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=200, num_modes=2,
@@ -331,15 +331,15 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=200, num_
     and q* as proposals on the first iwae_images; "per_image": (N,) arrays log_px,
     elbo_amortized / _refined / _optimal, and the Gaussians mean_* / log_std_* (N, 2)}.
     """
-    x = numpy.asarray(x, numpy.float32)
-    images = numpy.arange(len(x))
-    log_px = log_marginal_likelihood(dec_params, x) if log_px is None else numpy.asarray(log_px, numpy.float64)
+    x = np.asarray(x, np.float32)
+    images = np.arange(len(x))
+    log_px = log_marginal_likelihood(dec_params, x) if log_px is None else np.asarray(log_px, np.float64)
     tabulate, log_joint_grid = decoder_target(dec_params, x)
-    enc_mean, enc_log_std = (numpy.asarray(a, numpy.float64) for a in encoder(enc_params, x))
+    enc_mean, enc_log_std = (np.asarray(a, np.float64) for a in encoder(enc_params, x))
     ref_mean, ref_log_std, _ = fit_on_windows(tabulate, images, enc_mean, enc_log_std, num_steps)
     elbo_amortized, elbo_refined = gaussian_elbo(
-        tabulate, numpy.concatenate([images, images]), numpy.concatenate([enc_mean, ref_mean]),
-        numpy.concatenate([enc_log_std, ref_log_std])).reshape(2, -1)
+        tabulate, np.concatenate([images, images]), np.concatenate([enc_mean, ref_mean]),
+        np.concatenate([enc_log_std, ref_log_std])).reshape(2, -1)
     image_of_row, start_mean, start_log_std, best_point = posterior_starts(tabulate, log_joint_grid, num_modes)
     refined = (images, ref_mean, ref_log_std)
     elbo_optimal, opt_mean, opt_log_std = global_fit(
@@ -371,20 +371,20 @@ def convergence_checks(tabulate, per_image, starts, num_steps):
     iterations is one more round of num_steps from q* on fresh windows.
     """
     num_images = len(per_image["log_px"])
-    images = numpy.arange(num_images)
+    images = np.arange(num_images)
     image_of_row, best_point, log_std = starts
     refined = (images, per_image["mean_refined"], per_image["log_std_refined"])
-    other, _, _ = global_fit(tabulate, num_images, (image_of_row, best_point, log_std + numpy.log(2.0)),
+    other, _, _ = global_fit(tabulate, num_images, (image_of_row, best_point, log_std + np.log(2.0)),
                              num_steps, extra=refined)
     longer_mean, longer_log_std, _ = fit_on_windows(tabulate, images, per_image["mean_optimal"],
                                                     per_image["log_std_optimal"], num_steps, num_rounds=1)
     longer = gaussian_elbo(tabulate, images, longer_mean, longer_log_std)
     optimal = per_image["elbo_optimal"]
     return {"num_images": num_images,
-            "another_start": float(numpy.mean(other - optimal)),
-            "another_start_max_per_image": float(numpy.max(numpy.abs(other - optimal))),
-            "more_iterations": float(numpy.mean(longer - optimal)),
-            "more_iterations_max_per_image": float(numpy.max(numpy.abs(longer - optimal)))}
+            "another_start": float(np.mean(other - optimal)),
+            "another_start_max_per_image": float(np.max(np.abs(other - optimal))),
+            "more_iterations": float(np.mean(longer - optimal)),
+            "more_iterations_max_per_image": float(np.max(np.abs(longer - optimal)))}
 
 
 def gap_summary(per_image):
@@ -417,14 +417,14 @@ def iwae_bound_gaussian(dec_params, x, mean, log_std, rng, num_samples, samples_
     x (N, 784), mean, log_std (N, 2) float64 (one proposal per image). K = 1 is the ELBO.
     """
     images_per_block = max(1, samples_per_block // num_samples)
-    out = numpy.empty(len(x))
+    out = np.empty(len(x))
     for start in range(0, len(x), images_per_block):
         rows = slice(start, start + images_per_block)
         eps = rng.standard_normal((num_samples,) + mean[rows].shape)
-        z = mean[rows] + numpy.exp(log_std[rows]) * eps                       # (K, B, 2)
-        logits = decoder(dec_params, z.astype(numpy.float32))
-        log_lik = numpy.sum(x[rows] * logits - softplus(logits), axis=-1, dtype=numpy.float64)
-        log_q = numpy.sum(-0.5 * eps**2 - log_std[rows] - 0.5 * LOG_2PI, axis=-1)
+        z = mean[rows] + np.exp(log_std[rows]) * eps                       # (K, B, 2)
+        logits = decoder(dec_params, z.astype(np.float32))
+        log_lik = np.sum(x[rows] * logits - softplus(logits), axis=-1, dtype=np.float64)
+        log_q = np.sum(-0.5 * eps**2 - log_std[rows] - 0.5 * LOG_2PI, axis=-1)
         out[rows] = logsumexp(log_lik + log_prior(z) - log_q, axis=0) - math.log(num_samples)
     return out
 
@@ -447,7 +447,7 @@ def fig_gap_histograms(per_image_by_split):
         approx_ax.hist(approx, bins=60, color="C0")
         approx_ax.set(xlabel="approximation gap log p(x) - ELBO(q*) (nats)", ylabel=f"{split} images",
                       title=f"{split}: mean {approx.mean():.3f} nats")
-        bins = numpy.histogram_bin_edges(amort, bins=60)
+        bins = np.histogram_bin_edges(amort, bins=60)
         amort_ax.hist([amort[~wrong], amort[wrong]], bins=bins, stacked=True, color=["C1", "C3"],
                       label=["refinement reaches q*", f"wrong basin ({wrong.mean():.1%})"])
         amort_ax.set(xlabel="amortization gap ELBO(q*) - ELBO(q) (nats)", yscale="log",
@@ -492,22 +492,22 @@ def fig_worst_amortization(dec_params, x, per_image, num_shown=4, num_points=101
     gaps overall, half the largest among wrong-basin images.
     """
     amort = per_image["elbo_optimal"] - per_image["elbo_amortized"]
-    wrong = numpy.flatnonzero(per_image["elbo_optimal"] - per_image["elbo_refined"] > WRONG_BASIN_NATS)
-    shown = list(numpy.argsort(-amort)[:num_shown - num_shown // 2])
-    shown += [n for n in wrong[numpy.argsort(-amort[wrong])] if n not in shown][:num_shown - len(shown)]
-    shown = numpy.array(shown)
+    wrong = np.flatnonzero(per_image["elbo_optimal"] - per_image["elbo_refined"] > WRONG_BASIN_NATS)
+    shown = list(np.argsort(-amort)[:num_shown - num_shown // 2])
+    shown += [n for n in wrong[np.argsort(-amort[wrong])] if n not in shown][:num_shown - len(shown)]
+    shown = np.array(shown)
     kinds = [("amortized", "q(z|x)", "C1", "--"), ("refined", "q refined", "C2", ":"), ("optimal", "q*", "C3", "-.")]
-    means = numpy.stack([per_image["mean_" + k][shown] for k, *_ in kinds], axis=1)
-    stds = numpy.exp(numpy.stack([per_image["log_std_" + k][shown] for k, *_ in kinds], axis=1))
+    means = np.stack([per_image["mean_" + k][shown] for k, *_ in kinds], axis=1)
+    stds = np.exp(np.stack([per_image["log_std_" + k][shown] for k, *_ in kinds], axis=1))
     # The window covers the posterior's mode (at q*) and all three Gaussians.
     z_grids, dz = covering_grids(means, stds, num_points, 3.0)
     log_joint = log_joint_on_windows(dec_params, x[shown], z_grids)
     fig = Figure(figsize=(3.2 * len(shown), 3.8), layout="constrained")
-    axes = numpy.atleast_1d(fig.subplots(1, len(shown)))
+    axes = np.atleast_1d(fig.subplots(1, len(shown)))
     for ax, n, grid, values, k in zip(axes, shown, z_grids, log_joint, range(len(shown))):
         contour_density(ax, grid, values, "k", "-")
         for (*_, color, style), m, s in zip(kinds, means[k], stds[k]):
-            log_q = numpy.sum(-0.5 * ((grid - m) / s)**2 - numpy.log(s), axis=1)
+            log_q = np.sum(-0.5 * ((grid - m) / s)**2 - np.log(s), axis=1)
             contour_density(ax, grid, log_q, color, style)
         show_digit(ax.inset_axes([0.0, 0.78, 0.22, 0.22]), x[n])
         ax.set_aspect("equal")
