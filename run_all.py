@@ -23,6 +23,13 @@ from vae_autograd.data import (
     replace_folder,
 )
 from vae_autograd.estimators import fig_gradient_histograms, gradient_estimator_study
+from vae_autograd.inference_gaps import (
+    fig_gap_histograms,
+    fig_gaps_over_training,
+    fig_worst_amortization,
+    gap_summary,
+    inference_gap_study,
+)
 from vae_autograd.integrate import fig_log_px_vs_elbo, log_marginal_likelihood, marginal_likelihood_study
 from vae_autograd.latent_classes import (
     choose_faithful_pairs,
@@ -67,10 +74,12 @@ from vae_autograd.visualize import (
 SIZES = {
     "full": dict(epochs=TrainConfig.epochs, train_size=10000, test_size=10000, train_integrated=10000,
                  elbo_samples=20, iwae_ks=(1, 10, 100, 1000), iwae_images=500, svi_images=4,
-                 svi_steps=1000, estimator_images=20, estimates=10000),
+                 svi_steps=1000, estimator_images=20, estimates=10000, gap_epochs=(1, 10, 50, 100),
+                 gap_train_images=10000, gap_iwae_images=500, gap_epoch_images=2000),
     "quick": dict(epochs=3, train_size=2000, test_size=500, train_integrated=500,
                   elbo_samples=5, iwae_ks=(1, 10, 100), iwae_images=50, svi_images=2,
-                  svi_steps=300, estimator_images=5, estimates=2000),
+                  svi_steps=300, estimator_images=5, estimates=2000, gap_epochs=(1, 2),
+                  gap_train_images=500, gap_iwae_images=50, gap_epoch_images=100),
 }
 
 
@@ -97,9 +106,10 @@ def parse_args(argv=None):
     if args.params is None:
         args.params = Path("data") / ("vae-quick.npz" if args.quick else "vae.npz")
     sizes = SIZES["quick" if args.quick else "full"]
-    args.config = TrainConfig(epochs=args.epochs or sizes["epochs"], seed=args.seed, data_dir=args.data_dir,
-                              out=args.params, train_size=sizes["train_size"], test_size=sizes["test_size"],
-                              force=args.retrain)
+    epochs = args.epochs or sizes["epochs"]
+    args.config = TrainConfig(epochs=epochs, seed=args.seed, data_dir=args.data_dir, out=args.params,
+                              train_size=sizes["train_size"], test_size=sizes["test_size"], force=args.retrain,
+                              keep_epochs=tuple(e for e in sizes["gap_epochs"] if e < epochs))
     return args
 
 
@@ -165,12 +175,77 @@ def trained_model(config, retrain, data, log):
     return run_training(config, log=lambda line: log("  " + line), data=data)
 
 
+def kept_models(config, retrain, data, log):
+    """{epoch: params} of the checkpoints config.keep_epochs kept beside config.out.
+
+    Missing ones are trained anew (a run of e epochs gives exactly the epoch-e parameters
+    of the longer run); one that holds another model is refused unless retrain.
+    """
+    models, missing = {}, []
+    for epoch in config.keep_epochs:
+        path = config.kept_path(epoch)
+        if not path.exists():
+            missing.append(epoch)
+            continue
+        params, metadata, _, kept_epoch, _ = load_params(path)
+        mismatch = metadata_mismatch(metadata, config.metadata()) or (
+            kept_epoch != epoch and f"has {kept_epoch} epochs, not {epoch}")
+        if mismatch:
+            raise CheckpointError(f"{path} does not match the requested model: it {mismatch}; "
+                                  "pass --retrain to replace it")
+        models[epoch] = params
+    if missing:
+        last = max(missing)
+        log(f"training {last} epochs to keep the checkpoints of epochs {missing}")
+        quiet = dataclasses.replace(config, epochs=last, out=config.kept_path(last), keep_epochs=tuple(missing),
+                                    force=retrain, resume=False, quiet=True)
+        run_training(quiet, log=lambda line: log("  " + line), data=data)
+        models.update({e: load_params(config.kept_path(e))[0] for e in missing})
+    return dict(sorted(models.items()))
+
+
+def gap_studies(params, epochs, kept, train_x, test_x, log_px, sizes, rng, log):
+    """Part 8 on the test set and the training images, and on subsets along training.
+
+    params: the model after epochs; kept: {epoch: params} before. log_px: {"test": (N,),
+    "train": (M,)} from part 3. Returns (summary, per_image by split).
+    """
+    enc, dec = params
+    summary, per_image = {}, {}
+    images = {"test": test_x, "train": train_x[:sizes["gap_train_images"]]}
+    for step, (split, x) in enumerate(images.items()):
+        started = time.perf_counter()
+        study = inference_gap_study(enc, dec, x, rng(20 + step), log_px=log_px[split][:len(x)],
+                                    iwae_images=sizes["gap_iwae_images"] if split == "test" else 0)
+        summary[split], per_image[split] = study["summary"], study["per_image"]
+        log(f"  {split}: approximation gap {study['summary']['approximation_gap']:.3f}, amortization gap "
+            f"{study['summary']['amortization_gap']:.3f}, wrong basins "
+            f"{study['summary']['wrong_basin_fraction']:.1%} ({time.perf_counter() - started:.0f} s)")
+    # Along training: the same random subsets at every kept epoch, and at the last from above.
+    subsets = {split: np.sort(rng(22 + step).choice(len(x), min(sizes["gap_epoch_images"], len(x)), replace=False))
+               for step, (split, x) in enumerate(images.items())}
+    rows = []
+    for epoch, (kept_enc, kept_dec) in kept.items():
+        for split, x in images.items():
+            study = inference_gap_study(kept_enc, kept_dec, x[subsets[split]], convergence_images=0, iwae_images=0)
+            rows.append({"epoch": epoch, "split": split, **study["summary"]})
+        log(f"  epoch {epoch}: amortization gap test {rows[-2]['amortization_gap']:.2f}, "
+            f"train {rows[-1]['amortization_gap']:.2f}")
+    for split in images:
+        rows.append({"epoch": epochs, "split": split,
+                     **gap_summary({k: v[subsets[split]] for k, v in per_image[split].items()})})
+    summary["over_training"] = rows
+    summary["over_training_images"] = {split: len(s) for split, s in subsets.items()}
+    return summary, per_image
+
+
 def run_study(args, log):
     sizes = SIZES["quick" if args.quick else "full"]
     reusable_model(args.config, args.retrain)  # a mismatched checkpoint fails before the data are read
     data = load_binarized_mnist(sizes["train_size"], sizes["test_size"], args.data_dir)
     train_x, train_labels, test_x, test_labels = data
     params, training = trained_model(args.config, args.retrain, data, log)
+    kept = kept_models(args.config, args.retrain, data, log)
     enc, dec = params
 
     def rng(step):  # an independent, reproducible stream for each step of the study
@@ -247,6 +322,13 @@ def run_study(args, log):
     results["gradient_estimators"] = estimators["summary"]
     figures["gradient_histograms"] = fig_gradient_histograms(estimators["focus_estimates"],
                                                              estimators["summary"]["exact"])
+
+    log("part 8: approximation and amortization gaps, and along training")
+    gaps, gap_images = gap_studies(params, training["epochs"], kept, train_x, test_x, log_px, sizes, rng, log)
+    results["inference_gaps"] = gaps
+    figures["inference_gaps"] = fig_gap_histograms(gap_images)
+    figures["gaps_over_training"] = fig_gaps_over_training(gaps["over_training"], training["train_curve"])
+    figures["worst_amortization"] = fig_worst_amortization(dec, test_x, gap_images["test"])
     return figures, results
 
 

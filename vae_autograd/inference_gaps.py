@@ -36,8 +36,9 @@ from matplotlib.figure import Figure
 from .adam import adam_update, init_adam_state
 from .distributions import LOG_2PI, erf, softplus
 from .elbo import log_prior
+from .images import check_images
 from .integrate import latent_grid, log_marginal_likelihood, logsumexp
-from .model import decoder, encoder
+from .model import data_dim, decoder, encoder
 from .posterior import covering_grids, log_joint_on_grid, log_joint_on_windows
 from .posterior_figures import contour_density, show_digit
 
@@ -331,7 +332,7 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=200, num_
     and q* as proposals on the first iwae_images; "per_image": (N,) arrays log_px,
     elbo_amortized / _refined / _optimal, and the Gaussians mean_* / log_std_* (N, 2)}.
     """
-    x = np.asarray(x, np.float32)
+    x = check_images(x, data_dim(dec_params)).astype(np.float32)
     images = np.arange(len(x))
     log_px = log_marginal_likelihood(dec_params, x) if log_px is None else np.asarray(log_px, np.float64)
     tabulate, log_joint_grid = decoder_target(dec_params, x)
@@ -456,15 +457,19 @@ def fig_gap_histograms(per_image_by_split):
     return fig
 
 
-def fig_gaps_over_training(rows):
+def fig_gaps_over_training(rows, train_curve=None):
     """log p(x) and ELBO(q(z|x)) against epoch, and what each Gaussian leaves of log p(x).
 
     rows: list of summary dicts (gap_summary) with "epoch" and "split" added. Right: per
     image means of log p(x) - ELBO for q(z|x), q_refined and q* (the approximation gap),
-    solid test, dashed train, with standard errors over images.
+    solid test, dashed train, with standard errors over images. train_curve (E,): the
+    mean minibatch -ELBO of each training epoch, drawn on the left as the training curve.
     """
     fig = Figure(figsize=(10, 4), layout="constrained")
     value_ax, gap_ax = fig.subplots(1, 2)
+    if train_curve is not None:
+        value_ax.plot(np.arange(1, len(train_curve) + 1), -np.asarray(train_curve), color="0.6", lw=1,
+                      label="training curve: minibatch ELBO, 1 sample")
     for split, style in (("test", "-"), ("train", "--")):
         mine = sorted((r for r in rows if r["split"] == split), key=lambda r: r["epoch"])
         if not mine:
