@@ -74,11 +74,11 @@ from vae_autograd.visualize import (
 SIZES = {
     "full": dict(epochs=TrainConfig.epochs, train_size=10000, test_size=10000, train_integrated=10000,
                  elbo_samples=20, iwae_ks=(1, 10, 100, 1000), iwae_images=500, svi_images=4,
-                 svi_steps=1000, estimator_images=20, estimates=10000, gap_epochs=(1, 10, 50, 100),
-                 gap_train_images=10000, gap_iwae_images=500, gap_epoch_images=2000),
+                 svi_steps=1000, estimator_images=100, estimates=10000, estimates_per_image=1000,
+                 gap_epochs=(1, 10, 50, 100), gap_train_images=2000, gap_iwae_images=500, gap_epoch_images=1000),
     "quick": dict(epochs=3, train_size=2000, test_size=500, train_integrated=500,
                   elbo_samples=5, iwae_ks=(1, 10, 100), iwae_images=50, svi_images=2,
-                  svi_steps=300, estimator_images=5, estimates=2000, gap_epochs=(1, 2),
+                  svi_steps=300, estimator_images=20, estimates=2000, estimates_per_image=1000, gap_epochs=(1, 2),
                   gap_train_images=500, gap_iwae_images=50, gap_epoch_images=100),
 }
 
@@ -318,10 +318,10 @@ def run_study(args, log):
 
     log("part 7: score-function against reparameterization gradients")
     estimators = gradient_estimator_study(enc, dec, test_x[:sizes["estimator_images"]], rng(8),
-                                          sizes["estimates"])
+                                          sizes["estimates"], sizes["estimates_per_image"])
     results["gradient_estimators"] = estimators["summary"]
     figures["gradient_histograms"] = fig_gradient_histograms(estimators["focus_estimates"],
-                                                             estimators["summary"]["exact"])
+                                                             estimators["summary"]["focus"]["exact"])
 
     log("part 8: approximation and amortization gaps, and along training")
     gaps, gap_images = gap_studies(params, training["epochs"], kept, train_x, test_x, log_px, sizes, rng, log)

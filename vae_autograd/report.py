@@ -4,6 +4,7 @@ CAPTIONS names every figure of the study, in the report's order: run_all.py draw
 these, and the tests check them by this list.
 """
 from .data import atomic_write
+from .estimators import describe_estimators
 from .latent_classes import describe_interpolations, describe_latent_classes, describe_reconstructions
 from .posterior_captions import describe_factorization, describe_svi, describe_top_half, describe_true_vs_approx
 
@@ -44,10 +45,11 @@ CAPTIONS = {
     "observed top half joined to the Bernoulli means of the bottom half for a few z ~ q; the "
     "posterior predictive mean of the bottom half averaged over many z ~ q, which is the actual "
     "answer to p(x_bottom | x_top); and the same averaged under the exact p(z | x_top).",
-    "gradient_histograms": "**7 Gradient estimators.** Histograms of single-sample estimates of "
-    "d ELBO / d mu_1 for one image, by the score-function (REINFORCE) estimator, the same with a "
-    "leave-one-out baseline, and the reparameterization estimator, on one x-range; the red line "
-    "is the exact gradient from quadrature.",
+    "gradient_histograms": "**7 Gradient estimators.** Histograms of single-draw estimates of "
+    "d ELBO / d mu_1 for test image 0, by the score-function (REINFORCE) estimator, the same with a "
+    "leave-one-out baseline within K draws (each draw's baseline is the mean log weight of the other "
+    "K - 1 draws of its group) for each K, and the reparameterization estimator, on one x-range; the "
+    "red line is the exact gradient from quadrature. How typical image 0 is: see Gradient estimators.",
 }
 
 
@@ -132,28 +134,33 @@ def svi_section(svi):
 
 
 def estimator_section(summary):
-    rows = {row["estimator"]: row for row in summary["table"] if row["K"] == 1}
-    score, baseline, reparam = (rows["score_function"], rows["score_function_baseline"],
-                                rows["reparameterization"])
+    """Part 7: image 0's table, the variance ratios over the test images, and sentences
+    computed from them (estimators.describe_estimators)."""
+    focus, images, labels = summary["focus"], summary["images"], summary["labels"]
     lines = ["## Gradient estimators", "",
-             f"d ELBO / d mu_1 of one test image, exact value {summary['exact']:.3f} "
-             f"(quadrature); {summary['num_estimates']} single-sample estimates each:", "",
-             "| estimator | K | mean | std | standard error | bias / SE | variance / reparam |",
+             f"{focus['component']}, exact value {focus['exact']:.3f} (quadrature); "
+             f"{focus['num_estimates']} draws for each estimator. An estimate from n draws is the "
+             "mean of n single-draw terms (for a baseline within K, of n / K groups of K); its "
+             "variance per draw is n times its variance, the same for every n:", "",
+             "| estimator | draws n | mean | std | standard error | bias / SE | variance per draw / reparam |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for row in summary["table"]:
-        lines.append(f"| {row['estimator']} | {row['K']} | {row['mean']:.3f} | {row['std']:.3f} | "
+    for row in focus["table"]:
+        lines.append(f"| {labels[row['estimator']]} | {row['draws']} | {row['mean']:.3f} | {row['std']:.3f} | "
                      f"{row['se']:.3f} | {row['bias_in_se']:+.2f} | "
                      f"{row['variance_ratio_to_reparameterization']:.3g} |")
-    lines += [
-        "",
-        f"Both estimators are unbiased: their means lie within {abs(score['bias_in_se']):.1f} and "
-        f"{abs(reparam['bias_in_se']):.1f} standard errors of the exact gradient. But the "
-        f"score-function estimator's variance is {score['variance_ratio_to_reparameterization']:.3g} times the "
-        f"reparameterization estimator's, because it weights the score by log p(x, z) - log q(z|x), "
-        f"a number of order the ELBO itself, and uses no gradient of the model. A baseline removes "
-        f"most of that: with it the ratio falls to {baseline['variance_ratio_to_reparameterization']:.3g}. Averaging K "
-        "samples divides every variance by K and leaves the ratios as they are.",
-        ""]
+    lines += ["", f"Variance per draw divided by the reparameterization estimator's, over "
+              f"{images['num_images']} test images ({images['estimates_per_image']} draws each): "
+              "median [25%, 75%], smallest.", "",
+              "| estimator | d/d mean_1 | d/d mean (both dimensions) | d/d log_std (both dimensions) |",
+              "| --- | --- | --- | --- |"]
+    for name in summary["estimators"]:
+        if name != "reparameterization":
+            cells = [f"{q['median']:.3g} [{q['q25']:.3g}, {q['q75']:.3g}], {q['min']:.3g}"
+                     for q in (images["variance_ratio"][name][part] for part in ("mean_1", "mean", "log_std"))]
+            lines.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for paragraph in describe_estimators(summary):
+        lines += [paragraph, ""]
     return lines
 
 
