@@ -411,7 +411,7 @@ def describe_coarse_grid(summaries, tolerance=0.01):
     first = next(iter(grids.values()))
     k, spacing, bound = first["points_per_axis"], first["spacing"], first["bound"]
     normalized = max(g["max_abs_log_normalized_integral"] for g in grids.values())
-    text = (f"The study's prescribed check, a {k} x {k} grid of spacing {spacing:g} on "
+    text = (f"The study's prescribed check, the {k} x {k} grid of spacing {spacing:g} on "
             f"[-{bound:g}, {bound:g}]^2: the posterior normalized on it integrates to log 1 = 0 within "
             f"{normalized:.0e} for every image. ")
     errors = "; ".join(f"{name}: {g['mean_abs_error']:.3g} nats on average (mean signed {g['mean_error']:+.3g}), "
