@@ -339,21 +339,33 @@ def test_figure_title_follows_the_numbers():
     assert fig_log_px_vs_elbo(log_px, log_px - 1.0, se, 20).axes[0].get_title() == "no image above the line"
 
 
-def coarse(mean_abs, at_edge=0, inside=None):
+def coarse(mean_abs, at_edge=0, inside=None, narrow=None, wide=None):
     return {"bound": 4.0, "spacing": 0.1, "points_per_axis": 81, "max_abs_log_normalized_integral": 2e-15,
             "mean_error": -mean_abs, "mean_abs_error": mean_abs, "max_abs_error": 5 * mean_abs,
-            "edge_threshold": 1e-3, "images_at_edge": at_edge, "mean_abs_error_inside": inside,
-            "max_abs_error_inside": inside, "median_q_std": 0.03}
+            "edge_threshold": 1e-3, "images_at_edge": at_edge,
+            "mean_abs_error_inside": mean_abs if inside is None else inside,
+            "max_abs_error_inside": 5 * (mean_abs if inside is None else inside), "median_q_std": 0.03,
+            "narrow_fraction": 0.25, "mean_abs_error_narrow": narrow, "mean_abs_error_wide": wide}
 
 
 def test_describe_coarse_grid_follows_the_numbers():
     good = describe_coarse_grid({"test": {"coarse_grid": coarse(1e-4)}, "train": {"coarse_grid": coarse(2e-4)}})
     assert "81 x 81 grid of spacing 0.1 on [-4, 4]^2" in good and "within 2e-15" in good
-    assert "agrees with the adaptive quadrature" in good and "No posterior leaves the square" in good
-    bad = describe_coarse_grid({"test": {"coarse_grid": coarse(0.8, at_edge=12, inside=1.5)},
-                                "train": {"coarse_grid": coarse(0.5)}})
-    assert "misses" in bad and "agrees" not in bad and "0.03" in bad
-    assert "12 test images and 0 train images leave the square" in bad and "1.5 (test)" in bad
+    assert "No posterior leaves the square" in good and "For the test images the grid is off by 0.0001" in good
+    assert "narrow" not in good
+    # Wide posteriors that leave the square: the error is theirs, not the spacing's.
+    leaving = describe_coarse_grid({"test": {"coarse_grid": coarse(0.5, at_edge=470, inside=0.002)}})
+    assert "470 test images leave the square" in leaving and "error is the mass outside the square" in leaving
+    assert "narrow" not in leaving
+    # Inside the square, narrow posteriors are off the most.
+    narrow = describe_coarse_grid({"test": {"coarse_grid": coarse(0.08, at_edge=400, inside=0.04, narrow=0.1,
+                                                                   wide=0.001)}})
+    assert "off by 0.04 nats on average (at most 0.2), mostly where the posterior is narrow" in narrow
+    assert "0.1 on average for the 25% of them whose q(z|x) has a standard deviation below 0.05" in narrow
+    assert "0.001 for the others" in narrow and "mass outside" not in narrow
+    not_narrow = describe_coarse_grid({"test": {"coarse_grid": coarse(0.08, inside=0.04, narrow=0.01,
+                                                                       wide=0.05)}})
+    assert "mostly where" not in not_narrow and "off by 0.04 nats on average (at most 0.2)." in not_narrow
 
 
 def iwae_summary(values, log_px=-141.0, images=500):
