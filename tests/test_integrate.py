@@ -1,8 +1,10 @@
 """logsumexp, grid quadrature and log p(x) in the 2-D latent space."""
+import json
 import warnings
 
 import numpy as np
 import pytest
+import scipy.integrate
 import scipy.special
 import scipy.stats
 from autograd import grad
@@ -10,13 +12,20 @@ from autograd.test_util import check_grads
 
 from vae_autograd.elbo import joint_log_density, log_prior
 from vae_autograd.integrate import (
+    coarse_grid_log_marginal_likelihood,
+    describe_coarse_grid,
+    describe_gaps,
+    describe_iwae,
+    describe_marginal_likelihood,
     fig_log_px_vs_elbo,
+    gap_statistics,
     iwae_bound,
     latent_grid,
     log_integrate_grid,
     log_marginal_likelihood,
     logsumexp,
     marginal_likelihood_study,
+    student_t_min_reference,
 )
 from vae_autograd.model import init_vae_params
 
@@ -213,9 +222,167 @@ def test_log_px_agrees_with_importance_sampling_and_bounds_it(trained_params, mn
 def test_study_reports_a_nonnegative_gap(trained_params, mnist):
     study = marginal_likelihood_study(*trained_params, mnist[2][:200], np.random.default_rng(0),
                                       elbo_samples=20, iwae_ks=(1, 100), iwae_images=50)
-    assert study["gap"] > 0 and study["min_gap_in_se"] > -4.5
-    assert study["elbo"] < study["log_px"]
-    assert study["iwae"][1] < study["iwae"][100] < study["log_px_on_iwae_images"] + 0.05
-    per_image = study["per_image"]
-    fig = fig_log_px_vs_elbo(per_image["log_px"], per_image["elbo"])
+    summary = study["summary"]
+    assert summary["gap"] > 0 and summary["consistent_with_mc_error"]
+    assert summary["elbo"] < summary["log_px"]
+    assert summary["iwae"][1] < summary["iwae"][100] < summary["log_px_on_iwae_images"] + 0.05
+    assert abs(summary["halved_spacing_change"]) < 0.01
+    assert abs(summary["coarse_grid"]["max_abs_log_normalized_integral"]) < 1e-10
+    fig = fig_log_px_vs_elbo(study["log_px"], study["elbo"], study["elbo_se"], 20)
     assert len(fig.axes) == 2 and len(fig.axes[0].collections[0].get_offsets()) == 200
+    assert "within Monte Carlo error" in fig.axes[0].get_title() or "no image" in fig.axes[0].get_title()
+
+
+# ---------------------------------------------------------------- the study's coarse grid
+
+def test_coarse_grid_posterior_integrates_to_log_one_and_matches_the_plain_sum():
+    _, dec = tiny_model()
+    x = (np.random.default_rng(5).random((7, 6)) < 0.5).astype(np.float64)
+    coarse = coarse_grid_log_marginal_likelihood(dec, x, block_size=3)
+    np.testing.assert_allclose(coarse["log_normalized_integral"], 0.0, atol=1e-12)
+    z_grid, axis = latent_grid(-4, 4, 0.1)
+    assert len(axis) == 81
+    log_joint = joint_log_density(dec, x, z_grid[:, None, :]).T  # (7, 6561)
+    np.testing.assert_allclose(coarse["log_px"], log_integrate_grid(log_joint, 0.1, 81), rtol=1e-12)
+    # The tiny model's posteriors are near the prior, wide against 0.1: the grid is accurate,
+    # and little of them reaches the square's edge.
+    np.testing.assert_allclose(coarse["log_px"], log_marginal_likelihood(dec, x), atol=1e-3)
+    assert np.all(coarse["edge_mass"] < 1e-3)
+
+
+def test_coarse_grid_sees_a_posterior_leave_the_square():
+    _, dec = tiny_model()
+    x = np.ones((2, 6))
+    coarse = coarse_grid_log_marginal_likelihood(dec, x, bound=0.5, spacing=0.1)
+    assert np.all(coarse["edge_mass"] > 0.1)
+    np.testing.assert_allclose(coarse["log_normalized_integral"], 0.0, atol=1e-12)
+
+
+def test_study_on_the_tiny_model_follows_the_convention():
+    enc, dec = tiny_model()
+    x = (np.random.default_rng(6).random((30, 6)) < 0.5).astype(np.float64)
+    study = marginal_likelihood_study(enc, dec, x, np.random.default_rng(0), elbo_samples=5,
+                                      iwae_ks=(1, 10), iwae_images=10)
+    assert set(study) == {"summary", "log_px", "elbo", "elbo_se"}
+    assert all(study[key].shape == (30,) for key in ("log_px", "elbo", "elbo_se"))
+    summary = study["summary"]
+    json.dumps(summary, allow_nan=False)
+    for key in ("log_px", "elbo", "elbo_se", "gap", "min_gap_in_se", "max_edge_mass", "iwae_images",
+                "log_px_on_iwae_images", "iwae", "num_images", "fraction_above", "expected_min_z",
+                "halved_spacing_change", "coarse_grid"):
+        assert key in summary
+    assert summary["coarse_grid"]["points_per_axis"] == 81
+    assert summary["coarse_grid"]["mean_abs_error"] < 1e-3
+    no_halving = marginal_likelihood_study(enc, dec, x, np.random.default_rng(0), 5, (), 0, halved_check=False)
+    assert no_halving["summary"]["halved_spacing_change"] is None and no_halving["summary"]["iwae"] == {}
+    sentences = describe_marginal_likelihood(summary, no_halving["summary"])
+    assert len(sentences) == 5 and all(isinstance(s, str) for s in sentences)
+
+
+# ---------------------------------------------------------------- above the line: MC error or not
+
+def test_gap_statistics_on_a_hand_example():
+    log_px = np.array([-100.0, -100.0, -100.0, -100.0])
+    elbo = np.array([-101.0, -99.5, -100.2, -100.0 + 1e-9])
+    se = np.array([0.5, 0.25, 0.1, 1.0])
+    stats = gap_statistics(log_px, elbo, se, elbo_samples=20)
+    assert stats["num_above"] == 2 and stats["fraction_above"] == 0.5
+    np.testing.assert_allclose(stats["min_gap_in_se"], -2.0)  # (-100 + 99.5) / 0.25
+    expected_min, probability = student_t_min_reference(4, 19, -2.0)
+    assert stats["expected_min_z"] == expected_min and stats["min_gap_probability"] == probability
+    assert stats["consistent_with_mc_error"]
+    # Ten standard errors above log p(x) is no Monte Carlo error, even among 10,000 images.
+    far = gap_statistics(np.zeros(10000), np.r_[10.0, -np.ones(9999)], np.ones(10000), 20)
+    assert far["min_gap_in_se"] == -10.0 and not far["consistent_with_mc_error"]
+
+
+@pytest.mark.parametrize("num_draws, dof, observed", [(10000, 19, -4.09), (10000, 19, -10.0), (500, 4, -6.0),
+                                                      (1, 9, 0.5)])
+def test_student_t_reference_matches_scipy(num_draws, dof, observed):
+    expected_min, probability = student_t_min_reference(num_draws, dof, observed)
+    t = scipy.stats.t(dof)
+    exact_min = scipy.integrate.quad(lambda z: z * num_draws * t.pdf(z) * t.sf(z) ** (num_draws - 1),
+                                     -np.inf, np.inf, limit=500)[0]
+    np.testing.assert_allclose(expected_min, exact_min, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(probability, -np.expm1(num_draws * np.log1p(-t.cdf(observed))), rtol=1e-4)
+
+
+def gap_summary(min_z, num_above=3, num_images=10000, samples=20):
+    expected_min, probability = student_t_min_reference(num_images, samples - 1, min_z)
+    return {"num_images": num_images, "num_above": num_above, "fraction_above": num_above / num_images,
+            "min_gap_in_se": min_z, "elbo_samples": samples, "expected_min_z": expected_min,
+            "min_gap_probability": probability, "consistent_with_mc_error": probability >= 1e-3}
+
+
+def test_describe_gaps_calls_it_monte_carlo_error_only_when_it_is():
+    consistent = describe_gaps(gap_summary(-4.1), "training")
+    assert "3 of the 10000 training images (0.03%)" in consistent and "-4.1" in consistent
+    assert "no more than Monte Carlo error" in consistent and "is in error" not in consistent
+    inconsistent = describe_gaps(gap_summary(-10.0), "training")
+    assert "-10.0" in inconsistent and "does not explain" in inconsistent and "is in error" in inconsistent
+    assert "no more than Monte Carlo error" not in inconsistent
+    none = describe_gaps(gap_summary(0.7, num_above=0), "test")
+    assert none.startswith("The ELBO of every test image lies below log p(x)") and "0.7" in none
+
+
+def test_figure_title_follows_the_numbers():
+    rng = np.random.default_rng(0)
+    log_px = rng.normal(-140.0, 5.0, size=1000)
+    se = np.full(1000, 0.1)
+    elbo = log_px - np.abs(rng.normal(0.0, 1.0, size=1000))
+    elbo[:10] = log_px[:10] + 0.1  # ten images one standard error above the line
+    title = fig_log_px_vs_elbo(log_px, elbo, se, 20).axes[0].get_title()
+    assert title == "1% of images above the line, all within Monte Carlo error"
+    elbo[0] = log_px[0] + 2.0  # twenty standard errors
+    title = fig_log_px_vs_elbo(log_px, elbo, se, 20).axes[0].get_title()
+    assert "-20.0 SE: beyond Monte Carlo error" in title
+    assert fig_log_px_vs_elbo(log_px, log_px - 1.0, se, 20).axes[0].get_title() == "no image above the line"
+
+
+def coarse(mean_abs, at_edge=0, inside=None, narrow=None, wide=None):
+    return {"bound": 4.0, "spacing": 0.1, "points_per_axis": 81, "max_abs_log_normalized_integral": 2e-15,
+            "mean_error": -mean_abs, "mean_abs_error": mean_abs, "max_abs_error": 5 * mean_abs,
+            "edge_threshold": 1e-3, "images_at_edge": at_edge,
+            "mean_abs_error_inside": mean_abs if inside is None else inside,
+            "max_abs_error_inside": 5 * (mean_abs if inside is None else inside), "median_q_std": 0.03,
+            "narrow_fraction": 0.25, "mean_abs_error_narrow": narrow, "mean_abs_error_wide": wide}
+
+
+def test_describe_coarse_grid_follows_the_numbers():
+    good = describe_coarse_grid({"test": {"coarse_grid": coarse(1e-4)}, "train": {"coarse_grid": coarse(2e-4)}})
+    assert "81 x 81 grid of spacing 0.1 on [-4, 4]^2" in good and "within 2e-15" in good
+    assert "No posterior leaves the square" in good and "For the test images the grid is off by 0.0001" in good
+    assert "narrow" not in good
+    # Wide posteriors that leave the square: the error is theirs, not the spacing's.
+    leaving = describe_coarse_grid({"test": {"coarse_grid": coarse(0.5, at_edge=470, inside=0.002)}})
+    assert "470 test images leave the square" in leaving and "error is the mass outside the square" in leaving
+    assert "narrow" not in leaving
+    # Inside the square, narrow posteriors are off the most.
+    narrow = describe_coarse_grid({"test": {"coarse_grid": coarse(0.08, at_edge=400, inside=0.04, narrow=0.1,
+                                                                   wide=0.001)}})
+    assert "off by 0.04 nats on average (at most 0.2), mostly where the posterior is narrow" in narrow
+    assert "0.1 on average for the 25% of them whose q(z|x) has a standard deviation below 0.05" in narrow
+    assert "0.001 for the others" in narrow and "mass outside" not in narrow
+    not_narrow = describe_coarse_grid({"test": {"coarse_grid": coarse(0.08, inside=0.04, narrow=0.01,
+                                                                       wide=0.05)}})
+    assert "mostly where" not in not_narrow and "off by 0.04 nats on average (at most 0.2)." in not_narrow
+
+
+def iwae_summary(values, log_px=-141.0, images=500):
+    return {"iwae": dict(zip((1, 10, 100, 1000), values)), "log_px_on_iwae_images": log_px, "iwae_images": images}
+
+
+def test_describe_iwae_follows_the_numbers():
+    text = describe_iwae(iwae_summary([-157.809, -153.839, -151.379, -149.799], log_px=-141.191))
+    assert "stays 8.61 nats below log p(x) (16.62, 12.65, 10.19, 8.61 at K = 1, 10, 100, 1000)" in text
+    assert "closed 3.97, 2.46, 1.58 nats" in text and "less than log 10 = 2.30 for K = 100-1000" in text
+    assert "10^8.4 or more" in text
+    slower = describe_iwae(iwae_summary([-151.0, -149.0, -148.0, -147.5]))
+    assert "stays 6.50 nats" in slower and "less than log 10 = 2.30 for K = 1-10, 10-100, 100-1000" in slower
+    reached = describe_iwae(iwae_summary([-150.0, -145.0, -142.0, -141.05]))
+    assert "reaches log p(x) within 0.1 nats" in reached and "poor proposal" not in reached
+    above = describe_iwae(iwae_summary([-150.0, -145.0, -142.0, -140.5]))
+    assert "0.50 nats above log p(x)" in above and "in error" in above and "poor proposal" not in above
+    assert describe_iwae({"iwae": {}, "log_px_on_iwae_images": None, "iwae_images": 0}) is None
+    # JSON turns the K keys into strings
+    assert describe_iwae(json.loads(json.dumps(iwae_summary([-150.0, -145.0])))).count("K = 1, 10") == 1
