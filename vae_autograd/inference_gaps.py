@@ -435,6 +435,79 @@ def iwae_table(dec_params, x, mean, log_std, rng, ks):
     return {int(k): list(mean_and_se(iwae_bound_gaussian(dec_params, x, mean, log_std, rng, k))) for k in ks}
 
 
+# ---------------------------------------------------------------- in words
+
+def first_epoch_apart(rows, key, num_se=3.0):
+    """The first epoch at which the test mean of key exceeds the train mean by more than num_se
+    combined standard errors, or None. rows: summaries with "epoch" and "split"."""
+    by_epoch = {}
+    for row in rows:
+        by_epoch.setdefault(row["epoch"], {})[row["split"]] = row
+    for epoch in sorted(by_epoch):
+        pair = by_epoch[epoch]
+        if "test" in pair and "train" in pair:
+            difference = pair["test"][key] - pair["train"][key]
+            if difference > num_se * math.hypot(pair["test"][key + "_se"], pair["train"][key + "_se"]):
+                return epoch
+    return None
+
+
+def describe_inference_gaps(gaps):
+    """Sentences for the report from inference_gaps' results: only what the numbers show."""
+    test, train, rows = gaps["test"], gaps["train"], gaps["over_training"]
+    sentences = [
+        f"Of the test set's gap log p(x) - ELBO(q) = {test['total_gap']:.2f} nats per image, "
+        f"{test['approximation_gap']:.3f} ± {test['approximation_gap_se']:.3f} is the approximation gap (what "
+        f"the best diagonal Gaussian for each image still misses) and {test['amortization_gap']:.2f} ± "
+        f"{test['amortization_gap_se']:.2f} the amortization gap (what the shared encoder misses); on the "
+        f"{train['num_images']} training images {train['approximation_gap']:.3f} and "
+        f"{train['amortization_gap']:.2f}.",
+        f"Refining the encoder's q by gradient steps on each image's ELBO gains {test['refinement_gain']:.2f} "
+        f"nats on test and {train['refinement_gain']:.2f} on train, but in {test['wrong_basin_fraction']:.1%} "
+        f"of test images ({train['wrong_basin_fraction']:.1%} of training images) it stops more than "
+        f"{WRONG_BASIN_NATS} nats below q*, in a wrong basin where the encoder pointed (on average "
+        f"{test['refined_below_optimal_in_wrong_basins']:.1f} nats below on test); these images hold "
+        f"{test['wrong_basin_share_of_gap']:.0%} of the test gap. Taking the refined q as if it were the best "
+        f"Gaussian would put the approximation gap at {test['gap_after_refinement']:.2f} nats instead of "
+        f"{test['approximation_gap']:.3f}.",
+    ]
+    check = test.get("convergence")
+    if check:
+        largest = max(abs(check["another_start"]), abs(check["more_iterations"]))
+        sentences.append(
+            f"Another start and more iterations move the mean ELBO(q*) of the first {check['num_images']} test "
+            f"images by {check['another_start']:+.4f} and {check['more_iterations']:+.1e} nats "
+            + ("(both under 0.02 nats: q* is converged)." if largest < 0.02
+               else "(more than 0.02 nats: q* is not converged)."))
+    iwae = test.get("iwae")
+    if iwae:
+        k = max(iwae["optimal"], key=int)
+        sentences.append(
+            f"As an importance-sampling proposal on the first {iwae['num_images']} test images, q* brings the "
+            f"IWAE bound with K = {k} to {iwae['log_px'] - iwae['optimal'][k][0]:.3f} nats of log p(x), "
+            f"where the encoder's q stays {iwae['log_px'] - iwae['encoder'][k][0]:.2f} nats short.")
+    overfit = first_epoch_apart(rows, "amortization_gap")
+    decoder_apart = first_epoch_apart([{**r, "neg_log_px": -r["log_px"], "neg_log_px_se": r["log_px_se"]}
+                                       for r in rows], "neg_log_px")
+    epochs = sorted({r["epoch"] for r in rows})
+    first_wrong = next((r["epoch"] for r in sorted(rows, key=lambda r: r["epoch"])
+                        if r["split"] == "test" and r["wrong_basin_fraction"] > 0), None)
+    sentences.append(
+        f"Along training (epochs {', '.join(map(str, epochs))}, {gaps['over_training_images']['test']} images "
+        "per set): "
+        + (f"the test amortization gap first exceeds the training one by more than 3 standard errors at "
+           f"epoch {overfit}" if overfit else "the test and training amortization gaps stay within 3 standard "
+           "errors")
+        + "; "
+        + (f"test log p(x) falls below training log p(x) by more than 3 standard errors from epoch {decoder_apart}"
+           if decoder_apart else "test and training log p(x) stay within 3 standard errors of each other (they are "
+           "means over different images, so only a large decoder overfit would show)")
+        + "; "
+        + (f"wrong basins appear on test from epoch {first_wrong}." if first_wrong else
+           "no test image is in a wrong basin."))
+    return sentences
+
+
 # ---------------------------------------------------------------- figures
 
 def fig_gap_histograms(per_image_by_split):
