@@ -49,3 +49,12 @@ def trained_params(mnist):
     params = init_vae_params(np.random.default_rng(0))
     train(params, mnist[0], epochs=5, seed=0)
     return params
+
+
+def pytest_collection_modifyitems(items):
+    """Mark as slow what trains on the real MNIST images or runs run_all.py end to end:
+    .ci/run's extra legs (other Python and package versions) deselect them with -m 'not slow'."""
+    for item in items:
+        if {"trained_params", "mnist"} & set(getattr(item, "fixturenames", ())) \
+                or item.module.__name__.endswith("test_run_all"):
+            item.add_marker(pytest.mark.slow)

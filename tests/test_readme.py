@@ -30,3 +30,15 @@ def test_python_usage_example_runs_as_written(tmp_path, monkeypatch, mnist_dir, 
     assert log_px.shape == (5,) and np.all(np.isfinite(log_px))
     assert elbo <= log_px.mean() + 1.0  # an untrained model: both near -784 log 2
     assert (tmp_path / "posterior.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_readme_results_are_those_of_the_committed_results_json():
+    import json
+
+    from vae_autograd.report import readme_results
+
+    results = json.loads((REPO / "figures" / "results.json").read_text())
+    text = (REPO / "README.md").read_text()
+    block = text[text.index("<!-- results:start -->\n") + len("<!-- results:start -->\n"):
+                 text.index("<!-- results:end -->")]
+    assert block == readme_results(results)

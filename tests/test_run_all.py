@@ -108,7 +108,8 @@ def test_epochs_is_honoured_with_quick():
     parse_args = load_run_all().parse_args
     assert parse_args(["--quick", "--epochs", "7"]).config.epochs == 7
     assert parse_args(["--quick"]).config.epochs == 3
-    assert parse_args([]).config == TrainConfig(force=False)  # the full study trains the default model
+    # The full study trains the default model, keeping the checkpoints part 8 follows along training.
+    assert parse_args([]).config == TrainConfig(force=False, keep_epochs=(1, 10, 50, 100))
 
 
 @pytest.mark.parametrize("latent_dim, epoch, why", [
@@ -183,7 +184,9 @@ def test_interrupt_is_one_line_and_keeps_the_previous_run(tmp_path, mnist_dir, i
         [sys.executable, str(REPO / "run_all.py"), "--quick", "--out-dir", str(out_dir),
          "--data-dir", str(mnist_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, "MPLBACKEND": "Agg"})
+        env={**os.environ, "MPLBACKEND": "Agg"},
+        # A shell's background job starts with SIGINT ignored, and Python then keeps it so.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert "training 3 epochs" in process.stdout.readline()
         process.send_signal(interrupt)

@@ -217,6 +217,49 @@ def gap_section(gaps):
     return lines
 
 
+def readme_results(results):
+    """The README's results block, every number from results (as in results.json).
+
+    tests/test_readme.py checks that the README holds exactly this text for the committed
+    figures/results.json, so the README cannot drift from the numbers.
+    """
+    training, test, train = results["training"], results["integration_test"], results["integration_train"]
+    gaps, svi, estimators = results["inference_gaps"], results["svi"], results["gradient_estimators"]
+    lines = [
+        f"Training: {training['epochs']} epochs of Adam (lr {training['lr']:g}, minibatches of "
+        f"{training['batch_size']}) on the first {training['train_size']:,} images, seed {results['seed']}. "
+        f"The exact log-likelihood by quadrature over the latent plane against the ELBO "
+        f"({test['elbo_samples']} samples of z per image, ± its Monte Carlo standard error), part 3.2:", "",
+        "| set | images | log p(x) | ELBO | gap = mean KL(q(z\\|x) \\|\\| p(z\\|x)) |",
+        "| --- | --- | --- | --- | --- |"]
+    for name, study in (("train", train), ("test", test)):
+        lines.append(f"| {name} | {study['num_images']:,} | {study['log_px']:.3f} | "
+                     f"{study['elbo']:.3f} ± {study['elbo_se']:.3f} | {study['gap']:.3f} |")
+    lines += ["", "Where the gap goes (part 8; means ± standard errors over images, exact Gaussian ELBOs):", "",
+              "| set | images | approximation gap | amortization gap | refinement gain | wrong basin |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for name in ("train", "test"):
+        row = gaps[name]
+        lines.append(f"| {name} | {row['num_images']:,} | {row['approximation_gap']:.3f} ± "
+                     f"{row['approximation_gap_se']:.3f} | {row['amortization_gap']:.2f} ± "
+                     f"{row['amortization_gap_se']:.2f} | {row['refinement_gain']:.2f} ± "
+                     f"{row['refinement_gain_se']:.2f} | {row['wrong_basin_fraction']:.1%} |")
+    lines += [""] + describe_inference_gaps(gaps)[:2]
+    iwae = gaps["test"].get("iwae")
+    if iwae:
+        ks = list(iwae["optimal"])
+        lines += ["", f"IWAE bounds on the first {iwae['num_images']} test images (log p(x) = "
+                  f"{iwae['log_px']:.3f}), with the encoder's q(z|x) and with q* as the proposal:", "",
+                  "| proposal | " + " | ".join(f"K = {k}" for k in ks) + " |",
+                  "| --- |" + " --- |" * len(ks),
+                  "| q(z\\|x) | " + " | ".join(f"{iwae['encoder'][k][0]:.3f}" for k in ks) + " |",
+                  "| q* | " + " | ".join(f"{iwae['optimal'][k][0]:.3f}" for k in ks) + " |"]
+    lines += ["", f"SVI on the top halves of {len(svi['kl'])} test digits reaches KL(q || p(z|x_top)) of "
+              f"{min(svi['kl']):.3f}-{max(svi['kl']):.3f} nats (quadrature)."]
+    lines += [""] + describe_estimators(estimators)[1:3]
+    return "\n".join(lines) + "\n"
+
+
 def questions_section(bottom_dependence):
     return [
         "## The study's true/false questions", "",
