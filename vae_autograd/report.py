@@ -244,7 +244,8 @@ def readme_results(results):
                      f"{row['approximation_gap_se']:.3f} | {row['amortization_gap']:.2f} ± "
                      f"{row['amortization_gap_se']:.2f} | {row['refinement_gain']:.2f} ± "
                      f"{row['refinement_gain_se']:.2f} | {row['wrong_basin_fraction']:.1%} |")
-    lines += [""] + describe_inference_gaps(gaps)[:2]
+    for sentence in describe_inference_gaps(gaps)[:2]:
+        lines += ["", sentence]
     iwae = gaps["test"].get("iwae")
     if iwae:
         ks = list(iwae["optimal"])
@@ -256,7 +257,8 @@ def readme_results(results):
                   "| q* | " + " | ".join(f"{iwae['optimal'][k][0]:.3f}" for k in ks) + " |"]
     lines += ["", f"SVI on the top halves of {len(svi['kl'])} test digits reaches KL(q || p(z|x_top)) of "
               f"{min(svi['kl']):.3f}-{max(svi['kl']):.3f} nats (quadrature)."]
-    lines += [""] + describe_estimators(estimators)[1:3]
+    for paragraph in describe_estimators(estimators)[:3]:
+        lines += ["", paragraph]
     return "\n".join(lines) + "\n"
 
 
