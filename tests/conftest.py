@@ -20,6 +20,15 @@ def pytest_configure(config):
     keep_freed_memory()  # the training fixtures run 4x faster (see its docstring)
 
 
+def assert_one_line_error(result, *fragments):
+    """A command refused its input: exit 1, one line "error: ..." holding each fragment."""
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stderr.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
 @pytest.fixture(scope="session")
 def mnist_dir():
     candidates = [os.environ.get("MNIST_DIR"), REPO.parent / "shared" / "mnist", None]

@@ -42,3 +42,12 @@ def test_readme_results_are_those_of_the_committed_results_json():
     block = text[text.index("<!-- results:start -->\n") + len("<!-- results:start -->\n"):
                  text.index("<!-- results:end -->")]
     assert block == readme_results(results)
+
+
+def test_committed_report_is_the_one_its_results_make():
+    import json
+
+    from vae_autograd.report import report_text
+
+    results = json.loads((REPO / "figures" / "results.json").read_text())
+    assert (REPO / "figures" / "report.md").read_text() == report_text(results)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_one_line_error
 
 from vae_autograd.model import init_vae_params
 from vae_autograd.report import CAPTIONS
@@ -96,12 +97,6 @@ def load_run_all():
     return module
 
 
-def assert_refused(result, *fragments):
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
-    assert result.stderr.startswith("error: ")
-    for fragment in fragments:
-        assert fragment in result.stderr
 
 
 def test_epochs_is_honoured_with_quick():
@@ -124,7 +119,7 @@ def test_mismatched_params_is_refused_and_kept(tmp_path, latent_dim, epoch, why)
     # The data folder does not exist: the refusal must come before the data are read.
     result = run_all(tmp_path, "--quick", "--params", str(params_path), "--out-dir", str(tmp_path / "out"),
                      "--data-dir", str(tmp_path / "nowhere"))
-    assert_refused(result, f"--params {params_path} does not match", why, "--retrain")
+    assert_one_line_error(result, f"--params {params_path} does not match", why, "--retrain")
     assert params_path.read_bytes() == saved and not (tmp_path / "out").exists()
 
 
@@ -134,7 +129,7 @@ def test_checkpoint_with_non_finite_parameters_is_refused(tmp_path):
     save_params(tmp_path / "vae.npz", params, QUICK_META, epoch=3)
     result = run_all(tmp_path, "--quick", "--params", str(tmp_path / "vae.npz"),
                      "--out-dir", str(tmp_path / "out"), "--data-dir", str(tmp_path / "nowhere"))
-    assert_refused(result, "non-finite parameters", "smaller --lr")
+    assert_one_line_error(result, "non-finite parameters", "smaller --lr")
     assert not (tmp_path / "out").exists()
 
 
@@ -164,7 +159,7 @@ def test_bad_output_paths_are_refused_before_any_work(tmp_path, case, message):
     before = sorted(p.name for p in tmp_path.rglob("*"))
     result = run_all(tmp_path, "--quick", "--params", str(params), "--out-dir", str(out_dir),
                      "--data-dir", str(tmp_path / "nowhere"))
-    assert_refused(result, message.format(params=params))
+    assert_one_line_error(result, message.format(params=params))
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import assert_one_line_error
 
 import vae_autograd.train as training
 from vae_autograd.adam import init_adam_state
@@ -204,12 +205,6 @@ def small_config(out, **changes):
                                  out=out, quiet=True), **changes})
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
-    assert result.stderr.startswith("error: ")
-    for fragment in fragments:
-        assert fragment in result.stderr
 
 
 def test_config_validates_values_from_python_too(tmp_path):

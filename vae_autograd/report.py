@@ -175,6 +175,19 @@ def estimator_section(summary):
     return lines
 
 
+def iwae_proposal_lines(iwae, intro_end):
+    """Part 8's IWAE table, q(z|x) against q* as the proposal, or nothing without one."""
+    if not iwae:
+        return []
+    ks = list(iwae["optimal"])
+    return ["", f"IWAE bounds on the first {iwae['num_images']} test images (log p(x) = "
+            f"{iwae['log_px']:.3f}){intro_end}:", "",
+            "| proposal | " + " | ".join(f"K = {k}" for k in ks) + " |",
+            "| --- |" + " --- |" * len(ks),
+            "| q(z\\|x) | " + " | ".join(f"{iwae['encoder'][k][0]:.3f}" for k in ks) + " |",
+            "| q* | " + " | ".join(f"{iwae['optimal'][k][0]:.3f}" for k in ks) + " |"]
+
+
 def gap_section(gaps):
     """Part 8: where the ELBO loses its nats, per set, with q* as a proposal, and along training."""
     def cell(row, key, digits):
@@ -194,15 +207,7 @@ def gap_section(gaps):
                      f"{cell(row, 'elbo_optimal', 2)} | {cell(row, 'approximation_gap', 3)} | "
                      f"{cell(row, 'amortization_gap', 2)} | "
                      f"{row['wrong_basin_fraction']:.1%} |")
-    iwae = gaps["test"].get("iwae")
-    if iwae:
-        ks = list(iwae["optimal"])
-        lines += ["", f"IWAE bounds on the first {iwae['num_images']} test images (log p(x) = "
-                  f"{iwae['log_px']:.3f}):", "",
-                  "| proposal | " + " | ".join(f"K = {k}" for k in ks) + " |",
-                  "| --- |" + " --- |" * len(ks),
-                  "| q(z\\|x) | " + " | ".join(f"{iwae['encoder'][k][0]:.3f}" for k in ks) + " |",
-                  "| q* | " + " | ".join(f"{iwae['optimal'][k][0]:.3f}" for k in ks) + " |"]
+    lines += iwae_proposal_lines(gaps["test"].get("iwae"), "")
     lines += ["", "Along training (the same random images at every epoch):", "",
               "| epoch | set | log p(x) | ELBO(q) | approximation gap | amortization gap | wrong basin |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -246,15 +251,7 @@ def readme_results(results):
                      f"{row['refinement_gain_se']:.2f} | {row['wrong_basin_fraction']:.1%} |")
     for sentence in describe_inference_gaps(gaps)[:2]:
         lines += ["", sentence]
-    iwae = gaps["test"].get("iwae")
-    if iwae:
-        ks = list(iwae["optimal"])
-        lines += ["", f"IWAE bounds on the first {iwae['num_images']} test images (log p(x) = "
-                  f"{iwae['log_px']:.3f}), with the encoder's q(z|x) and with q* as the proposal:", "",
-                  "| proposal | " + " | ".join(f"K = {k}" for k in ks) + " |",
-                  "| --- |" + " --- |" * len(ks),
-                  "| q(z\\|x) | " + " | ".join(f"{iwae['encoder'][k][0]:.3f}" for k in ks) + " |",
-                  "| q* | " + " | ".join(f"{iwae['optimal'][k][0]:.3f}" for k in ks) + " |"]
+    lines += iwae_proposal_lines(gaps["test"].get("iwae"), ", with the encoder's q(z|x) and with q* as the proposal")
     lines += ["", f"SVI on the top halves of {len(svi['kl'])} test digits reaches KL(q || p(z|x_top)) of "
               f"{min(svi['kl']):.3f}-{max(svi['kl']):.3f} nats (quadrature)."]
     for paragraph in describe_estimators(estimators)[:3]:
