@@ -193,3 +193,24 @@ def test_figures_draw(tiny_vae, tiny_study):
     rows = [dict(tiny_study["summary"], epoch=e, split=s) for e in (1, 10) for s in ("test", "train")]
     assert len(fig_gaps_over_training(rows).axes) == 2
     assert len(fig_worst_amortization(dec_params, x, p, num_shown=3, num_points=31).axes) >= 3
+
+
+def test_description_follows_the_numbers(tiny_study):
+    from vae_autograd.inference_gaps import describe_inference_gaps, first_epoch_apart
+
+    summary = tiny_study["summary"]
+
+    def row(epoch, split, amortization_gap):
+        return dict(summary, epoch=epoch, split=split, amortization_gap=amortization_gap,
+                    amortization_gap_se=0.1, wrong_basin_fraction=0.0)
+
+    together = [row(e, s, 1.0) for e in (1, 10, 50) for s in ("test", "train")]
+    apart = together[:4] + [row(50, "test", 3.0), row(50, "train", 1.0)]
+    assert first_epoch_apart(together, "amortization_gap") is None
+    assert first_epoch_apart(apart, "amortization_gap") == 50
+    gaps = {"test": summary, "train": summary, "over_training_images": {"test": 5, "train": 5}}
+    said_together = " ".join(describe_inference_gaps({**gaps, "over_training": together}))
+    said_apart = " ".join(describe_inference_gaps({**gaps, "over_training": apart}))
+    assert "stay within 3 standard errors" in said_together and "no test image is in a wrong basin" in said_together
+    assert "first exceeds the training one by more than 3 standard errors at epoch 50" in said_apart
+    assert f"{summary['approximation_gap']:.3f}" in said_together
