@@ -8,6 +8,7 @@ the same on real digits and a trained model.
 """
 import json
 
+import autograd.numpy as anp
 import numpy as np
 import pytest
 from autograd import make_vjp
@@ -48,7 +49,7 @@ def test_svi_steps_are_the_packages_adam_on_the_negated_elbo_gradient(dec_params
     state, trace, iterates = init_adam_state([params]), [], []
     for _ in range(10):
         eps = rng.standard_normal((5, 2, 2), np.float32)
-        vjp, elbo = make_vjp(lambda p, eps=eps: np.mean(svi_log_weights(dec_params, x_top, p[0], p[1], eps),
+        vjp, elbo = make_vjp(lambda p, eps=eps: anp.mean(svi_log_weights(dec_params, x_top, p[0], p[1], eps),
                                                        axis=0))(params)
         trace.append(elbo)
         adam_update([params], [-vjp(np.ones_like(elbo))], state, 0.05)
