@@ -58,7 +58,7 @@ def main():
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
     keep_freed_memory()
-    (enc_params, dec_params), _, _, epoch = load_params(args.checkpoint)
+    (enc_params, dec_params), _, _, epoch, _ = load_params(args.checkpoint)
     _, _, test_x, _ = load_binarized_mnist(10000, 10000, args.data_dir)
     x = test_x[:args.images]
     print(f"checkpoint {args.checkpoint} (epoch {epoch}), {len(x)} test images, "
