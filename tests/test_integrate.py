@@ -386,3 +386,13 @@ def test_describe_iwae_follows_the_numbers():
     assert describe_iwae({"iwae": {}, "log_px_on_iwae_images": None, "iwae_images": 0}) is None
     # JSON turns the K keys into strings
     assert describe_iwae(json.loads(json.dumps(iwae_summary([-150.0, -145.0])))).count("K = 1, 10") == 1
+
+
+def test_a_probability_near_one_is_not_rounded_to_certainty():
+    from vae_autograd.integrate import describe_gaps
+    summary = {"num_images": 100, "num_above": 3, "min_gap_in_se": -1.2, "fraction_above": 0.03,
+               "elbo_samples": 20, "expected_min_z": -2.7, "min_gap_probability": 0.9997,
+               "consistent_with_mc_error": True}
+    said = describe_gaps(summary, "test")
+    assert "with probability above 0.99" in said and "probability 1" not in said
+    assert "with probability 0.42" in describe_gaps({**summary, "min_gap_probability": 0.42}, "test")

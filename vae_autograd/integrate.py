@@ -375,6 +375,11 @@ def _percent(fraction):
     return f"{100 * fraction:.2g}%"
 
 
+def _probability(p):
+    """A probability in words that never rounds to a certainty it is not: 0.9997 -> 'above 0.99'."""
+    return "above 0.99" if p > 0.99 else f"{p:.2g}"
+
+
 def describe_gaps(summary, set_name):
     """One sentence: how many images of the set lie above log p(x), and what that means."""
     n, k, z = summary["num_images"], summary["num_above"], summary["min_gap_in_se"]
@@ -386,7 +391,7 @@ def describe_gaps(summary, set_name):
     reference = (f"the smallest of {n} draws of Student's t with {summary['elbo_samples'] - 1} degrees of "
                  f"freedom (gap / standard error of a {summary['elbo_samples']}-sample ELBO, for a true gap "
                  f"of 0) is {summary['expected_min_z']:.1f} on average and lies at or below {z:.1f} with "
-                 f"probability {summary['min_gap_probability']:.2g}")
+                 f"probability {_probability(summary['min_gap_probability'])}")
     if summary["consistent_with_mc_error"]:
         return (f"{head}: no more than Monte Carlo error, since {reference}; the true gap, "
                 "KL(q(z|x) || p(z|x)), is never negative.")
