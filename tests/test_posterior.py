@@ -393,3 +393,16 @@ def test_describe_factorization_states_the_largest_correlation():
     assert "couples the pixels through z" in text and "the largest |correlation| per digit is 0.200, 0.050" in text
     small = [dict(r, max_abs_correlation=0.001, correlation=0.001) for r in records]
     assert "nearly one product" in describe_factorization(small)
+
+
+def test_connected_pieces_joins_diagonal_neighbours_and_separates_gaps():
+    from vae_autograd.posterior import connected_pieces
+    mask = np.array([[1, 0, 0, 0, 1],
+                     [0, 1, 0, 0, 1],
+                     [0, 0, 0, 0, 0],
+                     [1, 1, 0, 1, 0],
+                     [0, 0, 0, 0, 1]], bool)
+    labels = connected_pieces(mask)
+    assert np.all((labels > 0) == mask)
+    pieces = {tuple(map(tuple, np.argwhere(labels == piece))) for piece in np.unique(labels[labels > 0])}
+    assert pieces == {((0, 0), (1, 1)), ((0, 4), (1, 4)), ((3, 0), (3, 1)), ((3, 3), (4, 4))}

@@ -24,10 +24,9 @@ import math
 
 import autograd.numpy as anp
 import numpy as np
-import scipy.ndimage
-import scipy.optimize
-from autograd import value_and_grad
+from autograd import grad
 
+from .adam import adam_update, init_adam_state
 from .distributions import bernoulli_log_density, diag_gaussian_log_density, sigmoid, softplus
 from .elbo import log_prior
 from .images import SIDE, check_images
@@ -218,24 +217,42 @@ def count_modes(log_density, num_points, mass=0.99, min_share=0.01):
     "peaks": (num_modes, ) grid indices of the counted pieces' maxima (a list)}.
     """
     mask = hdr_mask(log_density, mass).reshape(num_points, num_points)
-    labels, num_pieces = scipy.ndimage.label(mask, structure=np.ones((3, 3)))
+    labels = connected_pieces(mask)
+    pieces = np.unique(labels[labels > 0])
     density = np.exp(log_density - logsumexp(log_density)).reshape(num_points, num_points)
-    shares = scipy.ndimage.sum(density, labels, np.arange(1, num_pieces + 1))
-    peaks = scipy.ndimage.maximum_position(density, labels, np.arange(1, num_pieces + 1))
+    shares = np.array([density[labels == piece].sum() for piece in pieces])
+    peaks = [int(np.argmax(np.where(labels == piece, density, -1.0))) for piece in pieces]
     order = np.argsort(shares)[::-1]
     counted = [int(i) for i in order if shares[i] >= min_share]
     return {"num_modes": len(counted), "shares": [float(shares[i]) for i in order],
-            "peaks": [int(np.ravel_multi_index(peaks[i], mask.shape)) for i in counted]}
+            "peaks": [peaks[i] for i in counted]}
+
+
+def connected_pieces(mask):
+    """Label the 8-connected pieces of a boolean (K, K) mask: (K, K) ints, 0 outside it.
+
+    Each point starts with its own label and takes the largest label among its neighbours
+    in the mask until nothing changes, so every piece ends with one label (its largest).
+    """
+    size = mask.shape[0]
+    labels = np.where(mask, np.arange(1, mask.size + 1).reshape(mask.shape), 0)
+    while True:
+        padded = np.pad(labels, 1)
+        grown = np.max([padded[i:i + size, j:j + size] for i in range(3) for j in range(3)], axis=0)
+        grown = np.where(mask, grown, 0)
+        if np.array_equal(grown, labels):
+            return labels
+        labels = grown
 
 
 # ---------------------------------------------------------------- the best Gaussian on a window
 
-def best_gaussian_kl(z_grid, log_post, dz, init_mean, init_log_std):
+def best_gaussian_kl(z_grid, log_post, dz, init_mean, init_log_std, num_steps=1500, lr=0.05):
     """min over Gaussians q = N(m, diag s^2) of the quadrature KL(q || p) on one window.
 
     z_grid (G, 2), log_post (G,) normalized on it, dz its spacing. The best Gaussian for
     this one image is what a perfect encoder could give: the encoder's KL minus this one
-    is the amortization gap of the image, this one the approximation gap. L-BFGS starts
+    is the amortization gap of the image, this one the approximation gap. The package's Adam starts
     from (init_mean, init_log_std) (2,) each (e.g. the encoder's q) and from p's own mean
     and std, since from a q far off p the gradient nearly vanishes; the lower end wins.
     q is normalized on the grid and kept at least a grid spacing wide, so the optimizer
@@ -249,12 +266,15 @@ def best_gaussian_kl(z_grid, log_post, dz, init_mean, init_log_std):
         return anp.sum(anp.exp(log_q) * (log_q - log_post)) * dz**2
 
     post_mean, post_std = grid_moments(z_grid, log_post)
-    bounds = [(None, None)] * 2 + [(float(np.log(dz)), None)] * 2
+    kl_gradient = grad(kl)
     ends = []
     for mean, log_std in ((init_mean, init_log_std), (post_mean, np.log(post_std))):
         start = np.concatenate([mean, np.maximum(log_std, np.log(dz))]).astype(np.float64)
-        result = scipy.optimize.minimize(value_and_grad(kl), start, jac=True, method="L-BFGS-B", bounds=bounds)
-        ends += [start, result.x]
+        params, state = start.copy(), init_adam_state([start])
+        for step in range(num_steps):  # Adam, its step decaying from lr to lr / 1000
+            adam_update([params], [kl_gradient(params)], state, lr * 1e-3 ** (step / num_steps))
+            params[2:] = np.maximum(params[2:], np.log(dz))  # at least a grid spacing wide
+        ends += [start, params]
     best = min(ends, key=kl)
     return float(kl(best)), best[:2], best[2:]
 
