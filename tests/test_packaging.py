@@ -32,3 +32,15 @@ def test_lowest_leg_pins_exactly_the_declared_floors():
     floors = declared_floors()
     floors.pop("ruff")  # the linter runs in the README's own leg only
     assert {name: release(v) for name, v in pins.items()} == {name: release(v) for name, v in floors.items()}
+
+
+def test_the_package_and_run_all_import_without_the_test_extras():
+    """scipy is a test dependency only: nothing `pip install -e .` runs may import it."""
+    import subprocess
+    import sys
+    code = ("import importlib, pkgutil, sys; sys.modules['scipy'] = None; sys.path.insert(0, sys.argv[1]); "
+            "import vae_autograd; "
+            "[importlib.import_module('vae_autograd.' + m.name) for m in pkgutil.iter_modules(vae_autograd.__path__)]; "
+            "import run_all")
+    result = subprocess.run([sys.executable, "-c", code, str(REPO)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
