@@ -25,7 +25,8 @@ import numpy as np
 from vae_autograd.data import load_binarized_mnist
 from vae_autograd.distributions import softplus
 from vae_autograd.estimators import quadrature_elbo
-from vae_autograd.inference_gaps import decoder_target, gaussian_elbo, inference_gap_study
+from vae_autograd.gaussian_fit import decoder_target, gaussian_elbo
+from vae_autograd.inference_gaps import inference_gap_study
 from vae_autograd.integrate import log_marginal_likelihood
 from vae_autograd.model import decoder
 from vae_autograd.train import keep_freed_memory, load_params

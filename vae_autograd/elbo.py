@@ -4,10 +4,11 @@ No closed-form KL: every term is a log-density evaluated at sampled z, so the sa
 code serves any prior or posterior family. Vectorized over samples and examples.
 """
 import autograd.numpy as anp
+import numpy as np
 
 from .distributions import LOG_2PI, bernoulli_log_density, diag_gaussian_log_density, sample_diag_gaussian
 from .images import check_images
-from .model import data_dim, decoder, encoder
+from .model import data_dim, decoder, encoder, latent_dim, params_dtype
 
 
 def log_prior(z):
@@ -32,26 +33,42 @@ def log_q(mean, log_std, z):
     return diag_gaussian_log_density(z, mean, log_std)
 
 
-def log_importance_weights(enc_params, dec_params, x, rng, num_samples=1, batch_size=None):
-    """log p(x, z_s) - log q(z_s|x) for z_s ~ q(z|x), reparameterized.
+def log_importance_weights(enc_params, dec_params, x, rng, num_samples=1, batch_size=None, proposal=None):
+    """log p(x, z_s) - log q(z_s) for z_s ~ q, reparameterized; q is the encoder's q(z|x).
 
     x (N, 784) binary (images.check_images) -> (num_samples, N). Their mean is the ELBO
     estimate; their logsumexp minus log(num_samples) is the importance-weighted (IWAE) bound.
-    With batch_size, the images go through in blocks of that many, so memory stays
-    bounded for large sets (the draws are the same as for one block at a time).
+    proposal: optional (mean, log_std) (N, Dz), a Gaussian per image to use as q instead
+    of the encoder's (enc_params is then unused). With batch_size, the images go through
+    in blocks of that many, so memory stays bounded for large sets (the draws are the
+    same as for one block at a time).
     """
     check_images(x, data_dim(dec_params))
-    if batch_size is None:
-        return _log_weights(enc_params, dec_params, x, rng, num_samples)
-    return anp.concatenate([_log_weights(enc_params, dec_params, x[start:start + batch_size], rng, num_samples)
-                            for start in range(0, len(x), batch_size)], axis=1)
+    if proposal is not None:
+        proposal = [np.asarray(a, params_dtype(dec_params)) for a in proposal]
+        if any(a.shape != (len(x), latent_dim(dec_params)) for a in proposal):
+            raise ValueError(f"proposal mean and log_std must be ({len(x)}, {latent_dim(dec_params)}), one "
+                             f"Gaussian per image; got {[a.shape for a in proposal]}")
+
+    def block(rows):
+        if proposal is None:
+            return _log_weights(enc_params, dec_params, x[rows], rng, num_samples)
+        return _proposal_log_weights(dec_params, x[rows], proposal[0][rows], proposal[1][rows], rng, num_samples)
+
+    batch_size = batch_size or len(x)
+    return anp.concatenate([block(slice(start, start + batch_size)) for start in range(0, len(x), batch_size)],
+                           axis=1)
+
+
+def _proposal_log_weights(dec_params, x, mean, log_std, rng, num_samples):
+    """log_importance_weights of one block under the proposal N(mean, exp(log_std)^2)."""
+    z = sample_diag_gaussian(mean, log_std, rng, num_samples)
+    return joint_log_density(dec_params, x, z) - log_q(mean, log_std, z)
 
 
 def _log_weights(enc_params, dec_params, x, rng, num_samples):
-    """log_importance_weights of one block, without the image check."""
-    mean, log_std = encoder(enc_params, x)
-    z = sample_diag_gaussian(mean, log_std, rng, num_samples)
-    return joint_log_density(dec_params, x, z) - log_q(mean, log_std, z)
+    """log_importance_weights of one block under the encoder's q(z|x), without the image check."""
+    return _proposal_log_weights(dec_params, x, *encoder(enc_params, x), rng, num_samples)
 
 
 def elbo(enc_params, dec_params, x, rng, num_samples=1):

@@ -189,14 +189,16 @@ def _dilate(mask):
     return grown
 
 
-def iwae_bound(enc_params, dec_params, x, rng, num_samples, batch_size=None):
-    """Importance-weighted bound log mean_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x), per image.
+def iwae_bound(enc_params, dec_params, x, rng, num_samples, batch_size=None, proposal=None):
+    """Importance-weighted bound log mean_k p(x, z_k) / q(z_k), z_k ~ q, per image.
 
-    x (N, 784) -> (N,). K = 1 is the ELBO; as K grows it rises to log p(x) (Burda et al.
-    2016), so it checks the quadrature from below with an independent method.
+    x (N, 784) -> (N,). q is the encoder's q(z|x), or proposal = (mean, log_std) (N, 2), a
+    Gaussian per image (part 8 uses the best one, q*). K = 1 is the ELBO; as K grows it
+    rises to log p(x) (Burda et al. 2016), so it checks the quadrature from below with an
+    independent method.
     """
     batch_size = batch_size or max(1, 20000 // num_samples)
-    log_w = log_importance_weights(enc_params, dec_params, x, rng, num_samples, batch_size)
+    log_w = log_importance_weights(enc_params, dec_params, x, rng, num_samples, batch_size, proposal)
     return logsumexp(log_w.astype(np.float64), axis=0) - float(np.log(num_samples))
 
 

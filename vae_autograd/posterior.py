@@ -11,10 +11,10 @@ Posteriors of a trained 2-D VAE can be a few hundredths wide, far narrower than 
 over the prior can resolve, so the quadratures here run on square windows fitted to each
 posterior (``posterior_windows``), widened until they hold it whole, small far modes
 included (``whole_posterior_windows``, which reports the mass left at each window's edge).
-On a window the study also counts the posterior's modes (``count_modes``), finds the
-Gaussian closest to it (``best_gaussian_kl``: what separates the encoder's KL into the
-amortization and the approximation gap), and measures how far p(x_bottom | x_top) is
-from a product over pixels (``bottom_pixel_dependence``). ``posterior_study`` runs all
+On a window the study also counts the posterior's modes (``count_modes``) and measures
+how far p(x_bottom | x_top) is from a product over pixels (``bottom_pixel_dependence``);
+the Gaussian closest to the posterior, which separates the encoder's KL into the
+amortization and the approximation gap, comes from ``gaussian_fit.best_gaussians``. ``posterior_study`` runs all
 of it for the images of 6.1 and 6.2. Images are rows of 784 pixels (row-major 28 x 28), so
 the top 14 rows are the first 392 pixels; for a decoder of any output size D, "whole"
 means D pixels and "top half" the first D // 2. Images are binary batches (N, P), as
@@ -22,13 +22,11 @@ means D pixels and "top half" the first D // 2. Images are binary batches (N, P)
 """
 import math
 
-import autograd.numpy as anp
 import numpy as np
-from autograd import grad
 
-from .adam import adam_update, init_adam_state
-from .distributions import bernoulli_log_density, diag_gaussian_log_density, sigmoid, softplus
+from .distributions import bernoulli_log_density, sigmoid, softplus
 from .elbo import log_prior
+from .gaussian_fit import best_gaussians, decoder_target
 from .images import SIDE, check_images
 from .integrate import grid_log_likelihood, latent_grid, log_integrate_grid, logsumexp
 from .model import data_dim, decoder, encoder, params_dtype
@@ -245,40 +243,6 @@ def connected_pieces(mask):
         labels = grown
 
 
-# ---------------------------------------------------------------- the best Gaussian on a window
-
-def best_gaussian_kl(z_grid, log_post, dz, init_mean, init_log_std, num_steps=1500, lr=0.05):
-    """min over Gaussians q = N(m, diag s^2) of the quadrature KL(q || p) on one window.
-
-    z_grid (G, 2), log_post (G,) normalized on it, dz its spacing. The best Gaussian for
-    this one image is what a perfect encoder could give: the encoder's KL minus this one
-    is the amortization gap of the image, this one the approximation gap. The package's Adam starts
-    from (init_mean, init_log_std) (2,) each (e.g. the encoder's q) and from p's own mean
-    and std, since from a q far off p the gradient nearly vanishes; the lower end wins.
-    q is normalized on the grid and kept at least a grid spacing wide, so the optimizer
-    cannot slip a q between the grid points, where the sum would miss its mass; the
-    window must hold the optimum (it covers the posterior, which the optimum sits on).
-    Returns (kl, mean (2,), log_std (2,)).
-    """
-    def kl(params):
-        log_q = diag_gaussian_log_density(z_grid, params[:2], params[2:])
-        log_q = log_q - (logsumexp(log_q) + 2 * anp.log(dz))
-        return anp.sum(anp.exp(log_q) * (log_q - log_post)) * dz**2
-
-    post_mean, post_std = grid_moments(z_grid, log_post)
-    kl_gradient = grad(kl)
-    ends = []
-    for mean, log_std in ((init_mean, init_log_std), (post_mean, np.log(post_std))):
-        start = np.concatenate([mean, np.maximum(log_std, np.log(dz))]).astype(np.float64)
-        params, state = start.copy(), init_adam_state([start])
-        for step in range(num_steps):  # Adam, its step decaying from lr to lr / 1000
-            adam_update([params], [kl_gradient(params)], state, lr * 1e-3 ** (step / num_steps))
-            params[2:] = np.maximum(params[2:], np.log(dz))  # at least a grid spacing wide
-        ends += [start, params]
-    best = min(ends, key=kl)
-    return float(kl(best)), best[:2], best[2:]
-
-
 # ---------------------------------------------------------------- p(x_bottom | x_top)
 
 def bottom_pixel_dependence(dec_params, windows, min_marginal=0.01):
@@ -334,16 +298,19 @@ def normalized(windows):
 def encoder_against_posterior(enc_params, dec_params, x, num_points):
     """The encoder's q(z|x) against p(z|x) for images x (N, D) on windows holding both.
 
+    KL(q || p) = log p(x) - ELBO(q), with log p(x) the window's quadrature and the ELBOs
+    of q and of the best Gaussian q* from gaussian_fit (as in part 8, so the two KLs
+    differ by exactly that image's amortization gap).
     Returns {"summary": {"kl", "best_gaussian_kl", "amortization_gap", "edge_mass",
     "mass_outside_window": lists (N,)}, "x", "q_mean", "q_log_std" (N, 2), "windows"}.
     """
     q_mean, q_log_std = (np.asarray(a, dtype=np.float64) for a in encoder(enc_params, x))
     windows, checks = whole_posterior_windows(dec_params, x, q_mean, np.exp(q_log_std), num_points)
-    z_grids, dz, _ = windows
-    log_post = normalized(windows)
-    kl = quadrature_kl(diag_gaussian_log_density(z_grids, q_mean[:, None], q_log_std[:, None]), log_post, dz)
-    best = [best_gaussian_kl(z_grids[n], log_post[n], dz[n], q_mean[n], q_log_std[n])[0] for n in range(len(x))]
-    summary = {"kl": kl, "best_gaussian_kl": best, "amortization_gap": kl - np.array(best), **checks}
+    z_grids, dz, log_joint = windows
+    log_px = log_integrate_grid(log_joint, dz, num_points)
+    fits = best_gaussians(*decoder_target(dec_params, x), q_mean, q_log_std)
+    kl, best = log_px - fits["elbo_start"], log_px - fits["elbo_optimal"]
+    summary = {"kl": kl, "best_gaussian_kl": best, "amortization_gap": kl - best, **checks}
     return {"summary": {k: np.asarray(v).tolist() for k, v in summary.items()},
             "x": x, "q_mean": q_mean, "q_log_std": q_log_std, "windows": windows}
 
