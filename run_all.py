@@ -76,11 +76,12 @@ SIZES = {
     "full": dict(epochs=TrainConfig.epochs, train_size=10000, test_size=10000, train_integrated=10000,
                  elbo_samples=20, iwae_ks=(1, 10, 100, 1000), iwae_images=500, svi_images=4,
                  svi_steps=1000, estimator_images=100, estimates=10000, estimates_per_image=1000,
-                 gap_epochs=(1, 10, 50, 100), gap_train_images=2000, gap_iwae_images=500, gap_epoch_images=1000),
+                 gap_epochs=(1, 10, 50, 100), gap_train_images=2000, gap_iwae_images=500, gap_epoch_images=2000,
+                 gap_check_images=1000),
     "quick": dict(epochs=3, train_size=2000, test_size=500, train_integrated=500,
                   elbo_samples=5, iwae_ks=(1, 10, 100), iwae_images=50, svi_images=2,
                   svi_steps=300, estimator_images=20, estimates=2000, estimates_per_image=1000, gap_epochs=(1, 2),
-                  gap_train_images=200, gap_iwae_images=20, gap_epoch_images=50),
+                  gap_train_images=200, gap_iwae_images=20, gap_epoch_images=50, gap_check_images=50),
 }
 
 
@@ -218,8 +219,10 @@ def gap_studies(params, epochs, kept, train_x, test_x, log_px, sizes, rng, log):
     images = {"test": test_x, "train": train_x[:sizes["gap_train_images"]]}
     for step, (split, x) in enumerate(images.items()):
         started = time.perf_counter()
+        on_test = split == "test"  # the convergence checks and IWAE run on test images only
         study = inference_gap_study(enc, dec, x, rng(20 + step), log_px=log_px[split][:len(x)],
-                                    iwae_images=sizes["gap_iwae_images"] if split == "test" else 0)
+                                    iwae_images=sizes["gap_iwae_images"] if on_test else 0,
+                                    convergence_images=sizes["gap_check_images"] if on_test else 0)
         summary[split], per_image[split] = study["summary"], study["per_image"]
         log(f"  {split}: approximation gap {study['summary']['approximation_gap']:.3f}, amortization gap "
             f"{study['summary']['amortization_gap']:.3f}, wrong basins "

@@ -39,6 +39,8 @@ REACH_STDS = 5.0        # and it reaches this many std beyond the Gaussian's mea
 # lower mode holds more mass: 10 nats of height (a factor 2e4) would take a lower mode 150
 # times wider on each axis, beyond any posterior of a trained model.
 MODE_WITHIN_NATS = 10.0
+CONVERGED_NATS = 1e-3   # a fit has converged when fitting again gains less than this
+MAX_ROUNDS = 30         # of fitting on a new window, for a Gaussian still rising
 
 
 # ---------------------------------------------------------------- log p(x, z) on windows
@@ -64,14 +66,16 @@ def window_axes(center, level, size=WINDOW_SIZE):
 
 
 def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZE, rows_per_block=32,
-                     rows_per_group=1024):
+                     rows_per_group=1024, cache=None):
     """log p(x, z) on one lattice window per row: values (R, size, size) and axes (R, 2, size).
 
     x (N, 784); image_of_row (R,) picks the image of each row; center (R, 2); level (R, 2).
     values[r, i, j] is at z = (axes[r, 0, i], axes[r, 1, j]). Each distinct lattice point
     is decoded once (float32). log p(x|z) = x . logits - sum softplus(logits) with
     x . logits = (W x) . hidden(z) + b . x, so a block of rows meets the union of its
-    points in one matrix product of width 500 instead of 784.
+    points in one matrix product of width 500 instead of 784. The costly part, the sum of
+    softplus(logits) over 784 pixels, depends on z alone: cache, a dict that decoder_target
+    keeps between calls, holds it for every point already decoded ("keys" sorted, "values").
     """
     index = window_axes(center, level, size)                       # (R, 2, W)
     axes = index * level_spacing(level)[:, :, None]
@@ -85,6 +89,10 @@ def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZ
     # Rows ordered by level and place, so neighbouring rows share points.
     order = np.lexsort((index[:, 1, 0], index[:, 0, 0] // size, level[:, 1], level[:, 0]))
     values = np.empty(key.shape)
+    cache = {} if cache is None else cache
+    cache.setdefault("keys", np.empty(0, np.int64))
+    cache.setdefault("values", np.empty(0))
+    new_keys, new_values = [], []
     for start in range(0, len(order), rows_per_group):
         rows = order[start:start + rows_per_group]
         unique_key, first, inverse = np.unique(key[rows], return_index=True, return_inverse=True)
@@ -92,9 +100,16 @@ def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZ
         row, i, j = np.unravel_index(first, key[rows].shape)
         z = np.stack([axes[rows[row], 0, i], axes[rows[row], 1, j]], axis=1)
         hidden = np.tanh(z.astype(np.float32) @ W1 + b1)
-        log_partition = np.concatenate([
-            np.sum(softplus(hidden[part:part + 8192] @ W2 + b2), axis=1, dtype=np.float64)
-            for part in range(0, len(hidden), 8192)])
+        place = np.minimum(np.searchsorted(cache["keys"], unique_key), len(cache["keys"]) - 1)
+        known = (cache["keys"][place] == unique_key) if len(cache["keys"]) else np.zeros(len(unique_key), bool)
+        log_partition = np.empty(len(unique_key))
+        log_partition[known] = cache["values"][place[known]]
+        missing = np.flatnonzero(~known)
+        log_partition[missing] = np.concatenate([np.empty(0)] + [
+            np.sum(softplus(hidden[missing[part:part + 8192]] @ W2 + b2), axis=1, dtype=np.float64)
+            for part in range(0, len(missing), 8192)])
+        new_keys.append(unique_key[missing])
+        new_values.append(log_partition[missing])
         point_term = log_prior(z) - log_partition                   # (U,)
         for block in range(0, len(rows), rows_per_block):
             block_rows = rows[block:block + rows_per_block]
@@ -104,6 +119,9 @@ def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZ
             mine = np.take_along_axis(products, local, axis=1).astype(np.float64)
             values[block_rows] = (mine + pixel_bias[image_of_row[block_rows], None]
                                   + point_term[points][local]).reshape(len(block_rows), size, size)
+    # Groups may decode a point twice; np.unique keeps one.
+    cache["keys"], first = np.unique(np.concatenate([cache["keys"], *new_keys]), return_index=True)
+    cache["values"] = np.concatenate([cache["values"], *new_values])[first]
     return values, axes
 
 
@@ -120,7 +138,7 @@ def decoder_target(dec_params, x, block_size=1000):
         return np.concatenate([(grid_log_likelihood(logits, x[start:start + block_size]) + prior).astype(np.float64)
                                for start in range(0, len(x), block_size)])
 
-    return partial(window_log_joint, dec_params, x), log_joint_grid
+    return partial(window_log_joint, dec_params, x, cache={}), log_joint_grid
 
 
 def explicit_target(log_density, num_images):
@@ -238,7 +256,8 @@ def window_serves(axes, mean, log_std):
     return serves.all(axis=1)
 
 
-def fit_on_windows(tabulate, image_of_row, mean, log_std, num_steps=100, max_rounds=30, tol=1e-3):
+def fit_on_windows(tabulate, image_of_row, mean, log_std, num_steps=100, max_rounds=MAX_ROUNDS,
+                   tol=CONVERGED_NATS):
     """Local optimum of the ELBO from each row's start mean, log_std (R, 2).
 
     Each round tabulates log p(x, z) on windows centred on the current Gaussians and runs
