@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import numpy
+import numpy as np
 
 from .adam import adam_update, init_adam_state
 from .data import (
@@ -64,7 +64,7 @@ def keep_freed_memory():
 
 
 def epoch_rng(seed, epoch):
-    return numpy.random.default_rng([seed, epoch])
+    return np.random.default_rng([seed, epoch])
 
 
 def train(params, train_x, epochs, batch_size=100, lr=1e-3, seed=0, adam_state=None,
@@ -87,7 +87,7 @@ def train(params, train_x, epochs, batch_size=100, lr=1e-3, seed=0, adam_state=N
     curve = []
     # Overflow on the way to a divergence is reported below in one line, not as a screen
     # of NumPy warnings.
-    with numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(start_epoch, epochs):
             start = time.perf_counter()
             rng = epoch_rng(seed, epoch)
@@ -108,7 +108,7 @@ def train(params, train_x, epochs, batch_size=100, lr=1e-3, seed=0, adam_state=N
 
 
 def all_finite(params):
-    return all(numpy.isfinite(a).all() for a in flat_arrays(params))
+    return all(np.isfinite(a).all() for a in flat_arrays(params))
 
 
 def evaluate_elbo(params, x, rng, num_samples=10, batch_size=1000):
@@ -119,7 +119,7 @@ def evaluate_elbo(params, x, rng, num_samples=10, batch_size=1000):
     """
     log_w = log_importance_weights(*params, x, rng, num_samples, batch_size)
     per_image, var = log_w.mean(axis=0), log_w.var(axis=0, ddof=1)
-    return float(per_image.mean()), float(numpy.sqrt(var.sum() / num_samples) / len(x))
+    return float(per_image.mean()), float(np.sqrt(var.sum() / num_samples) / len(x))
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -132,11 +132,11 @@ def save_params(path, params, metadata, adam_state=None, epoch=0, curve=()):
     if adam_state is not None:
         arrays.update({f"adam_m_{i}": a for i, a in enumerate(adam_state["m"])})
         arrays.update({f"adam_v_{i}": a for i, a in enumerate(adam_state["v"])})
-        arrays["adam_step"] = numpy.array(adam_state["step"])
-    arrays["epoch"] = numpy.array(epoch)
-    arrays["train_curve"] = numpy.array(curve, dtype=numpy.float64)
-    arrays["metadata"] = numpy.array(json.dumps(metadata))
-    atomic_write(path, lambda f: numpy.savez(f, **arrays))
+        arrays["adam_step"] = np.array(adam_state["step"])
+    arrays["epoch"] = np.array(epoch)
+    arrays["train_curve"] = np.array(curve, dtype=np.float64)
+    arrays["metadata"] = np.array(json.dumps(metadata))
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def metadata_mismatch(metadata, expect):
@@ -159,7 +159,7 @@ def load_params(path, expect=None):
         raise CheckpointError(f"no checkpoint at {path}; train one first with "
                               f"`python -m vae_autograd.train --out {path}`")
     try:
-        with numpy.load(path) as f:
+        with np.load(path) as f:
             files = dict(f.items())
         metadata = json.loads(str(files["metadata"]))
         dims = (metadata["data_dim"], metadata["hidden_dim"], metadata["latent_dim"])
@@ -169,7 +169,7 @@ def load_params(path, expect=None):
     mismatch = metadata_mismatch(metadata, expect or {})
     if mismatch:
         raise CheckpointError(f"checkpoint {path} {mismatch}; retrain, or pass a matching checkpoint")
-    template = init_vae_params(numpy.random.default_rng(0), *dims)
+    template = init_vae_params(np.random.default_rng(0), *dims)
     shapes = [a.shape for a in flat_arrays(template)]
     got = [files.get(f"param_{i}") for i in range(len(shapes))]
     if any(a is None or a.shape != s for a, s in zip(got, shapes)) or f"param_{len(shapes)}" in files:
@@ -350,7 +350,7 @@ def run_training(config, log=print, data=None):
         params, _, adam_state, start_epoch, curve = load_params(config.out, expect=metadata)
         curve = curve[:start_epoch]
     else:
-        params = init_vae_params(numpy.random.default_rng(config.seed), 784, config.hidden_dim,
+        params = init_vae_params(np.random.default_rng(config.seed), 784, config.hidden_dim,
                                  config.latent_dim)
     data = data or load_binarized_mnist(config.train_size, config.test_size, config.data_dir)
     train_x, _, test_x, _ = data
@@ -379,7 +379,7 @@ def run_training(config, log=print, data=None):
     except TrainingDiverged as err:
         kept = f"{config.out} keeps epoch {saved[-1]}" if saved else f"{config.out} is unchanged"
         raise TrainingDiverged(f"{err}; {kept}") from None
-    rng = numpy.random.default_rng([config.seed, 2**31])
+    rng = np.random.default_rng([config.seed, 2**31])
     train_elbo, train_se = evaluate_elbo(params, train_x, rng, config.eval_samples)
     test_elbo, test_se = evaluate_elbo(params, test_x, rng, config.eval_samples)
     results = {"epochs": max(config.epochs, start_epoch), **metadata,
