@@ -162,10 +162,18 @@ def test_lattice_windows_match_direct_decoding(tiny_vae):
     rows = rng.integers(0, len(x), 60)
     center = rng.standard_normal((60, 2))
     level = lattice_level(rng.uniform(0.05, 0.5, (60, 2)))
-    values, axes = window_log_joint(dec_params, x, rows, center, level, size=8, rows_per_block=7, rows_per_group=25)
-    z = np.stack(np.broadcast_arrays(axes[:, 0, :, None], axes[:, 1, None, :]), axis=-1).reshape(60, -1, 2)
-    direct = log_joint_on_windows(dec_params, x[rows], z).reshape(values.shape)
-    np.testing.assert_allclose(values, direct, atol=2e-4)
+    cache = {}
+    # The second call meets the first one's points (shifted windows), from the cache.
+    for shift in (0.0, 0.3):
+        values, axes = window_log_joint(dec_params, x, rows, center + shift, level, size=8, rows_per_block=7,
+                                        rows_per_group=25, cache=cache)
+        z = np.stack(np.broadcast_arrays(axes[:, 0, :, None], axes[:, 1, None, :]), axis=-1).reshape(60, -1, 2)
+        direct = log_joint_on_windows(dec_params, x[rows], z).reshape(values.shape)
+        np.testing.assert_allclose(values, direct, atol=2e-4)
+        assert len(np.unique(cache["keys"])) == len(cache["keys"]) == len(cache["values"])
+    uncached, _ = window_log_joint(dec_params, x, rows, center + shift, level, size=8, rows_per_block=7,
+                                   rows_per_group=25)
+    np.testing.assert_array_equal(values, uncached)
 
 
 def test_deterministic_elbo_matches_monte_carlo(tiny_vae):

@@ -9,11 +9,14 @@ the best of the fits started at the posterior's highest modes and q_refined.
 
 The ELBO of a Gaussian is computed without sampling and without a decoder call inside
 the optimization: log p(x, z) is tabulated once on a square window of size x size
-points around each Gaussian, with per-axis spacing at most std / 1.5
+points around each Gaussian, with per-axis spacing at most std / 1.25
 (window_log_joint). On that window, E_q[log p(x, z)] is a Riemann sum with normalized
 Gaussian weights (window_elbo); for a Gaussian times a smooth function its error falls
-as exp(-2 pi^2 std^2 / spacing^2), about 1e-19 at spacing std / 1.5, and a window centred
-on the Gaussian reaches at least 5.4 std to either side. The window points lie on
+as exp(-2 pi^2 std^2 / spacing^2), about 4e-14 at spacing std / 1.25, and a window centred
+on the Gaussian reaches at least 5.3 std to either side. A fit may leave its window
+(window_serves), so fits run in rounds on new windows until they converge
+(fit_on_windows). benchmarks/bench_gaps.py checks these ELBOs against a rule that decodes
+every point and against Monte Carlo. The window points lie on
 lattices shared by all images (spacings are powers of sqrt 2 and points are integer
 multiples of them), so one decoder call serves every window that contains a point.
 The decoder runs in float32 (its rounding, ~1e-4 nats on log p(x, z) ~ -150, is far
@@ -168,7 +171,7 @@ def window_elbo(mean, log_std, axes, log_joint, escape_nats=100.0, with_grad=Fal
     a product, so the weights are an outer product of two (R, W) vectors), plus H(q).
     Normalizing keeps the sum exact for constants, but would let q slide off the window
     and grow without cost; q's mass outside the window (exact, from erf) is charged
-    escape_nats per unit, negligible for q inside (1e-5 nats at 5.7 std from the edges).
+    escape_nats per unit, negligible for q inside (2e-5 nats at 5.3 std from the edges).
 
     Returns elbo (R,), and with with_grad also its gradients (R, 2) in mean and log_std,
     written out (a test checks them against finite differences): with normalized weights
@@ -209,7 +212,7 @@ def gaussian_elbo(tabulate, image_of_row, mean, log_std, size=WINDOW_SIZE):
     tabulate(image_of_row, center, level, size) -> (log_joint, axes), as window_log_joint
     with its model and images bound (decoder_target) or as explicit_target.
 
-    On a fresh window centred on the Gaussian at spacing <= std / 1.5; no penalty applies
+    On a fresh window centred on the Gaussian at spacing <= std / 1.25; no penalty applies
     (nothing to escape). Deterministic, float64.
     """
     log_joint, axes = tabulate(image_of_row, mean, lattice_level(np.exp(log_std)), size)

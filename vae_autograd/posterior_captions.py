@@ -46,7 +46,7 @@ def describe_true_vs_approx(summary):
     else:
         verdict = f"the amortization gap (the encoder's KL minus the best Gaussian's) is {shares}"
     return (f"Each title gives KL(q || p), which is the whole gap log p(x) - ELBO of that image, and the KL "
-            f"of the best Gaussian for that image alone (fitted on the grid). The encoder's KL is "
+            f"of the best Gaussian for that image alone (q*, as in part 8: KL = log p(x) - ELBO). The encoder's KL is "
             f"{span(train['kl'])} nats on the four training images and {span(test['kl'])} on the four test "
             f"images: {compare}. The best Gaussians reach {span(train['best'])} and {span(test['best'])} nats, "
             f"{verdict}. These are eight images, not the test set's ELBO gap; at most "
