@@ -1,4 +1,5 @@
-"""Shared fixtures: the real MNIST files (when a copy can be found) and a small trained VAE.
+"""Shared fixtures: the real MNIST files (when a copy can be found), a small trained VAE, and
+a tiny random one whose posteriors parts 6.1 and 8 fit.
 
 Tests that need the real files skip with the reason when no copy is found or can be
 downloaded; with VAE_REQUIRE_MNIST=1 (set by .ci/run) that skip becomes a failure.
@@ -67,3 +68,15 @@ def pytest_collection_modifyitems(items):
         if {"trained_params", "mnist"} & set(getattr(item, "fixturenames", ())) \
                 or item.module.__name__.endswith("test_run_all"):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def tiny_vae():
+    """A random 30-pixel VAE with structured posteriors, and 40 images drawn from it."""
+    rng = np.random.default_rng(3)
+    enc_params, dec_params = init_vae_params(rng, data_dim=30, hidden_dim=16, latent_dim=2, scale=1.5)
+    z = rng.standard_normal((40, 2)).astype(np.float32)
+    (W1, b1), (W2, b2) = dec_params
+    logits = np.tanh(z @ W1 + b1) @ W2 + b2
+    x = (rng.random(logits.shape) < 1 / (1 + np.exp(-logits))).astype(np.float32)
+    return enc_params, dec_params, x

@@ -18,7 +18,6 @@ from vae_autograd.gaussian_fit import (
     window_log_joint,
     window_serves,
 )
-from vae_autograd.model import init_vae_params
 from vae_autograd.posterior import log_joint_on_windows
 
 
@@ -142,19 +141,7 @@ def test_batched_fit_equals_fitting_each_image_alone():
             np.testing.assert_allclose(a[n:n + 1], b, rtol=1e-12, atol=1e-12)
 
 
-# ---------------------------------------------------------------- a tiny VAE
-
-@pytest.fixture(scope="module")
-def tiny_vae():
-    """A random 30-pixel VAE with structured posteriors, and 40 images drawn from it."""
-    rng = np.random.default_rng(3)
-    enc_params, dec_params = init_vae_params(rng, data_dim=30, hidden_dim=16, latent_dim=2, scale=1.5)
-    z = rng.standard_normal((40, 2)).astype(np.float32)
-    (W1, b1), (W2, b2) = dec_params
-    logits = np.tanh(z @ W1 + b1) @ W2 + b2
-    x = (rng.random(logits.shape) < 1 / (1 + np.exp(-logits))).astype(np.float32)
-    return enc_params, dec_params, x
-
+# ---------------------------------------------------------------- a tiny VAE (conftest.tiny_vae)
 
 def test_lattice_windows_match_direct_decoding(tiny_vae):
     _, dec_params, x = tiny_vae
