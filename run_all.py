@@ -208,6 +208,19 @@ def kept_models(config, retrain, data, log):
     return dict(sorted(models.items()))
 
 
+def gaps_by_split(enc, dec, images, log_px=None, **options):
+    """inference_gap_study of the splits in images ({split: (N_s, 784)}) in one call, since
+    their windows share lattice points (the per-image numbers are those of separate calls).
+
+    options (rng, iwae_images, convergence_images) apply to the first images of the first
+    split. Returns the study's summary and {split: its per_image arrays}.
+    """
+    study = inference_gap_study(enc, dec, np.concatenate(list(images.values())), log_px=log_px, **options)
+    ends = np.cumsum([len(x) for x in images.values()])
+    return study["summary"], {split: {k: v[end - len(x):end] for k, v in study["per_image"].items()}
+                              for (split, x), end in zip(images.items(), ends)}
+
+
 def gap_studies(params, epochs, kept, train_x, test_x, log_px, sizes, rng, log):
     """Part 8 on the test set and the training images, and on subsets along training.
 
@@ -215,26 +228,26 @@ def gap_studies(params, epochs, kept, train_x, test_x, log_px, sizes, rng, log):
     "train": (M,)} from part 3. Returns (summary, per_image by split).
     """
     enc, dec = params
-    summary, per_image = {}, {}
+    started = time.perf_counter()
     images = {"test": test_x, "train": train_x[:sizes["gap_train_images"]]}
-    for step, (split, x) in enumerate(images.items()):
-        started = time.perf_counter()
-        on_test = split == "test"  # the convergence checks and IWAE run on test images only
-        study = inference_gap_study(enc, dec, x, rng(20 + step), log_px=log_px[split][:len(x)],
-                                    iwae_images=sizes["gap_iwae_images"] if on_test else 0,
-                                    convergence_images=sizes["gap_check_images"] if on_test else 0)
-        summary[split], per_image[split] = study["summary"], study["per_image"]
-        log(f"  {split}: approximation gap {study['summary']['approximation_gap']:.3f}, amortization gap "
-            f"{study['summary']['amortization_gap']:.3f}, wrong basins "
-            f"{study['summary']['wrong_basin_fraction']:.1%} ({time.perf_counter() - started:.0f} s)")
+    # The convergence checks and the IWAE bounds run on the first test images.
+    whole, per_image = gaps_by_split(enc, dec, images, np.concatenate([log_px[s][:len(x)] for s, x in images.items()]),
+                                     rng=rng(20), iwae_images=sizes["gap_iwae_images"],
+                                     convergence_images=sizes["gap_check_images"])
+    summary = {split: gap_summary(per_image[split]) for split in images}
+    summary["test"].update(convergence=whole["convergence"], iwae=whole["iwae"])
+    for split in images:
+        log(f"  {split}: approximation gap {summary[split]['approximation_gap']:.3f}, amortization gap "
+            f"{summary[split]['amortization_gap']:.3f}, wrong basins {summary[split]['wrong_basin_fraction']:.1%}")
+    log(f"  both sets in {time.perf_counter() - started:.0f} s")
     # Along training: the same random subsets at every kept epoch, and at the last from above.
     subsets = {split: np.sort(rng(22 + step).choice(len(x), min(sizes["gap_epoch_images"], len(x)), replace=False))
                for step, (split, x) in enumerate(images.items())}
     rows = []
     for epoch, (kept_enc, kept_dec) in kept.items():
-        for split, x in images.items():
-            study = inference_gap_study(kept_enc, kept_dec, x[subsets[split]], convergence_images=0, iwae_images=0)
-            rows.append({"epoch": epoch, "split": split, **study["summary"]})
+        _, kept_per_image = gaps_by_split(kept_enc, kept_dec, {s: x[subsets[s]] for s, x in images.items()},
+                                          convergence_images=0, iwae_images=0)
+        rows += [{"epoch": epoch, "split": split, **gap_summary(kept_per_image[split])} for split in images]
         log(f"  epoch {epoch}: amortization gap test {rows[-2]['amortization_gap']:.2f}, "
             f"train {rows[-1]['amortization_gap']:.2f}")
     for split in images:

@@ -249,8 +249,8 @@ def window_serves(axes, mean, log_std):
     std (the Riemann sum's relative error, exp(-2 pi^2 std^2 / spacing^2), is then below
     3e-9) and it reaches REACH_STDS std beyond the mean on either side (the mass outside,
     under 6e-7, moves the ELBO by less than 1e-5 nats). A window centred on the Gaussian
-    at its lattice level always serves; a fitted Gaussian may narrow by a factor 1.5 to
-    2.1, or move a little, and still be served.
+    at its lattice level always serves; a fitted Gaussian may narrow by a factor 1.25 to
+    1.77, or move a little, and still be served.
     """
     std = np.exp(log_std)
     spacing = axes[:, :, 1] - axes[:, :, 0]

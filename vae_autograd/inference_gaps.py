@@ -56,7 +56,8 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100, num_
     JSON-ready means and standard errors (over images), the wrong-basin fraction and its
     share of the gap, the convergence checks and (with rng) the IWAE table with q(z|x)
     and q* as proposals on the first iwae_images; "per_image": (N,) arrays log_px,
-    elbo_amortized / _refined / _optimal, and the Gaussians mean_* / log_std_* (N, 2)}.
+    elbo_amortized / _refined / _optimal, refined_converged (bool), and the Gaussians
+    mean_* / log_std_* (N, 2)}.
     """
     x = check_images(x, data_dim(dec_params)).astype(np.float32)
     log_px = log_marginal_likelihood(dec_params, x) if log_px is None else np.asarray(log_px, np.float64)
@@ -66,9 +67,8 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100, num_
     per_image = {"log_px": log_px, "elbo_amortized": fits["elbo_start"], "elbo_refined": fits["elbo_refined"],
                  "elbo_optimal": fits["elbo_optimal"], "mean_amortized": enc_mean, "log_std_amortized": enc_log_std,
                  **{k + "_" + kind: fits[k + "_" + kind] for k in ("mean", "log_std")
-                    for kind in ("refined", "optimal")}}
+                    for kind in ("refined", "optimal")}, "refined_converged": fits["refined_converged"]}
     summary = gap_summary(per_image)
-    summary["refinement_unconverged_fraction"] = float(1.0 - fits["refined_converged"].mean())
     if convergence_images:
         subset = {k: v[:convergence_images] for k, v in per_image.items()}
         summary["convergence"] = convergence_checks(decoder_target(dec_params, x[:convergence_images]), subset,
@@ -149,6 +149,7 @@ def gap_summary(per_image):
     summary["refined_below_optimal_in_wrong_basins"] = (
         float((optimal - refined)[wrong_basin].mean()) if wrong_basin.any() else 0.0)
     summary["min_approximation_gap"] = float((log_px - optimal).min())
+    summary["refinement_unconverged_fraction"] = float(1.0 - np.mean(per_image["refined_converged"]))
     return summary
 
 
