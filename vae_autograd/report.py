@@ -66,6 +66,16 @@ CAPTIONS = {
 }
 
 
+def table_row(*cells):
+    """One row of a markdown table."""
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def with_se(row, key, digits):
+    """row[key] ± row[key + "_se"], both with the given digits."""
+    return f"{row[key]:.{digits}f} ± {row[key + '_se']:.{digits}f}"
+
+
 def write_report(path, results):
     """Write report.md at path from results (as in results.json), beside the figures of CAPTIONS."""
     atomic_write(path, lambda f: f.write(report_text(results).encode()))
@@ -89,8 +99,8 @@ def report_text(results):
         "| --- | --- | --- | --- | --- |",
     ]
     for name, study in (("test", test), ("train", train)):
-        lines.append(f"| {name} | {study['num_images']} | {study['log_px']:.3f} | "
-                     f"{study['elbo']:.3f} ± {study['elbo_se']:.3f} | {study['gap']:.3f} |")
+        lines.append(table_row(name, study["num_images"], f"{study['log_px']:.3f}", with_se(study, "elbo", 3),
+                               f"{study['gap']:.3f}"))
     lines += [
         "",
         f"The ELBO of training ({training['eval_samples']} samples per image) was "
@@ -191,9 +201,6 @@ def iwae_proposal_lines(iwae, intro_end):
 
 def gap_section(gaps):
     """Part 8: where the ELBO loses its nats, per set, with q* as a proposal, and along training."""
-    def cell(row, key, digits):
-        return f"{row[key]:.{digits}f} ± {row[key + '_se']:.{digits}f}"
-
     lines = ["## Where the ELBO loses its nats (part 8)", "",
              "Per image, with exact ELBOs of Gaussians (quadrature, no sampling): q = the encoder's q(z|x), "
              "q_refined = the local optimum reached from it, q* = the best diagonal Gaussian for the image. "
@@ -203,20 +210,18 @@ def gap_section(gaps):
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for split in ("test", "train"):
         row = gaps[split]
-        lines.append(f"| {split} | {row['num_images']} | {cell(row, 'log_px', 2)} | "
-                     f"{cell(row, 'elbo_amortized', 2)} | {cell(row, 'elbo_refined', 2)} | "
-                     f"{cell(row, 'elbo_optimal', 2)} | {cell(row, 'approximation_gap', 3)} | "
-                     f"{cell(row, 'amortization_gap', 2)} | "
-                     f"{row['wrong_basin_fraction']:.1%} |")
+        lines.append(table_row(split, row["num_images"], with_se(row, "log_px", 2), with_se(row, "elbo_amortized", 2),
+                               with_se(row, "elbo_refined", 2), with_se(row, "elbo_optimal", 2),
+                               with_se(row, "approximation_gap", 3), with_se(row, "amortization_gap", 2),
+                               f"{row['wrong_basin_fraction']:.1%}"))
     lines += iwae_proposal_lines(gaps["test"].get("iwae"), "")
     lines += ["", "Along training (the same random images at every epoch):", "",
               "| epoch | set | log p(x) | ELBO(q) | approximation gap | amortization gap | wrong basin |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in sorted(gaps["over_training"], key=lambda r: (r["epoch"], r["split"])):
-        lines.append(f"| {row['epoch']} | {row['split']} | {cell(row, 'log_px', 2)} | "
-                     f"{cell(row, 'elbo_amortized', 2)} | {cell(row, 'approximation_gap', 3)} | "
-                     f"{cell(row, 'amortization_gap', 2)} | "
-                     f"{row['wrong_basin_fraction']:.1%} |")
+        lines.append(table_row(row["epoch"], row["split"], with_se(row, "log_px", 2), with_se(row, "elbo_amortized", 2),
+                               with_se(row, "approximation_gap", 3), with_se(row, "amortization_gap", 2),
+                               f"{row['wrong_basin_fraction']:.1%}"))
     lines.append("")
     for sentence in describe_inference_gaps(gaps):
         lines += [sentence, ""]
@@ -239,17 +244,16 @@ def readme_results(results):
         "| set | images | log p(x) | ELBO | gap = mean KL(q(z\\|x) \\|\\| p(z\\|x)) |",
         "| --- | --- | --- | --- | --- |"]
     for name, study in (("train", train), ("test", test)):
-        lines.append(f"| {name} | {study['num_images']:,} | {study['log_px']:.3f} | "
-                     f"{study['elbo']:.3f} ± {study['elbo_se']:.3f} | {study['gap']:.3f} |")
+        lines.append(table_row(name, f"{study['num_images']:,}", f"{study['log_px']:.3f}", with_se(study, "elbo", 3),
+                               f"{study['gap']:.3f}"))
     lines += ["", "Where the gap goes (part 8; means ± standard errors over images, exact Gaussian ELBOs):", "",
               "| set | images | approximation gap | amortization gap | refinement gain | wrong basin |",
               "| --- | --- | --- | --- | --- | --- |"]
     for name in ("train", "test"):
         row = gaps[name]
-        lines.append(f"| {name} | {row['num_images']:,} | {row['approximation_gap']:.3f} ± "
-                     f"{row['approximation_gap_se']:.3f} | {row['amortization_gap']:.2f} ± "
-                     f"{row['amortization_gap_se']:.2f} | {row['refinement_gain']:.2f} ± "
-                     f"{row['refinement_gain_se']:.2f} | {row['wrong_basin_fraction']:.1%} |")
+        lines.append(table_row(name, f"{row['num_images']:,}", with_se(row, "approximation_gap", 3),
+                               with_se(row, "amortization_gap", 2), with_se(row, "refinement_gain", 2),
+                               f"{row['wrong_basin_fraction']:.1%}"))
     for sentence in describe_inference_gaps(gaps)[:2]:
         lines += ["", sentence]
     lines += iwae_proposal_lines(gaps["test"].get("iwae"), ", with the encoder's q(z|x) and with q* as the proposal")
