@@ -42,6 +42,9 @@ REACH_STDS = 5.0        # and it reaches this many std beyond the Gaussian's mea
 # lower mode holds more mass: 10 nats of height (a factor 2e4) would take a lower mode 150
 # times wider on each axis, beyond any posterior of a trained model.
 MODE_WITHIN_NATS = 10.0
+NUM_MODES = 2            # local maxima searched per image, found on a coarse grid:
+MODE_GRID_BOUND = 6.0    # [-6, 6]^2 in steps of 0.2
+MODE_GRID_SPACING = 0.2
 CONVERGED_NATS = 1e-3   # a fit has converged when fitting again gains less than this
 MAX_ROUNDS = 30         # of fitting on a new window, for a Gaussian still rising
 
@@ -305,7 +308,8 @@ def fit_on_windows(tabulate, image_of_row, mean, log_std, num_steps=100, max_rou
 
 # ---------------------------------------------------------------- starts from the true posterior
 
-def posterior_modes(log_joint_grid, num_modes=2, within_nats=MODE_WITHIN_NATS, bound=6.0, spacing=0.2):
+def posterior_modes(log_joint_grid, num_modes=NUM_MODES, within_nats=MODE_WITHIN_NATS, bound=MODE_GRID_BOUND,
+                    spacing=MODE_GRID_SPACING):
     """Each image's highest local maximum of log p(x, z) on a shared grid, and up to
     num_modes - 1 more that lie within within_nats of it: image_of_row (R,), modes (R, 2).
 
@@ -339,7 +343,7 @@ def window_moments(axes, log_joint):
     return mean, std, np.stack([axes[rows, 0, i], axes[rows, 1, j]], axis=1)
 
 
-def posterior_starts(tabulate, log_joint_grid, num_modes=2, within_nats=MODE_WITHIN_NATS, zoom_spacing=0.05,
+def posterior_starts(tabulate, log_joint_grid, num_modes=NUM_MODES, within_nats=MODE_WITHIN_NATS, zoom_spacing=0.05,
                      num_zooms=2, size=17):
     """Gaussian starts from the true posterior around its highest modes (posterior_modes).
 
@@ -382,7 +386,7 @@ def global_fit(tabulate, num_images, starts, num_steps=100, extra=None):
     return best_per_image(num_images, image_of_row, elbo, mean, log_std)
 
 
-def best_gaussians(tabulate, log_joint_grid, mean, log_std, num_steps=100, num_modes=2):
+def best_gaussians(tabulate, log_joint_grid, mean, log_std, num_steps=100, num_modes=NUM_MODES):
     """q_refined, the local optimum from each image's start mean, log_std (N, 2) (e.g. the
     encoder's q(z|x)), and q*, the best of it and the fits from the posterior's num_modes
     highest modes, for the N images of a target (decoder_target or explicit_target).

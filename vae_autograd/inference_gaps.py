@@ -22,6 +22,10 @@ from matplotlib.figure import Figure
 from .gaussian_fit import (
     CONVERGED_NATS,
     MAX_ROUNDS,
+    MODE_GRID_BOUND,
+    MODE_GRID_SPACING,
+    MODE_WITHIN_NATS,
+    NUM_MODES,
     best_gaussians,
     decoder_target,
     fit_on_windows,
@@ -45,7 +49,7 @@ def mean_and_se(values):
     return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
-def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100, num_modes=2,
+def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
                         iwae_ks=(1, 10, 100, 1000), iwae_images=500, convergence_images=1000, log_px=None):
     """Part 8: split log p(x) - ELBO(q) of every image x (N, 784) into its two gaps.
 
@@ -63,7 +67,7 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100, num_
     log_px = log_marginal_likelihood(dec_params, x) if log_px is None else np.asarray(log_px, np.float64)
     tabulate, log_joint_grid = decoder_target(dec_params, x)
     enc_mean, enc_log_std = (np.asarray(a, np.float64) for a in encoder(enc_params, x))
-    fits = best_gaussians(tabulate, log_joint_grid, enc_mean, enc_log_std, num_steps, num_modes)
+    fits = best_gaussians(tabulate, log_joint_grid, enc_mean, enc_log_std, num_steps)
     per_image = {"log_px": log_px, "elbo_amortized": fits["elbo_start"], "elbo_refined": fits["elbo_refined"],
                  "elbo_optimal": fits["elbo_optimal"], "mean_amortized": enc_mean, "log_std_amortized": enc_log_std,
                  **{k + "_" + kind: fits[k + "_" + kind] for k in ("mean", "log_std")
@@ -87,7 +91,7 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100, num_
     return {"summary": summary, "per_image": per_image}
 
 
-def convergence_checks(target, per_image, num_steps, num_modes=2):
+def convergence_checks(target, per_image, num_steps):
     """How much better than q* other starts and more iterations do, for the images of per_image.
 
     target: (tabulate, log_joint_grid) of those images. The other starts are each
@@ -100,8 +104,7 @@ def convergence_checks(target, per_image, num_steps, num_modes=2):
     tabulate, log_joint_grid = target
     num_images = len(per_image["log_px"])
     images = np.arange(num_images)
-    image_of_row, _, local_log_std, best_point = posterior_starts(tabulate, log_joint_grid, num_modes,
-                                                                  within_nats=np.inf)
+    image_of_row, _, local_log_std, best_point = posterior_starts(tabulate, log_joint_grid, within_nats=np.inf)
     whole_mean, whole_std = coarse_posterior_moments(log_joint_grid)
     starts = (np.concatenate([image_of_row, images]), np.concatenate([best_point, whole_mean]),
               np.concatenate([local_log_std + np.log(2.0), np.log(whole_std)]))
@@ -117,7 +120,7 @@ def convergence_checks(target, per_image, num_steps, num_modes=2):
             "more_iterations_max_per_image": float(np.max(np.abs(longer - optimal)))}
 
 
-def coarse_posterior_moments(log_joint_grid, bound=6.0, spacing=0.2):
+def coarse_posterior_moments(log_joint_grid, bound=MODE_GRID_BOUND, spacing=MODE_GRID_SPACING):
     """Mean and std (N, 2) of each image's posterior on the coarse grid of posterior_modes.
 
     std is kept at least the grid spacing: a posterior narrower than the grid looks like a point.
@@ -183,11 +186,13 @@ def describe_inference_gaps(gaps):
         f"Refining the encoder's q by Adam on each image's ELBO until a further fit gains less than "
         f"{CONVERGED_NATS} nats gains {test['refinement_gain']:.2f} nats on test and "
         f"{train['refinement_gain']:.2f} on train"
-        + (f" ({test['refinement_unconverged_fraction']:.1%} of test images were still rising after "
-           f"{MAX_ROUNDS} rounds)" if test.get("refinement_unconverged_fraction") else "")
+        + (f" ({test['refinement_unconverged_fraction']:.1%} of test and "
+           f"{train['refinement_unconverged_fraction']:.1%} of training images were still rising after "
+           f"{MAX_ROUNDS} rounds)"
+           if max(test["refinement_unconverged_fraction"], train["refinement_unconverged_fraction"]) > 0 else "")
         + f", but in {test['wrong_basin_fraction']:.1%} "
         f"of test images ({train['wrong_basin_fraction']:.1%} of training images) it stops more than "
-        f"{WRONG_BASIN_NATS} nats below q*, in a wrong basin where the encoder pointed (on average "
+        f"{WRONG_BASIN_NATS} nats below q*, in another local optimum (a wrong basin; on average "
         f"{test['refined_below_optimal_in_wrong_basins']:.1f} nats below on test); these images hold "
         f"{test['wrong_basin_share_of_gap']:.0%} of the test gap. Taking the refined q as if it were the best "
         f"Gaussian would put the approximation gap at {test['gap_after_refinement']:.2f} nats instead of "
@@ -197,7 +202,9 @@ def describe_inference_gaps(gaps):
     if check:
         converged = check["another_start"] < 0.02 and abs(check["more_iterations"]) < 0.02
         sentences.append(
-            f"q* is the best of fits from each posterior mode and from q_refined. On the first "
+            f"q* is the best of q_refined and the fits started at the posterior's {NUM_MODES} highest local maxima "
+            f"on a {MODE_GRID_SPACING} grid over [-{MODE_GRID_BOUND:g}, {MODE_GRID_BOUND:g}]^2 (those within "
+            f"{MODE_WITHIN_NATS:g} nats of the highest). On the first "
             f"{check['num_images']} test images, fits from other starts (each mode's best point with twice its "
             f"spread, and the whole posterior's mean and spread) would raise the mean ELBO(q*) by "
             f"{check['another_start']:.1e} nats (at most {check['another_start_max_per_image']:.1e} on one image), "
@@ -224,11 +231,12 @@ def describe_inference_gaps(gaps):
            f"epoch {overfit}" if overfit else "the test and training amortization gaps stay within 3 standard "
            "errors")
         + "; "
-        + (f"test log p(x) falls below training log p(x) by more than 3 standard errors from epoch {decoder_apart}"
+        + (f"test log p(x) first falls below training log p(x) by more than 3 standard errors at epoch "
+           f"{decoder_apart}"
            if decoder_apart else "test and training log p(x) stay within 3 standard errors of each other (they are "
            "means over different images, so only a large decoder overfit would show)")
         + "; "
-        + (f"wrong basins appear on test from epoch {first_wrong}." if first_wrong else
+        + (f"the first test images in a wrong basin are seen at epoch {first_wrong}." if first_wrong else
            "no test image is in a wrong basin."))
     return sentences
 
@@ -317,9 +325,11 @@ def fig_worst_amortization(dec_params, x, per_image, num_shown=4, num_points=101
             contour_density(ax, grid, log_q, color, style)
         show_digit(ax.inset_axes([0.0, 0.78, 0.22, 0.22]), x[n])
         ax.set_aspect("equal")
-        ax.set_title(f"image {n}: amortization gap {amort[n]:.1f}\n"
-                     f"refined {per_image['elbo_refined'][n] - per_image['elbo_amortized'][n]:+.1f}, "
-                     f"approx. gap {per_image['log_px'][n] - per_image['elbo_optimal'][n]:.2f}", fontsize=8)
+        below = per_image["elbo_optimal"][n] - per_image["elbo_refined"][n]
+        ax.set_title(f"image {n}: amortization gap {amort[n]:.1f}\napprox. gap "
+                     f"{per_image['log_px'][n] - per_image['elbo_optimal'][n]:.2f}, refinement gains "
+                     f"{per_image['elbo_refined'][n] - per_image['elbo_amortized'][n]:.1f}\n"
+                     + (f"wrong basin ({below:.1f} below q*)" if n in wrong else "refinement reaches q*"), fontsize=8)
         ax.tick_params(labelsize=7)
     fig.suptitle("true p(z|x) (black) with q(z|x) (orange dashed), q refined (green dotted), q* (red dash-dot);"
                  "\ncontours hold 50 / 90 / 99% of each density", fontsize=9)

@@ -454,7 +454,7 @@ def describe_coarse_grid(summaries, tolerance=0.01):
                  f"{g['max_abs_error_inside']:.2g})")
         narrow, wide = g["mean_abs_error_narrow"], g["mean_abs_error_wide"]
         if narrow is not None and (wide is None or narrow > wide):
-            text += (f", mostly where the posterior is narrow against the spacing: {narrow:.2g} on average for "
+            text += (f", more where the posterior is narrow against the spacing: {narrow:.2g} on average for "
                      f"the {_percent(g['narrow_fraction'])} of them whose q(z|x) has a standard deviation below "
                      f"{spacing / 2:g}" + (f", {wide:.2g} for the others." if wide is not None else "."))
         else:

@@ -26,7 +26,8 @@ CAPTIONS = {
     "20 x 20 lattice whose coordinates are the Gaussian inverse CDF of evenly spaced points in "
     "(0, 1), so it covers the prior's mass evenly; z1 grows to the right and z2 upwards.",
     "latent_lattice_linear": "**5.2, linear lattice.** The same on an evenly spaced lattice between "
-    "the 1st and 99th percentiles of the embedding: it shows where the training data actually lie.",
+    "the 1st and 99th percentiles of the training embeddings on each axis: the range the data span, though "
+    "not every point of it holds data.",
     "interpolations": "**5.3 Interpolations.** Three pairs of test images of different classes; "
     "between them, the Bernoulli means along z_alpha = alpha z_a + (1 - alpha) z_b for ten evenly "
     "spaced alpha from 1 to 0.",
@@ -61,8 +62,9 @@ CAPTIONS = {
     "gaps_over_training": "**8 Along training.** Left: log p(x) and the encoder's ELBO of the kept checkpoints "
     "(solid test, dashed train) over the training curve (the mean minibatch ELBO of each epoch); right: what "
     "q(z|x), q_refined and q* leave of log p(x), with standard errors over the images.",
-    "worst_amortization": "**8 Largest amortization gaps.** The true p(z|x) of the test images with the largest "
-    "amortization gaps (and the largest among wrong basins) with q(z|x), q_refined and q*.",
+    "worst_amortization": "**8 Largest amortization gaps.** The true p(z|x) of test images with the largest "
+    "amortization gaps, with q(z|x), q_refined and q*: the largest overall, then the largest among the images "
+    "whose refinement stops in a wrong basin, as far as there are any; each title says which.",
 }
 
 
@@ -163,7 +165,7 @@ def estimator_section(summary):
              f"{focus['component']}, exact value {focus['exact']:.3f} (quadrature); "
              f"{focus['num_estimates']} draws for each estimator. An estimate from n draws is the "
              "mean of n single-draw terms (for a baseline within K, of n / K groups of K); its "
-             "variance per draw is n times its variance, the same for every n:", "",
+             "variance per draw is n times its variance, in expectation the same for every n:", "",
              "| estimator | draws n | mean | std | standard error | bias / SE | variance per draw / reparam |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in focus["table"]:
