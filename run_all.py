@@ -210,7 +210,7 @@ def kept_models(config, retrain, data, log):
 
 def gaps_by_split(enc, dec, images, log_px=None, **options):
     """inference_gap_study of the splits in images ({split: (N_s, 784)}) in one call, since
-    their windows share lattice points (the per-image numbers are those of separate calls).
+    their windows share lattice points (per-image numbers equal those of separate calls to 1e-11).
 
     options (rng, iwae_images, convergence_images) apply to the first images of the first
     split. Returns the study's summary and {split: its per_image arrays}.
@@ -221,18 +221,19 @@ def gaps_by_split(enc, dec, images, log_px=None, **options):
                               for (split, x), end in zip(images.items(), ends)}
 
 
-def gap_studies(params, epochs, kept, train_x, test_x, log_px, sizes, rng, log):
+def gap_studies(params, epochs, kept, train_x, test_x, log_px, iwae_encoder, sizes, rng, log):
     """Part 8 on the test set and the training images, and on subsets along training.
 
     params: the model after epochs; kept: {epoch: params} before. log_px: {"test": (N,),
-    "train": (M,)} from part 3. Returns (summary, per_image by split).
+    "train": (M,)} and iwae_encoder (the IWAE bounds of the first test images with q(z|x))
+    from part 3. Returns (summary, per_image by split).
     """
     enc, dec = params
     started = time.perf_counter()
     images = {"test": test_x, "train": train_x[:sizes["gap_train_images"]]}
     # The convergence checks and the IWAE bounds run on the first test images.
     whole, per_image = gaps_by_split(enc, dec, images, np.concatenate([log_px[s][:len(x)] for s, x in images.items()]),
-                                     rng=rng(20), iwae_images=sizes["gap_iwae_images"],
+                                     rng=rng(20), iwae_images=sizes["gap_iwae_images"], iwae_encoder=iwae_encoder,
                                      convergence_images=sizes["gap_check_images"])
     summary = {split: gap_summary(per_image[split]) for split in images}
     summary["test"].update(convergence=whole["convergence"], iwae=whole["iwae"])
@@ -343,7 +344,8 @@ def run_study(args, log):
                                                              estimators["summary"]["focus"]["exact"])
 
     log("part 8: approximation and amortization gaps, and along training")
-    gaps, gap_images = gap_studies(params, training["epochs"], kept, train_x, test_x, log_px, sizes, rng, log)
+    gaps, gap_images = gap_studies(params, training["epochs"], kept, train_x, test_x, log_px, study["iwae"], sizes,
+                                   rng, log)
     results["inference_gaps"] = gaps
     figures["inference_gaps"] = fig_gap_histograms(gap_images)
     figures["gaps_over_training"] = fig_gaps_over_training(gaps["over_training"], training["train_curve"])

@@ -79,6 +79,11 @@ def _gaussian_vjp(argnum):
 defvjp(diag_gaussian_log_density, _gaussian_vjp(0), _gaussian_vjp(1), _gaussian_vjp(2))
 
 
+def diag_gaussian_entropy(log_std):
+    """H(N(mean, diag(exp(log_std)^2))) = sum(log_std) + D/2 (1 + log 2 pi). (..., D) -> (...)."""
+    return anp.sum(log_std, axis=-1) + 0.5 * anp.shape(log_std)[-1] * (1.0 + LOG_2PI)
+
+
 def sample_diag_gaussian(mean, log_std, rng, num_samples=None):
     """Reparameterized draw mean + exp(log_std) * eps, eps ~ N(0, I).
 

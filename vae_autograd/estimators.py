@@ -51,7 +51,7 @@ import numpy as np
 from autograd import make_vjp
 from matplotlib.figure import Figure
 
-from .distributions import LOG_2PI
+from .distributions import diag_gaussian_entropy
 from .elbo import joint_log_density, log_q
 from .images import check_images
 from .integrate import latent_grid, logsumexp
@@ -201,11 +201,6 @@ def _log_joint_on_grid(dec_params, x, mean, log_std, eps_grid, chunk_rows):
     return log_joint
 
 
-def _entropy(log_std):
-    """H(q) of a diagonal Gaussian: sum(log_std) + D/2 (1 + log 2 pi). (..., D) -> (...)."""
-    return anp.sum(log_std, axis=-1) + 0.5 * anp.shape(log_std)[-1] * (1.0 + LOG_2PI)
-
-
 def quadrature_elbo(dec_params, x, mean, log_std, halfwidth=6.0, spacing=0.3, chunk_rows=20000):
     """Each image's ELBO E_q[log p(x, z)] + H(q) by quadrature: (M,), in mean's dtype.
 
@@ -214,7 +209,7 @@ def quadrature_elbo(dec_params, x, mean, log_std, halfwidth=6.0, spacing=0.3, ch
     """
     eps_grid, weights = _quadrature_rule(halfwidth, spacing)
     log_joint = _log_joint_on_grid(dec_params, x, mean, log_std, eps_grid, chunk_rows)
-    return anp.dot(weights, log_joint) + _entropy(log_std)
+    return anp.dot(weights, log_joint) + diag_gaussian_entropy(log_std)
 
 
 def exact_elbo_and_gradient(dec_params, x, mean, log_std, halfwidth=6.0, spacing=0.3,
@@ -237,7 +232,7 @@ def exact_elbo_and_gradient(dec_params, x, mean, log_std, halfwidth=6.0, spacing
     centered = log_joint - expected_log_joint
     grad_mean = np.einsum("g,gm,gd->md", weights, centered, eps_grid) * np.exp(-log_std)
     grad_log_std = np.einsum("g,gm,gd->md", weights, centered, eps_grid**2 - 1.0) + 1.0
-    return expected_log_joint + _entropy(log_std), np.concatenate([grad_mean, grad_log_std], axis=-1)
+    return expected_log_joint + diag_gaussian_entropy(log_std), np.concatenate([grad_mean, grad_log_std], axis=-1)
 
 
 def _component_stats(estimates, exact):

@@ -28,7 +28,7 @@ from functools import partial
 import numpy as np
 
 from .adam import adam_update, init_adam_state
-from .distributions import LOG_2PI, erf, softplus
+from .distributions import diag_gaussian_entropy, erf, softplus
 from .elbo import log_prior
 from .integrate import grid_log_likelihood, latent_grid, logsumexp
 from .model import decoder, params_dtype
@@ -150,7 +150,7 @@ def decoder_target(dec_params, x, block_size=1000):
 def explicit_target(log_density, num_images):
     """The same two functions for an explicit log_density(image_of_row (R,), z (R, ..., 2)) -> (R, ...).
 
-    For tests and for targets that are not a VAE (e.g. a top-half likelihood).
+    For targets whose answers are known (the tests).
     """
     def tabulate(image_of_row, center, level, size=WINDOW_SIZE):
         axes = window_axes(center, level, size) * level_spacing(level)[:, :, None]
@@ -193,8 +193,7 @@ def window_elbo(mean, log_std, axes, log_joint, escape_nats=100.0, with_grad=Fal
     low = (axes[:, :, 0] - half_spacing - mean) / (std * math.sqrt(2.0))
     high = (axes[:, :, -1] + half_spacing - mean) / (std * math.sqrt(2.0))
     inside = 0.5 * (erf(high) - erf(low))                              # (R, 2): q's mass per axis
-    entropy = np.sum(log_std, axis=1) + 1.0 + LOG_2PI
-    elbo = expected + entropy - escape_nats * (1.0 - np.prod(inside, axis=1))
+    elbo = expected + diag_gaussian_entropy(log_std) - escape_nats * (1.0 - np.prod(inside, axis=1))
     if not with_grad:
         return elbo
     outer = np.matmul(w[:, 0, None, :], log_joint)[:, 0, :]            # (R, W): averaged over axis 0
@@ -209,7 +208,7 @@ def window_elbo(mean, log_std, axes, log_joint, escape_nats=100.0, with_grad=Fal
     return elbo, d_mean, d_log_std
 
 
-def gaussian_elbo(tabulate, image_of_row, mean, log_std, size=WINDOW_SIZE):
+def gaussian_elbo(tabulate, image_of_row, mean, log_std):
     """ELBO (R,) of each row's Gaussian (mean, log_std (R, 2)) for image image_of_row.
 
     tabulate(image_of_row, center, level, size) -> (log_joint, axes), as window_log_joint
@@ -218,7 +217,7 @@ def gaussian_elbo(tabulate, image_of_row, mean, log_std, size=WINDOW_SIZE):
     On a fresh window centred on the Gaussian at spacing <= std / 1.25; no penalty applies
     (nothing to escape). Deterministic, float64.
     """
-    log_joint, axes = tabulate(image_of_row, mean, lattice_level(np.exp(log_std)), size)
+    log_joint, axes = tabulate(image_of_row, mean, lattice_level(np.exp(log_std)))
     return window_elbo(mean, log_std, axes, log_joint, escape_nats=0.0)
 
 
@@ -232,7 +231,7 @@ def fit_gaussians(objective, mean, log_std, num_steps=100, lr=0.1, final_lr=0.00
     start's std (mean = mean0 + std0 * shift), so one step size suits posteriors 0.01 or 1
     wide; the step size decays geometrically from lr to final_lr so the last steps settle.
     Rows do not interact: the objective is a sum of per-row terms. Returns the fitted
-    (mean, log_std) and the objective there, all (R, ...).
+    mean, log_std (R, D).
     """
     mean0, std0 = np.array(mean, np.float64), np.exp(np.array(log_std, np.float64))
     shift, log_std = np.zeros_like(mean0), np.array(log_std, np.float64)
@@ -241,8 +240,7 @@ def fit_gaussians(objective, mean, log_std, num_steps=100, lr=0.1, final_lr=0.00
         _, d_mean, d_log_std = objective(mean0 + std0 * shift, log_std, with_grad=True)
         rate = lr * (final_lr / lr) ** (step / max(num_steps - 1, 1))
         adam_update([shift, log_std], [-std0 * d_mean, -d_log_std], state, rate)
-    mean = mean0 + std0 * shift
-    return mean, log_std, objective(mean, log_std)
+    return mean0 + std0 * shift, log_std
 
 
 def window_serves(axes, mean, log_std):
@@ -286,11 +284,11 @@ def fit_on_windows(tabulate, image_of_row, mean, log_std, num_steps=100, max_rou
         log_joint, axes = tabulate(image_of_row[active], mean[active], lattice_level(np.exp(log_std[active])), size)
         if round_ == 0:  # the starts' own centred windows
             start_elbo[:] = window_elbo(mean, log_std, axes, log_joint, escape_nats=0.0)
-        fit_mean, fit_log_std, _ = fit_gaussians(partial(window_elbo, axes=axes, log_joint=log_joint),
+        fit_mean, fit_log_std = fit_gaussians(partial(window_elbo, axes=axes, log_joint=log_joint),
                                                  mean[active], log_std[active], num_steps)
         served = np.flatnonzero(window_serves(axes, fit_mean, fit_log_std))
         first = window_elbo(fit_mean[served], fit_log_std[served], axes[served], log_joint[served], escape_nats=0.0)
-        again_mean, again_log_std, _ = fit_gaussians(
+        again_mean, again_log_std = fit_gaussians(
             partial(window_elbo, axes=axes[served], log_joint=log_joint[served]),
             fit_mean[served], fit_log_std[served], num_steps)
         again = window_elbo(again_mean, again_log_std, axes[served], log_joint[served], escape_nats=0.0)
@@ -397,18 +395,17 @@ def best_gaussians(tabulate, log_joint_grid, mean, log_std, num_steps=100, num_m
 
     Returns {"elbo_start", "elbo_refined", "elbo_optimal": (N,), "mean_refined",
     "log_std_refined", "mean_optimal", "log_std_optimal": (N, 2), "refined_converged":
-    (N,) bool (fit_on_windows), "starts": the posterior_starts used}. All images are
+    (N,) bool (fit_on_windows)}. All images are
     fitted together, each with its own Gaussians.
     """
     images = np.arange(len(mean))
     ref_mean, ref_log_std, elbo_refined, elbo_start, converged = fit_on_windows(tabulate, images, mean, log_std,
                                                                                 num_steps)
-    starts = posterior_starts(tabulate, log_joint_grid, num_modes)
-    image_of_row, local_mean, local_log_std, best_point = starts
+    image_of_row, local_mean, local_log_std, best_point = posterior_starts(tabulate, log_joint_grid, num_modes)
     elbo_optimal, opt_mean, opt_log_std = global_fit(
         tabulate, len(mean), (np.tile(image_of_row, 2), np.concatenate([local_mean, best_point]),
                               np.concatenate([local_log_std, local_log_std - np.log(2.0)])),
         num_steps, extra=(images, ref_mean, ref_log_std, elbo_refined))
     return {"elbo_start": elbo_start, "elbo_refined": elbo_refined, "elbo_optimal": elbo_optimal,
             "mean_refined": ref_mean, "log_std_refined": ref_log_std, "mean_optimal": opt_mean,
-            "log_std_optimal": opt_log_std, "refined_converged": converged, "starts": starts}
+            "log_std_optimal": opt_log_std, "refined_converged": converged}

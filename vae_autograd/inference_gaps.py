@@ -31,12 +31,11 @@ from .gaussian_fit import (
     fit_on_windows,
     global_fit,
     posterior_starts,
-    window_moments,
 )
 from .images import check_images
 from .integrate import iwae_bound, latent_grid, log_marginal_likelihood
 from .model import data_dim, encoder
-from .posterior import covering_grids, log_joint_on_windows
+from .posterior import covering_grids, grid_moments, log_joint_on_windows
 from .posterior_figures import contour_density, show_digit
 
 WRONG_BASIN_NATS = 0.1  # q_refined this far below q* counts as a wrong basin
@@ -50,10 +49,13 @@ def mean_and_se(values):
 
 
 def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
-                        iwae_ks=(1, 10, 100, 1000), iwae_images=500, convergence_images=1000, log_px=None):
+                        iwae_ks=(1, 10, 100, 1000), iwae_images=500, convergence_images=1000, log_px=None,
+                        iwae_encoder=None):
     """Part 8: split log p(x) - ELBO(q) of every image x (N, 784) into its two gaps.
 
-    log_px (N,): integrate.log_marginal_likelihood of x if already computed (part 3).
+    log_px (N,): integrate.log_marginal_likelihood of x if already computed (part 3), and
+    iwae_encoder: {K: bounds (M,)} with the encoder's q(z|x) as the proposal on the first
+    M >= iwae_images images, if already computed (part 3; its Ks replace iwae_ks).
     The convergence checks run on the first convergence_images images.
 
     All images are fitted together, each with its own Gaussians. Returns {"summary":
@@ -75,19 +77,21 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
     summary = gap_summary(per_image)
     if convergence_images:
         subset = {k: v[:convergence_images] for k, v in per_image.items()}
-        summary["convergence"] = convergence_checks(decoder_target(dec_params, x[:convergence_images]), subset,
-                                                    num_steps)
+        # The check images are the first rows of x: the same tabulate, and its decoded points, serve them.
+        check_grid = decoder_target(dec_params, x[:convergence_images])[1]
+        summary["convergence"] = convergence_checks((tabulate, check_grid), subset, num_steps)
     if iwae_images and rng is not None:
         subset = slice(0, iwae_images)
         optimal = (fits["mean_optimal"][subset], fits["log_std_optimal"][subset])
+        if iwae_encoder is None:
+            iwae_encoder = {k: iwae_bound(enc_params, dec_params, x[subset], rng, k) for k in iwae_ks}
         summary["iwae"] = {
             "num_images": len(x[subset]),
             "log_px": float(log_px[subset].mean()),
-            "encoder": {int(k): list(mean_and_se(iwae_bound(enc_params, dec_params, x[subset], rng, k)))
-                        for k in iwae_ks},
+            "encoder": {int(k): list(mean_and_se(bounds[subset])) for k, bounds in iwae_encoder.items()},
             "optimal": {int(k): list(mean_and_se(iwae_bound(enc_params, dec_params, x[subset], rng, k,
                                                             proposal=optimal)))
-                        for k in iwae_ks}}
+                        for k in iwae_encoder}}
     return {"summary": summary, "per_image": per_image}
 
 
@@ -125,33 +129,35 @@ def coarse_posterior_moments(log_joint_grid, bound=MODE_GRID_BOUND, spacing=MODE
 
     std is kept at least the grid spacing: a posterior narrower than the grid looks like a point.
     """
-    z_grid, axis = latent_grid(-bound, bound, spacing)
-    side = len(axis)
-    log_joint = log_joint_grid(z_grid).reshape(-1, side, side).swapaxes(1, 2)  # [n, i, j] at (axis[i], axis[j])
-    axes = np.broadcast_to(axis, (len(log_joint), 2, side))
-    mean, std, _ = window_moments(axes, log_joint)
+    z_grid, _ = latent_grid(-bound, bound, spacing)
+    mean, std = grid_moments(z_grid, log_joint_grid(z_grid))
     return mean, np.maximum(std, spacing)
+
+
+def in_wrong_basin(per_image):
+    """(N,) bool: q_refined more than WRONG_BASIN_NATS below q*."""
+    return per_image["elbo_optimal"] - per_image["elbo_refined"] > WRONG_BASIN_NATS
 
 
 def gap_summary(per_image):
     """Means and standard errors over images of the ELBOs, gaps and wrong basins (JSON-ready)."""
     log_px, amortized = per_image["log_px"], per_image["elbo_amortized"]
     refined, optimal = per_image["elbo_refined"], per_image["elbo_optimal"]
-    wrong_basin = optimal - refined > WRONG_BASIN_NATS
-    total_gap = log_px - amortized
+    wrong_basin = in_wrong_basin(per_image)
+    total_gap, approximation_gap, amortization_gap = log_px - amortized, log_px - optimal, optimal - amortized
     columns = {"log_px": log_px, "elbo_amortized": amortized, "elbo_refined": refined, "elbo_optimal": optimal,
-               "approximation_gap": log_px - optimal, "amortization_gap": optimal - amortized,
-               "total_gap": log_px - amortized, "gap_after_refinement": log_px - refined,
+               "approximation_gap": approximation_gap, "amortization_gap": amortization_gap,
+               "total_gap": total_gap, "gap_after_refinement": log_px - refined,
                "refinement_gain": refined - amortized, "wrong_basin_fraction": wrong_basin}
     summary = {"num_images": len(log_px)}
     for name, values in columns.items():
         summary[name], summary[name + "_se"] = mean_and_se(values)
     summary["wrong_basin_share_of_gap"] = float(total_gap[wrong_basin].sum() / total_gap.sum())
     summary["wrong_basin_share_of_amortization_gap"] = float(
-        (optimal - amortized)[wrong_basin].sum() / (optimal - amortized).sum())
+        amortization_gap[wrong_basin].sum() / amortization_gap.sum())
     summary["refined_below_optimal_in_wrong_basins"] = (
         float((optimal - refined)[wrong_basin].mean()) if wrong_basin.any() else 0.0)
-    summary["min_approximation_gap"] = float((log_px - optimal).min())
+    summary["min_approximation_gap"] = float(approximation_gap.min())
     summary["refinement_unconverged_fraction"] = float(1.0 - np.mean(per_image["refined_converged"]))
     return summary
 
@@ -250,7 +256,7 @@ def fig_gap_histograms(per_image_by_split):
     for (split, per_image), (approx_ax, amort_ax) in zip(per_image_by_split.items(), axes):
         approx = per_image["log_px"] - per_image["elbo_optimal"]
         amort = per_image["elbo_optimal"] - per_image["elbo_amortized"]
-        wrong = per_image["elbo_optimal"] - per_image["elbo_refined"] > WRONG_BASIN_NATS
+        wrong = in_wrong_basin(per_image)
         approx_ax.hist(approx, bins=60, color="C0")
         approx_ax.set(xlabel="approximation gap log p(x) - ELBO(q*) (nats)", ylabel=f"{split} images",
                       title=f"{split}: mean {approx.mean():.3f} nats")
@@ -304,7 +310,7 @@ def fig_worst_amortization(dec_params, x, per_image, num_shown=4, num_points=101
     if there are fewer).
     """
     amort = per_image["elbo_optimal"] - per_image["elbo_amortized"]
-    wrong = np.flatnonzero(per_image["elbo_optimal"] - per_image["elbo_refined"] > WRONG_BASIN_NATS)
+    wrong = np.flatnonzero(in_wrong_basin(per_image))
     by_gap = np.argsort(-amort)
     shown = list(by_gap[:num_shown - num_shown // 2])
     shown += [n for n in wrong[np.argsort(-amort[wrong])] if n not in shown][:num_shown - len(shown)]
