@@ -82,3 +82,12 @@ def test_description_follows_the_numbers(tiny_study):
     assert "stay within 3 standard errors" in said_together and "no test image is in a wrong basin" in said_together
     assert "first exceeds the training one by more than 3 standard errors at epoch 50" in said_apart
     assert f"{summary['approximation_gap']:.3f}" in said_together
+
+
+def test_given_encoder_iwae_bounds_are_used_and_set_the_ks(tiny_vae):
+    enc_params, dec_params, x = tiny_vae
+    given = {1: -np.arange(40.0), 7: -np.ones(40)}  # e.g. part 3's, on at least iwae_images images
+    summary = inference_gap_study(enc_params, dec_params, x, np.random.default_rng(0), num_steps=50,
+                                  iwae_images=10, convergence_images=0, iwae_encoder=given)["summary"]["iwae"]
+    assert summary["encoder"][1] == [-4.5, float(np.std(np.arange(10.0), ddof=1) / np.sqrt(10))]
+    assert summary["encoder"][7] == [-1.0, 0.0] and set(summary["optimal"]) == {1, 7}

@@ -263,8 +263,10 @@ def test_study_on_the_tiny_model_follows_the_convention():
     x = (np.random.default_rng(6).random((30, 6)) < 0.5).astype(np.float64)
     study = marginal_likelihood_study(enc, dec, x, np.random.default_rng(0), elbo_samples=5,
                                       iwae_ks=(1, 10), iwae_images=10)
-    assert set(study) == {"summary", "log_px", "elbo", "elbo_se"}
+    assert set(study) == {"summary", "log_px", "elbo", "elbo_se", "iwae"}
     assert all(study[key].shape == (30,) for key in ("log_px", "elbo", "elbo_se"))
+    assert set(study["iwae"]) == {1, 10} and all(b.shape == (10,) for b in study["iwae"].values())
+    assert study["summary"]["iwae"] == {k: float(b.mean()) for k, b in study["iwae"].items()}
     summary = study["summary"]
     json.dumps(summary, allow_nan=False)
     for key in ("log_px", "elbo", "elbo_se", "gap", "min_gap_in_se", "max_edge_mass", "iwae_images",
