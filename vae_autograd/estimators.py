@@ -528,7 +528,7 @@ def fig_gradient_histograms(focus_estimates, exact):
         ax.set_title(f"{estimator_label(name)}: mean {np.mean(values):.3g}, std {stds[name]:.3g}"
                      + (f", {100 * outside:.1f}% beyond the x-range" if outside > 0 else "")
                      + (" (a spike at this scale: inset)" if name in narrow else ""),
-                     fontsize=9)
+                     fontsize=8)
         if name in narrow:
             inset = ax.inset_axes([0.64, 0.22, 0.34, 0.68])
             inset.hist(values, bins=np.linspace(*zoom, 61), color="C2")

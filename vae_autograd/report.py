@@ -54,8 +54,9 @@ CAPTIONS = {
     "gradient_histograms": "**7 Gradient estimators.** Histograms of single-draw estimates of "
     "d ELBO / d mu_1 for test image 0, by the score-function (REINFORCE) estimator, the same with a "
     "leave-one-out baseline within K draws (each draw's baseline is the mean log weight of the other "
-    "K - 1 draws of its group) for each K, and the reparameterization estimator, on one x-range; the "
-    "red line is the exact gradient from quadrature. How typical image 0 is: see Gradient estimators.",
+    "K - 1 draws of its group) for each K, and the reparameterization estimator, on one x-range (an "
+    "inset zooms in where a histogram is a spike at that scale); the red line is the exact gradient "
+    "from quadrature. How typical image 0 is: see Gradient estimators.",
     "inference_gaps": "**8 The two gaps per image.** Left: the approximation gap log p(x) - ELBO(q*); right: "
     "the amortization gap ELBO(q*) - ELBO(q(z|x)), split by whether refinement from q(z|x) reaches q* (red: "
     "a wrong basin), for the test set (top) and the training images (bottom).",
