@@ -14,62 +14,38 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_autograd.data import (
-    DataError,
-    OutputError,
-    atomic_write,
-    check_writable_file,
-    check_writable_folder,
-    load_binarized_mnist,
-    replace_folder,
-)
-from vae_autograd.estimators import fig_gradient_histograms, gradient_estimator_study
-from vae_autograd.inference_gaps import (
-    fig_gap_histograms,
-    fig_gaps_over_training,
-    fig_worst_amortization,
-    gap_summary,
-    inference_gap_study,
-)
-from vae_autograd.integrate import fig_log_px_vs_elbo, marginal_likelihood_study
-from vae_autograd.latent_classes import (
-    choose_faithful_pairs,
+from vae_autograd.figures.digits import (
     fig_confusion,
-    knn_classify,
-    latent_class_study,
-    path_classes,
-)
-from vae_autograd.posterior import posterior_study
-from vae_autograd.posterior_figures import (
-    fig_svi_posterior,
-    fig_svi_prediction,
-    fig_top_half_posterior,
-    fig_true_vs_approx_posterior,
-)
-from vae_autograd.report import CAPTIONS, write_report
-from vae_autograd.svi import svi_study
-from vae_autograd.train import (
-    CheckpointError,
-    TrainConfig,
-    TrainingDiverged,
-    add_options,
-    interrupt_on_sigterm,
-    keep_freed_memory,
-    load_params,
-    metadata_mismatch,
-    option_type,
-    run_training,
-)
-from vae_autograd.visualize import (
-    embedding_bounds,
     fig_interpolations,
     fig_latent_embedding,
     fig_latent_lattice,
     fig_prior_samples,
     fig_reconstructions,
-    interpolate_latents,
-    reconstructions,
 )
+from vae_autograd.figures.estimators import fig_gradient_histograms
+from vae_autograd.figures.gaps import fig_gap_histograms, fig_gaps_over_training, fig_worst_amortization
+from vae_autograd.figures.marginal_likelihood import fig_log_px_vs_elbo
+from vae_autograd.figures.posteriors import (
+    fig_svi_posterior,
+    fig_svi_prediction,
+    fig_top_half_posterior,
+    fig_true_vs_approx_posterior,
+)
+from vae_autograd.io.files import OutputError, atomic_write, check_writable_file, check_writable_folder, replace_folder
+from vae_autograd.io.mnist import DataError, load_binarized_mnist
+from vae_autograd.io.process import interrupt_on_sigterm, keep_freed_memory
+from vae_autograd.report.page import CAPTIONS, write_report
+from vae_autograd.study.decodings import embedding_bounds, interpolate_latents, reconstructions
+from vae_autograd.study.estimator_study import gradient_estimator_study
+from vae_autograd.study.inference_gaps import gap_summary, inference_gap_study
+from vae_autograd.study.latent_classes import choose_faithful_pairs, knn_classify, latent_class_study, path_classes
+from vae_autograd.study.marginal_likelihood import marginal_likelihood_study
+from vae_autograd.study.posterior import posterior_study
+from vae_autograd.study.svi import svi_study
+from vae_autograd.train.checkpoints import CheckpointError, load_params, metadata_mismatch
+from vae_autograd.train.command import run_training
+from vae_autograd.train.loop import TrainingDiverged
+from vae_autograd.train.options import TrainConfig, add_options, option_type
 
 # How much of each part runs: the full study, and --quick (checks the pipeline, not the science).
 SIZES = {

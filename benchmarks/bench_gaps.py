@@ -22,14 +22,15 @@ import time
 
 import numpy as np
 
-from vae_autograd.data import load_binarized_mnist
-from vae_autograd.distributions import softplus
-from vae_autograd.estimators import quadrature_elbo
-from vae_autograd.gaussian_fit import decoder_target, gaussian_elbo
-from vae_autograd.inference_gaps import inference_gap_study
-from vae_autograd.integrate import log_marginal_likelihood
-from vae_autograd.model import decoder
-from vae_autograd.train import keep_freed_memory, load_params
+from vae_autograd.core.logspace import softplus
+from vae_autograd.core.model import decoder
+from vae_autograd.io.mnist import load_binarized_mnist
+from vae_autograd.io.process import keep_freed_memory
+from vae_autograd.study.estimators import quadrature_elbo
+from vae_autograd.study.inference_gaps import inference_gap_study
+from vae_autograd.study.marginal_likelihood import log_marginal_likelihood
+from vae_autograd.study.windows import decoder_target, gaussian_elbo
+from vae_autograd.train.checkpoints import load_params
 
 
 def monte_carlo_elbo(dec_params, x, mean, log_std, rng, num_samples=10000, per_block=200000):

@@ -38,11 +38,12 @@ import time
 import numpy as np
 from autograd import value_and_grad
 
-from vae_autograd.adam import adam_update, init_adam_state
-from vae_autograd.elbo import elbo
-from vae_autograd.fast_grad import flat_arrays
-from vae_autograd.model import init_vae_params
-from vae_autograd.train import epoch_rng, keep_freed_memory, train
+from vae_autograd.core.adam import adam_update, init_adam_state
+from vae_autograd.core.elbo import elbo
+from vae_autograd.core.fast_grad import flat_arrays
+from vae_autograd.core.model import init_vae_params
+from vae_autograd.io.process import keep_freed_memory
+from vae_autograd.train.loop import epoch_rng, train
 
 NUM_IMAGES = 10_000
 BATCH_SIZE = 100

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae_autograd.data import DataError, find_mnist, load_binarized_mnist
-from vae_autograd.model import init_vae_params
-from vae_autograd.train import keep_freed_memory, train
+from vae_autograd.core.model import init_vae_params
+from vae_autograd.io.mnist import DataError, find_mnist, load_binarized_mnist
+from vae_autograd.io.process import keep_freed_memory
+from vae_autograd.train.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Adam, the one optimizer of the package."""
 import numpy as np
 
-from vae_autograd.adam import adam_update, init_adam_state
+from vae_autograd.core.adam import adam_update, init_adam_state
 
 
 def test_first_step_moves_each_entry_by_lr_against_the_gradient():

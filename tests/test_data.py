@@ -19,22 +19,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vae_autograd import data as vae_data
-from vae_autograd.data import (
+import vae_autograd.io.mnist as vae_data
+from vae_autograd.io.files import OutputError, atomic_write, check_writable_file, replace_folder
+from vae_autograd.io.mnist import (
     NUM_TEST,
     NUM_TRAIN,
     SHA256,
     DataError,
-    OutputError,
-    atomic_write,
-    check_writable_file,
     download_file,
     find_mnist,
     load_binarized_mnist,
-    minibatches,
     read_idx,
-    replace_folder,
 )
+from vae_autograd.train.loop import minibatches
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
@@ -789,7 +786,7 @@ def test_atomic_write_removes_leftovers_of_killed_writers_only(tmp_path):
 def test_killed_writer_leaves_a_part_file_the_next_write_removes(tmp_path):
     target = tmp_path / "vae.npz"
     writer = subprocess.run(
-        [sys.executable, "-c", "import os, sys; from vae_autograd.data import atomic_write; "
+        [sys.executable, "-c", "import os, sys; from vae_autograd.io.files import atomic_write; "
          f"atomic_write({str(target)!r}, lambda f: (f.write(b'half'), f.flush(), os._exit(9)))"],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert writer.returncode == 9 and len(list(tmp_path.glob(".vae.npz.*.part"))) == 1

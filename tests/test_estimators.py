@@ -11,26 +11,28 @@ import pytest
 from autograd import elementwise_grad, grad
 from scipy import stats
 
-from vae_autograd.elbo import joint_log_density, log_q
-from vae_autograd.estimators import (
-    describe_estimators,
-    estimator_names,
+from vae_autograd.core.elbo import joint_log_density, log_q
+from vae_autograd.core.model import encoder, init_vae_params
+from vae_autograd.figures.estimators import fig_gradient_histograms
+from vae_autograd.report.estimators import describe_estimators
+from vae_autograd.study.estimator_study import (
     estimator_table,
-    exact_elbo_and_gradient,
-    fig_gradient_histograms,
     gradient_estimator_study,
-    group_means,
-    log_weights_and_reparam_gradients,
-    quadrature_elbo,
     quartiles,
     ratio_quartiles,
-    score,
-    single_sample_estimates,
     unbiasedness_check,
     variance_per_draw,
     variance_ratios,
 )
-from vae_autograd.model import encoder, init_vae_params
+from vae_autograd.study.estimators import (
+    estimator_names,
+    exact_elbo_and_gradient,
+    group_means,
+    log_weights_and_reparam_gradients,
+    quadrature_elbo,
+    score,
+    single_sample_estimates,
+)
 
 NUM_IMAGES, NUM_ESTIMATES = 5, 10000
 ESTIMATORS = estimator_names()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from autograd import grad, value_and_grad
 
-from vae_autograd.elbo import elbo
-from vae_autograd.fast_grad import flat_arrays, value_and_grad_per_array
-from vae_autograd.model import init_vae_params
+from vae_autograd.core.elbo import elbo
+from vae_autograd.core.fast_grad import flat_arrays, value_and_grad_per_array
+from vae_autograd.core.model import init_vae_params
 
 
 def loss(params, x, rng):

@@ -3,22 +3,19 @@ Gaussians and mixtures, and a tiny VAE."""
 import numpy as np
 import pytest
 
-from vae_autograd.distributions import LOG_2PI
-from vae_autograd.gaussian_fit import (
+from vae_autograd.core.distributions import LOG_2PI
+from vae_autograd.study.gaussian_fit import fit_on_windows, global_fit, posterior_starts, window_serves
+from vae_autograd.study.posterior import log_joint_on_windows
+from vae_autograd.study.windows import (
     decoder_target,
     explicit_target,
-    fit_on_windows,
     gaussian_elbo,
-    global_fit,
     lattice_level,
     level_spacing,
-    posterior_starts,
     window_axes,
     window_elbo,
     window_log_joint,
-    window_serves,
 )
-from vae_autograd.posterior import log_joint_on_windows
 
 
 def gaussian_log_density(z, mean, std, rho=0.0):

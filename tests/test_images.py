@@ -7,14 +7,21 @@ A tiny untrained 784 -> 8 -> 2 model keeps each call to milliseconds.
 import numpy as np
 import pytest
 
-from vae_autograd.elbo import elbo, log_importance_weights
-from vae_autograd.estimators import exact_elbo_and_gradient, gradient_estimator_study, single_sample_estimates
-from vae_autograd.images import check_images
-from vae_autograd.integrate import iwae_bound, log_marginal_likelihood, marginal_likelihood_study
-from vae_autograd.model import encoder, init_vae_params
-from vae_autograd.posterior import log_joint_on_grid, log_likelihood_top, posterior_study, posterior_windows, top_half
-from vae_autograd.svi import svi_study, svi_top_half
-from vae_autograd.visualize import fig_interpolations, fig_latent_embedding, fig_reconstructions
+from vae_autograd.core.elbo import elbo, log_importance_weights
+from vae_autograd.core.images import check_images
+from vae_autograd.core.model import encoder, init_vae_params
+from vae_autograd.figures.digits import fig_interpolations, fig_latent_embedding, fig_reconstructions
+from vae_autograd.study.estimator_study import gradient_estimator_study
+from vae_autograd.study.estimators import exact_elbo_and_gradient, single_sample_estimates
+from vae_autograd.study.marginal_likelihood import iwae_bound, log_marginal_likelihood, marginal_likelihood_study
+from vae_autograd.study.posterior import (
+    log_joint_on_grid,
+    log_likelihood_top,
+    posterior_study,
+    posterior_windows,
+    top_half,
+)
+from vae_autograd.study.svi import svi_study, svi_top_half
 
 ENC, DEC = init_vae_params(np.random.default_rng(0), 784, 8, 2, scale=0.1, dtype=np.float64)
 X = (np.random.default_rng(1).random((3, 784)) < 0.3).astype(np.float32)

@@ -3,13 +3,9 @@ description follows the numbers."""
 import numpy as np
 import pytest
 
-from vae_autograd.inference_gaps import (
-    fig_gap_histograms,
-    fig_gaps_over_training,
-    fig_worst_amortization,
-    inference_gap_study,
-)
-from vae_autograd.integrate import iwae_bound
+from vae_autograd.figures.gaps import fig_gap_histograms, fig_gaps_over_training, fig_worst_amortization
+from vae_autograd.study.inference_gaps import inference_gap_study
+from vae_autograd.study.marginal_likelihood import iwae_bound
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +60,7 @@ def test_figures_draw(tiny_vae, tiny_study):
 
 
 def test_description_follows_the_numbers(tiny_study):
-    from vae_autograd.inference_gaps import describe_inference_gaps, first_epoch_apart
+    from vae_autograd.report.gaps import describe_inference_gaps, first_epoch_apart
 
     summary = tiny_study["summary"]
 

@@ -10,24 +10,25 @@ import scipy.stats
 from autograd import grad
 from autograd.test_util import check_grads
 
-from vae_autograd.elbo import joint_log_density, log_prior
-from vae_autograd.integrate import (
-    coarse_grid_log_marginal_likelihood,
+from vae_autograd.core.elbo import joint_log_density, log_prior
+from vae_autograd.core.logspace import logsumexp
+from vae_autograd.core.model import init_vae_params
+from vae_autograd.figures.marginal_likelihood import fig_log_px_vs_elbo
+from vae_autograd.report.marginal_likelihood import (
     describe_coarse_grid,
     describe_gaps,
     describe_iwae,
     describe_marginal_likelihood,
-    fig_log_px_vs_elbo,
+)
+from vae_autograd.study.grids import latent_grid, log_integrate_grid
+from vae_autograd.study.marginal_likelihood import (
+    coarse_grid_log_marginal_likelihood,
     gap_statistics,
     iwae_bound,
-    latent_grid,
-    log_integrate_grid,
     log_marginal_likelihood,
-    logsumexp,
     marginal_likelihood_study,
     student_t_min_reference,
 )
-from vae_autograd.model import init_vae_params
 
 # ---------------------------------------------------------------- logsumexp
 
@@ -391,7 +392,7 @@ def test_describe_iwae_follows_the_numbers():
 
 
 def test_a_probability_near_one_is_not_rounded_to_certainty():
-    from vae_autograd.integrate import describe_gaps
+    from vae_autograd.report.marginal_likelihood import describe_gaps
     summary = {"num_images": 100, "num_above": 3, "min_gap_in_se": -1.2, "fraction_above": 0.03,
                "elbo_samples": 20, "expected_min_z": -2.7, "min_gap_probability": 0.9997,
                "consistent_with_mc_error": True}

@@ -15,22 +15,8 @@ import scipy.stats
 from autograd import elementwise_grad, grad
 from autograd.test_util import check_grads
 
-from vae_autograd.elbo import (
-    elbo,
-    joint_log_density,
-    log_importance_weights,
-    log_likelihood,
-    log_prior,
-    log_q,
-)
-from vae_autograd.model import (
-    decoder,
-    encoder,
-    init_mlp_params,
-    init_vae_params,
-    mlp,
-    tanh,
-)
+from vae_autograd.core.elbo import elbo, joint_log_density, log_importance_weights, log_likelihood, log_prior, log_q
+from vae_autograd.core.model import decoder, encoder, init_mlp_params, init_vae_params, mlp, tanh
 
 LOG2 = np.log(2.0)
 

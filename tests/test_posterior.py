@@ -12,36 +12,29 @@ import numpy as np
 import pytest
 import scipy.special
 
-from vae_autograd.distributions import bernoulli_log_density, diag_gaussian_log_density
-from vae_autograd.elbo import joint_log_density
-from vae_autograd.estimators import quadrature_elbo
-from vae_autograd.integrate import latent_grid, log_integrate_grid
-from vae_autograd.model import decoder, encoder, init_vae_params
-from vae_autograd.posterior import (
-    bottom_pixel_dependence,
-    count_modes,
-    edge_mass,
-    grid_moments,
-    log_joint_on_grid,
-    log_joint_on_windows,
-    log_likelihood_top,
-    posterior_study,
-    posterior_windows,
-    quadrature_kl,
-    top_half,
-    whole_posterior_windows,
-)
-from vae_autograd.posterior_captions import (
-    describe_factorization,
-    describe_top_half,
-    describe_true_vs_approx,
-)
-from vae_autograd.posterior_figures import (
+from vae_autograd.core.distributions import bernoulli_log_density, diag_gaussian_log_density
+from vae_autograd.core.elbo import joint_log_density
+from vae_autograd.core.model import decoder, encoder, init_vae_params
+from vae_autograd.figures.posteriors import (
     fig_top_half_posterior,
     fig_true_vs_approx_posterior,
     hdr_log_levels,
     kl_titles,
     top_half_titles,
+)
+from vae_autograd.report.posteriors import describe_factorization, describe_top_half, describe_true_vs_approx
+from vae_autograd.study.estimators import quadrature_elbo
+from vae_autograd.study.grids import edge_mass, grid_moments, latent_grid, log_integrate_grid, quadrature_kl
+from vae_autograd.study.posterior import (
+    bottom_pixel_dependence,
+    count_modes,
+    log_joint_on_grid,
+    log_joint_on_windows,
+    log_likelihood_top,
+    posterior_study,
+    posterior_windows,
+    top_half,
+    whole_posterior_windows,
 )
 
 
@@ -387,7 +380,7 @@ def test_describe_factorization_states_the_largest_correlation():
 
 
 def test_connected_pieces_joins_diagonal_neighbours_and_separates_gaps():
-    from vae_autograd.posterior import connected_pieces
+    from vae_autograd.study.posterior import connected_pieces
     mask = np.array([[1, 0, 0, 0, 1],
                      [0, 1, 0, 0, 1],
                      [0, 0, 0, 0, 0],

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vae_autograd.model import init_vae_params
-from vae_autograd.train import TrainConfig, save_params
+from vae_autograd.core.model import init_vae_params
+from vae_autograd.train.checkpoints import save_params
+from vae_autograd.train.options import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +36,7 @@ def test_python_usage_example_runs_as_written(tmp_path, monkeypatch, mnist_dir, 
 def test_readme_results_are_those_of_the_committed_results_json():
     import json
 
-    from vae_autograd.report import readme_results
+    from vae_autograd.report.page import readme_results
 
     results = json.loads((REPO / "figures" / "results.json").read_text())
     text = (REPO / "README.md").read_text()
@@ -47,7 +48,7 @@ def test_readme_results_are_those_of_the_committed_results_json():
 def test_committed_report_is_the_one_its_results_make():
     import json
 
-    from vae_autograd.report import report_text
+    from vae_autograd.report.page import report_text
 
     results = json.loads((REPO / "figures" / "results.json").read_text())
     assert (REPO / "figures" / "report.md").read_text() == report_text(results)

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error
 
-from vae_autograd.model import init_vae_params
-from vae_autograd.report import CAPTIONS
-from vae_autograd.train import TrainConfig, load_params, save_params
+from vae_autograd.core.model import init_vae_params
+from vae_autograd.report.page import CAPTIONS
+from vae_autograd.train.checkpoints import load_params, save_params
+from vae_autograd.train.options import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 FIGURES = list(CAPTIONS)

@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 from autograd import make_vjp
 
-from vae_autograd.adam import adam_update, init_adam_state
-from vae_autograd.distributions import diag_gaussian_log_density
-from vae_autograd.integrate import log_integrate_grid, logsumexp
-from vae_autograd.model import decoder, init_vae_params
-from vae_autograd.posterior import grid_moments, quadrature_kl, top_half, whole_posterior_windows
-from vae_autograd.posterior_captions import describe_svi
-from vae_autograd.posterior_figures import fig_svi_posterior, fig_svi_prediction, svi_titles
-from vae_autograd.svi import convergence_report, svi_log_weights, svi_study, svi_top_half
+from vae_autograd.core.adam import adam_update, init_adam_state
+from vae_autograd.core.distributions import diag_gaussian_log_density
+from vae_autograd.core.logspace import logsumexp
+from vae_autograd.core.model import decoder, init_vae_params
+from vae_autograd.figures.posteriors import fig_svi_posterior, fig_svi_prediction, svi_titles
+from vae_autograd.report.posteriors import describe_svi
+from vae_autograd.study.grids import grid_moments, log_integrate_grid, quadrature_kl
+from vae_autograd.study.posterior import top_half, whole_posterior_windows
+from vae_autograd.study.svi import convergence_report, svi_log_weights, svi_study, svi_top_half
 
 
 @pytest.fixture(scope="module")

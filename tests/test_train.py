@@ -9,22 +9,15 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error
 
-import vae_autograd.train as training
-from vae_autograd.adam import init_adam_state
-from vae_autograd.elbo import elbo
-from vae_autograd.fast_grad import flat_arrays
-from vae_autograd.model import init_vae_params
-from vae_autograd.train import (
-    CheckpointError,
-    ConfigError,
-    TrainConfig,
-    TrainingDiverged,
-    evaluate_elbo,
-    load_params,
-    run_training,
-    save_params,
-    train,
-)
+import vae_autograd.train.loop as training
+from vae_autograd.core.adam import init_adam_state
+from vae_autograd.core.elbo import elbo
+from vae_autograd.core.fast_grad import flat_arrays
+from vae_autograd.core.model import init_vae_params
+from vae_autograd.train.checkpoints import CheckpointError, load_params, save_params
+from vae_autograd.train.command import run_training
+from vae_autograd.train.loop import TrainingDiverged, evaluate_elbo, train
+from vae_autograd.train.options import ConfigError, TrainConfig
 
 META = {"data_dim": 784, "hidden_dim": 20, "latent_dim": 2, "seed": 0}
 

@@ -9,9 +9,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import shutil
-import signal
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -19,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
+
 DEFAULT_DATA_DIR = Path("data") / "mnist"
+
 
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -27,21 +27,20 @@ MIRRORS = (
     "http://yann.lecun.com/exdb/mnist/",
 )
 
+
 SHA256 = {
     "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
     "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
     "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
+
+
 NUM_TRAIN, NUM_TEST = 60000, 10000
 
 
 class DataError(Exception):
     """A data problem the user can fix; the message says how."""
-
-
-class OutputError(Exception):
-    """An output path that cannot be written; the message says why and what to do."""
 
 
 def sha256_of(path):
@@ -50,135 +49,6 @@ def sha256_of(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def writer_is_gone(temporary, target):
-    """Whether temporary (a sibling named .{target name}.{pid}.*) was made by a process now gone.
-
-    The pid in the name is what makes a leftover of a killed writer decidable; a live pid,
-    even a reused one, keeps the file (removing too little is safe, too much is not).
-    """
-    prefix = f".{target.name}."
-    if not temporary.name.startswith(prefix):
-        return False
-    pid = temporary.name[len(prefix):].split(".")[0]
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # PermissionError: alive, but another user's
-        pass
-    return False
-
-
-def remove_stale_temporaries(target):
-    """Remove temporary files and folders beside target left by writers killed mid-write."""
-    target = Path(target)
-    if not target.parent.is_dir():
-        return
-    for entry in target.parent.glob(f".{target.name}.*"):
-        if writer_is_gone(entry, target):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-
-
-def atomic_write(path, write):
-    """Call write(file) on a temporary file beside path, then rename it over path.
-
-    If write raises, the temporary file is removed and path is untouched: a half-written
-    or unverified file never replaces a good one. The temporary's name carries this
-    process's pid, so leftovers of a killed writer are removed by the next write.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; give the usual mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def replace_folder(folder, write):
-    """Call write(staging) to fill a new folder beside folder, then swap it in for folder.
-
-    The old folder is renamed aside, the new one renamed in, and the old one deleted, with
-    Ctrl-C and SIGTERM held off for the two renames: folder always holds one whole set of
-    files, the old or the new, never a mix. If write raises, folder is untouched.
-    """
-    folder = Path(folder).absolute()  # "." has no name to build the staging folder's from
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(folder)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.{os.getpid()}.", suffix=".new"))
-    aside = staging.with_suffix(".old")
-    try:
-        write(staging)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes it private; give the usual mode
-        # Query the mask first: blocking runs any handler already due, and a KeyboardInterrupt
-        # raised there must still find the mask restored and nothing renamed.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-        try:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-            if folder.exists():
-                os.rename(folder, aside)
-            try:
-                os.rename(staging, folder)
-            except OSError:
-                if aside.exists():
-                    os.rename(aside, folder)
-                raise
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-    finally:
-        for leftover in (staging, aside):
-            if leftover.exists():
-                shutil.rmtree(leftover)
-
-
-def check_writable_file(path, option):
-    """Raise OutputError unless path can be written as a file (by atomic_write), before any work.
-
-    option names the setting that gave the path, for the message (e.g. "--out").
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{option} {path} is a folder; name a file inside it instead")
-    check_writable_folder(path.parent, option)
-
-
-def check_writable_folder(folder, option):
-    """Raise OutputError unless a file can be created in folder (made if missing).
-
-    Tries to create and remove a file in the nearest existing ancestor: permission bits
-    alone do not tell (read-only mounts, ACLs).
-    """
-    folder = Path(folder)
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutputError(f"{option}: {existing} is a file, not a folder; choose a path in a folder")
-    try:
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=f".write-check.{os.getpid()}.")
-        os.close(fd)
-        os.remove(probe)
-    except OSError as err:
-        raise OutputError(f"{option}: cannot write in {existing} ({err.strerror}); "
-                          "choose a writable folder") from None
 
 
 def download_file(name, dest_dir, mirrors=MIRRORS, timeout=30):
@@ -291,10 +161,3 @@ def load_binarized_mnist(train_size=10000, test_size=10000, data_dir=None, mirro
             labels("train-labels-idx1-ubyte.gz", train_size),
             images("t10k-images-idx3-ubyte.gz", test_size),
             labels("t10k-labels-idx1-ubyte.gz", test_size))
-
-
-def minibatches(x, batch_size, rng):
-    """Yield x in minibatches of batch_size rows, in an order shuffled by rng (last may be short)."""
-    order = rng.permutation(len(x))
-    for start in range(0, len(x), batch_size):
-        yield x[order[start:start + batch_size]]

@@ -24,12 +24,23 @@ import math
 
 import numpy as np
 
-from .distributions import bernoulli_log_density, sigmoid, softplus
-from .elbo import log_prior
-from .gaussian_fit import best_gaussians, decoder_target
-from .images import SIDE, check_images
-from .integrate import grid_log_likelihood, latent_grid, log_integrate_grid, logsumexp
-from .model import data_dim, decoder, encoder, params_dtype
+from ..core.distributions import bernoulli_log_density
+from ..core.elbo import log_prior
+from ..core.images import SIDE, check_images
+from ..core.logspace import logsumexp, sigmoid, softplus
+from ..core.model import data_dim, decoder, encoder, params_dtype
+from .gaussian_fit import best_gaussians
+from .grids import (
+    covering_grids,
+    edge_mass,
+    grid_log_likelihood,
+    grid_moments,
+    hdr_mask,
+    latent_grid,
+    log_integrate_grid,
+    square_windows,
+)
+from .windows import decoder_target
 
 TOP_ROWS = SIDE // 2
 
@@ -48,8 +59,6 @@ def log_likelihood_top(dec_params, x_top, z):
     x_top = check_images(x_top, data_dim(dec_params) // 2, "x_top")
     return bernoulli_log_density(x_top, decoder(dec_params, z)[..., :x_top.shape[-1]])
 
-
-# ---------------------------------------------------------------- quadrature on grids
 
 def log_joint_on_grid(dec_params, x, z_grid):
     """log p(x, z) for images x (N, P) at all points of a shared grid z_grid (G, 2) -> (N, G).
@@ -80,27 +89,6 @@ def log_joint_on_windows(dec_params, x, z_grids):
     return (log_lik + log_prior(z_grids)).astype(np.float64)
 
 
-def grid_moments(z_grid, log_f):
-    """Mean and std (..., 2) of the density proportional to exp(log_f) (..., G) on z_grid (..., G, 2)."""
-    weights = np.exp(log_f - logsumexp(log_f, axis=-1, keepdims=True))[..., None]
-    mean = np.sum(weights * z_grid, axis=-2)
-    var = np.sum(weights * (z_grid - mean[..., None, :])**2, axis=-2)
-    return mean, np.sqrt(var)
-
-
-def covering_grids(means, stds, num_points, num_stds):
-    """Square grids (N, num_points**2, 2) and spacings (N,) covering mean +- num_stds * std.
-
-    means, stds: (N, M, 2), M Gaussians per grid. Square so contours keep their shape.
-    """
-    low = np.min(means - num_stds * stds, axis=1)
-    high = np.max(means + num_stds * stds, axis=1)
-    center, half_width = (low + high) / 2, np.max(high - low, axis=1) / 2
-    dz = 2 * half_width / (num_points - 1)
-    unit_grid, _ = latent_grid(-1.0, 1.0, 2.0 / (num_points - 1))
-    return center[:, None, :] + half_width[:, None, None] * unit_grid, dz
-
-
 def posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_points=101,
                       num_stds=5.0, bound=5.0, coarse_spacing=0.125):
     """Square grids fitted to each image's true posterior p(z|x), and log p(x, z) on them.
@@ -125,30 +113,6 @@ def posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_poin
         log_joint = log_joint_on_windows(dec_params, x, z_grids)
         mean, std = grid_moments(z_grids, log_joint)
     return z_grids, spacing, log_joint
-
-
-def quadrature_kl(log_q, log_p, dz):
-    """KL(q || p) = sum q (log q - log p) dz^2 for normalized log-densities (N, G) on windows."""
-    return np.sum(np.exp(log_q) * (log_q - log_p), axis=-1) * dz**2
-
-
-# ---------------------------------------------------------------- windows holding the whole posterior
-
-def edge_mass(log_f, num_points):
-    """Share of the mass of exp(log_f) (N, K*K) on each square window's outermost ring of points (N,).
-
-    A posterior cut off by its window leaves a visible share there; one the window holds
-    whole leaves only its far tail (~1e-6 for a Gaussian at 5 stds).
-    """
-    on_edge = np.ones((num_points, num_points), bool)
-    on_edge[1:-1, 1:-1] = False
-    return np.exp(logsumexp(log_f[:, on_edge.ravel()], axis=-1) - logsumexp(log_f, axis=-1))
-
-
-def square_windows(centers, half_widths, num_points):
-    """Square grids (N, num_points**2, 2) centred at centers (N, 2), half_widths (N,); and spacings (N,)."""
-    unit_grid, _ = latent_grid(-1.0, 1.0, 2.0 / (num_points - 1))
-    return centers[:, None, :] + half_widths[:, None, None] * unit_grid, 2 * half_widths / (num_points - 1)
 
 
 def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_points=101, num_stds=4.0,
@@ -189,17 +153,6 @@ def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, nu
                      - logsumexp(coarse_log_joint, axis=-1))
     return (z_grids, dz, log_joint), {"edge_mass": edge_mass(log_joint, num_points),
                                       "mass_outside_window": outside}
-
-
-# ---------------------------------------------------------------- modes on a grid
-
-def hdr_mask(log_density, mass):
-    """The grid points (G,) -> bool (G,) of the highest-density region holding mass of exp(log_density)."""
-    order = np.argsort(log_density)[::-1]
-    cumulative = np.cumsum(np.exp(log_density[order] - logsumexp(log_density)))
-    mask = np.zeros(len(log_density), bool)
-    mask[order[:np.searchsorted(cumulative, mass) + 1]] = True
-    return mask
 
 
 def count_modes(log_density, num_points, mass=0.99, min_share=0.01):
@@ -243,8 +196,6 @@ def connected_pieces(mask):
         labels = grown
 
 
-# ---------------------------------------------------------------- p(x_bottom | x_top)
-
 def bottom_pixel_dependence(dec_params, windows, min_marginal=0.01):
     """How far p(x_bottom | x_top) is from a product over the bottom pixels, per image.
 
@@ -286,8 +237,6 @@ def bottom_pixel_dependence(dec_params, windows, min_marginal=0.01):
         out.append(record)
     return out
 
-
-# ---------------------------------------------------------------- the study (6.1, 6.2, the answer to (b))
 
 def normalized(windows):
     """log p(z|x) (N, G) on the windows (z_grids, dz, log_joint) of posterior_windows."""

@@ -13,11 +13,11 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .distributions import diag_gaussian_log_density, sample_diag_gaussian, sigmoid
-from .images import SIDE
-from .integrate import logsumexp
-from .model import decoder
-from .posterior import TOP_ROWS, normalized, top_half
+from ..core.distributions import diag_gaussian_log_density, sample_diag_gaussian
+from ..core.images import SIDE
+from ..core.logspace import logsumexp, sigmoid
+from ..core.model import decoder
+from ..study.posterior import TOP_ROWS, normalized, top_half
 
 MASSES = (0.5, 0.9, 0.99)  # contour levels: highest-density regions holding these masses
 

@@ -12,16 +12,13 @@ Everything is plain NumPy, vectorized over images and blocked over queries so th
 distance matrix of 10,000 x 10,000 embeddings never exists at once.
 """
 import numpy as np
-from matplotlib.figure import Figure
 
-from .model import encoder
+from ..core.model import encoder
 
 # Each block of queries holds at most this many query-train distances; the block's
 # float64 distances and the per-row work arrays stay around 100 MB in total.
 MAX_BLOCK_DISTANCES = 2_000_000
 
-
-# ---------------------------------------------------------------- k-nearest-neighbour votes
 
 def check_embeddings(name, z, dim=None):
     z = np.asarray(z, dtype=np.float64)
@@ -112,8 +109,6 @@ def knn_classify(train_z, train_labels, query_z, k=15, max_block_distances=MAX_B
     return vote(train_labels[indices])
 
 
-# ---------------------------------------------------------------- confusion
-
 def confusion_table(true, predicted, num_classes=10):
     """Counts (C, C): row t, column p = images of class t labelled p. true, predicted (M,) in [0, C)."""
     # int64, so that true * num_classes cannot overflow a small label dtype such as uint8
@@ -154,8 +149,6 @@ def confused_pairs(table, min_share=0.05):
              "a_as_b": int(table[a[i], b[i]]), "b_as_a": int(table[b[i], a[i]])}
             for i in order if share[i] >= min_share and swapped[i] > 0]
 
-
-# ---------------------------------------------------------------- clusters within a class
 
 def connected_components(num_nodes, edges_from, edges_to):
     """Component id (num_nodes,) of an undirected graph: the smallest node index in each component.
@@ -249,14 +242,6 @@ def class_clusters(z, labels, k=15, sparse_share=0.1, gap_factor=3.0, min_cluste
     return results
 
 
-# ---------------------------------------------------------------- interpolation end points
-
-def endpoint_classes(train_z, train_labels, z_a, z_b, k=15):
-    """k-NN classes (P,), (P,) of the interpolation end points z_a, z_b (P, D): the digit each end decodes near."""
-    predicted = knn_classify(train_z, train_labels, np.concatenate([z_a, z_b]), k)
-    return predicted[:len(z_a)], predicted[len(z_a):]
-
-
 def choose_faithful_pairs(labels, predicted, rng, num_pairs=3, agreement=None, min_agreement=0.8):
     """Random image pairs of different classes whose k-NN classes equal their labels.
 
@@ -294,18 +279,6 @@ def path_classes(train_z, train_labels, z_path, k=15):
     flat = knn_classify(train_z, train_labels, z_path.reshape(-1, z_path.shape[-1]), k)
     return flat.reshape(z_path.shape[:2])
 
-
-def describe_paths(classes):
-    """One sentence listing the classes each path (row of classes (P, S)) passes through, in order."""
-    runs = []
-    for row, path in enumerate(np.asarray(classes), start=1):  # a few rows of a figure, not images
-        changes = np.flatnonzero(np.diff(path)) + 1
-        runs.append(" → ".join(str(c) for c in path[np.concatenate([[0], changes])]) + f" (row {row})")
-    listed = runs[0] if len(runs) == 1 else ", ".join(runs[:-1]) + " and " + runs[-1]
-    return f"Along the {'path' if len(runs) == 1 else 'paths'}, the k-NN class runs {listed}."
-
-
-# ---------------------------------------------------------------- the study
 
 def latent_class_study(enc_params, train_x, train_labels, test_x, test_labels, k=15,
                        ks=(1, 5, 15, 50), min_pair_share=0.05, cluster_k=15, sparse_share=0.1,
@@ -350,112 +323,3 @@ def latent_class_study(enc_params, train_x, train_labels, test_x, test_labels, k
     }
     return {"summary": summary, "train_z": train_z, "test_z": test_z, "test_predicted": predicted,
             "test_agreement": agreement}
-
-
-# ---------------------------------------------------------------- captions and the figure
-
-NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
-
-
-def percent(share):
-    return f"{100 * share:.0f}%" if share >= 0.01 else f"{100 * share:.1f}%"
-
-
-def describe_latent_classes(summary, max_pairs=3):
-    """Sentences for the latent-embedding caption (5.1), each claim computed from summary."""
-    accuracy = summary["class_accuracy"]
-    known = [c for c, v in enumerate(accuracy) if v is not None]
-    worst, best = min(known, key=lambda c: accuracy[c]), max(known, key=lambda c: accuracy[c])
-    sentences = [
-        f"A {summary['k']}-nearest-neighbour vote among the {summary['num_train']:,} training "
-        f"embeddings labels {percent(summary['test_accuracy'])} of the {summary['num_test']:,} test "
-        f"images correctly, from {percent(accuracy[worst])} of the {worst}s to "
-        f"{percent(accuracy[best])} of the {best}s."]
-    pairs = summary["confused_pairs"][:max_pairs]
-    if pairs:
-        named = [f"{p['pair'][0]}/{p['pair'][1]} ({percent(p['share'])} of their test images "
-                 "taken for the other)" if i == 0 else f"{p['pair'][0]}/{p['pair'][1]} ({percent(p['share'])})"
-                 for i, p in enumerate(pairs)]
-        listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
-        sentences.append(f"The most confused {'pair is' if len(pairs) == 1 else 'pairs are'} {listed}.")
-    else:
-        sentences.append(f"No pair of classes is mistaken for each other in {percent(summary['min_pair_share'])} "
-                         "or more of its test images.")
-    split = [c for c in summary["clusters"] if c["clusters"] >= 2]
-    for c in split:
-        shares = [percent(share) for share in c["component_shares"]]
-        listed = ", ".join(shares[:-1]) + " and " + shares[-1]
-        sentences.append(f"The {c['class']}s lie in {NUMBER_WORDS.get(c['clusters'], c['clusters'])} "
-                         f"separate clusters, holding {listed} of them.")
-    if not split:
-        sentences.append(f"No class splits into separate clusters each holding "
-                         f"{percent(summary['min_cluster_share'])} or more of its training images.")
-    return " ".join(sentences)
-
-
-def article(number):
-    return "an" if str(number).startswith("8") else "a"
-
-
-def describe_classified(labels, predicted, what, k):
-    """One sentence on whether the k-NN classes of some latent points match their images' labels.
-
-    labels, predicted (P,): the digits of the images and the k-NN classes (vote of k) of
-    their latent points; what names the points, e.g. "sampled z" or "end points". For the
-    reconstruction (4.2) and interpolation (5.3) captions: it names every mismatch.
-    """
-    labels, predicted = np.asarray(labels), np.asarray(predicted)
-    wrong = np.flatnonzero(labels != predicted)
-    total, right = len(labels), len(labels) - len(wrong)
-    by_vote = f"(by a {k}-nearest-neighbour vote)"
-    if not len(wrong):
-        return f"All {total} {what} lie among training embeddings of their own digit {by_vote}."
-    listed = ", ".join(f"{article(labels[i])} {labels[i]} among the {predicted[i]}s" for i in wrong)
-    if right == 0:
-        return f"None of the {total} {what} lies among training embeddings of its own digit {by_vote}: {listed}."
-    return (f"{right} of the {total} {what} {'lies' if right == 1 else 'lie'} among training embeddings "
-            f"of {'its' if right == 1 else 'their'} own digit {by_vote}; "
-            f"{'the other lies' if len(wrong) == 1 else 'the others lie'} elsewhere: {listed}.")
-
-
-def describe_reconstructions(labels, knn_classes, k):
-    """The computed sentence of the reconstruction caption (4.2): labels, knn_classes (P,) of the shown z."""
-    return describe_classified(labels, knn_classes, "sampled z", k)
-
-
-def describe_interpolations(labels_a, labels_b, classes_along, faithful, k):
-    """The computed sentences of the interpolation caption (5.3).
-
-    labels_a, labels_b (P,): the digits of each row's end images; classes_along (P, S):
-    path_classes of each row's path, whose first and last points are z_a and z_b;
-    faithful: the pairs came from choose_faithful_pairs' faithful draw (with its agreement test).
-    """
-    classes_along = np.asarray(classes_along)
-    chosen = (f"The images were drawn among the test images whose latent mean a {k}-nearest-neighbour "
-              "vote labels correctly and clearly. " if faithful else "")
-    ends = describe_classified(np.concatenate([labels_a, labels_b]),
-                               np.concatenate([classes_along[:, 0], classes_along[:, -1]]), "end points", k)
-    return chosen + ends + " " + describe_paths(classes_along)
-
-
-def fig_confusion(summary):
-    """10 x 10 image of the row-normalized confusion table, each cell annotated with its percent."""
-    table = np.asarray(summary["confusion"], dtype=np.float64)
-    totals = table.sum(axis=1, keepdims=True)
-    shares = np.divide(table, totals, out=np.zeros_like(table), where=totals > 0)
-    fig = Figure(figsize=(6.0, 5.4), layout="constrained")
-    ax = fig.add_subplot()
-    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(image, ax=ax, label="share of the true class's test images")
-    for (row, col), share in np.ndenumerate(shares):
-        if table[row, col] > 0:
-            ax.text(col, row, f"{100 * share:.0f}" if share >= 0.005 else "·", ha="center", va="center",
-                    fontsize=7, color="white" if share > 0.5 else "black")
-    classes = range(len(table))
-    ax.set_xticks(classes)
-    ax.set_yticks(classes)
-    ax.set_xlabel("k-NN label in the latent plane")
-    ax.set_ylabel("true digit")
-    ax.set_title(f"{summary['k']}-NN on the means of q(z|x): {percent(summary['test_accuracy'])} "
-                 "correct\n(percent of each row)")
-    return fig

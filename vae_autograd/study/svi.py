@@ -11,13 +11,13 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import make_vjp
 
-from .adam import adam_update, init_adam_state
-from .distributions import diag_gaussian_log_density
-from .elbo import log_prior
-from .images import check_images
-from .integrate import log_integrate_grid
-from .model import data_dim, latent_dim, params_dtype
-from .posterior import grid_moments, log_likelihood_top, quadrature_kl, top_half, whole_posterior_windows
+from ..core.adam import adam_update, init_adam_state
+from ..core.distributions import diag_gaussian_log_density
+from ..core.elbo import log_prior
+from ..core.images import check_images
+from ..core.model import data_dim, latent_dim, params_dtype
+from .grids import grid_moments, log_integrate_grid, quadrature_kl
+from .posterior import log_likelihood_top, top_half, whole_posterior_windows
 
 
 def svi_log_weights(dec_params, x_top, mu, log_std, eps):

@@ -6,20 +6,8 @@ the comparison: when the numbers change, so does what the sentence says.
 """
 import numpy as np
 
-from .images import SIDE
-
-
-def span(values, digits=2):
-    """'a-b' for the smallest and largest of values, or 'a' when they round alike."""
-    low, high = f"{min(values):.{digits}f}", f"{max(values):.{digits}f}"
-    return low if low == high else f"{low}-{high}"
-
-
-def panel_list(indices):
-    """'panel 2' or 'panels 1 and 3' (1-based, as the figure reads left to right)."""
-    names = [str(i + 1) for i in indices]
-    return ("panel " if len(names) == 1 else "panels ") + (
-        names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
+from ..core.images import SIDE
+from .format import panel_list, span
 
 
 def describe_true_vs_approx(summary):

@@ -13,6 +13,7 @@ Why binary: the Bernoulli log-density x log p + (1 - x) log(1 - p) is a log-prob
 only for x in {0, 1}; for grey-level or 0-255 images it returns numbers that look like
 log-likelihoods and are not (positive "nats", for one).
 """
+
 import numpy as np
 
 SIDE = 28  # MNIST images are SIDE x SIDE = 784 pixels, stored row by row
@@ -43,3 +44,26 @@ def check_images(x, num_pixels, what="x"):
                          f"({what} > 0.5).astype(np.float32), or load the data with "
                          "data.load_binarized_mnist")
     return x
+
+
+def to_image(x):
+    """Flat images (..., 784) -> (..., 28, 28), rows of pixels in reading order."""
+    x = np.asarray(x)
+    if x.shape[-1:] != (SIDE * SIDE,):
+        raise ValueError(f"images must have 784 = 28 x 28 pixels on the last axis, got shape "
+                         f"{x.shape}; flatten each image to length 784")
+    return x.reshape(x.shape[:-1] + (SIDE, SIDE))
+
+
+def image_grid(images, rows, cols):
+    """Tile images (N, 784) or (N, 28, 28), N = rows * cols, into one (rows*28, cols*28) array.
+
+    Row-major: image k lands in tile row k // cols, tile column k % cols.
+    """
+    images = np.asarray(images)
+    if images.shape[-2:] != (SIDE, SIDE):
+        images = to_image(images)
+    if images.ndim != 3 or len(images) != rows * cols:
+        raise ValueError(f"need rows * cols = {rows} * {cols} = {rows * cols} images of 28 x 28 "
+                         f"pixels, got an array of shape {images.shape}")
+    return images.reshape(rows, cols, SIDE, SIDE).swapaxes(1, 2).reshape(rows * SIDE, cols * SIDE)

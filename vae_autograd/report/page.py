@@ -3,12 +3,13 @@
 CAPTIONS names every figure of the study, in the report's order: run_all.py draws exactly
 these, and the tests check them by this list.
 """
-from .data import atomic_write
-from .estimators import describe_estimators
-from .inference_gaps import describe_inference_gaps
-from .integrate import describe_marginal_likelihood
+from ..io.files import atomic_write
+from .estimators import describe_estimators, estimator_section
+from .format import table_row, with_se
+from .gaps import describe_inference_gaps, gap_section, iwae_proposal_lines
 from .latent_classes import describe_interpolations, describe_latent_classes, describe_reconstructions
-from .posterior_captions import describe_factorization, describe_svi, describe_top_half, describe_true_vs_approx
+from .marginal_likelihood import describe_marginal_likelihood
+from .posteriors import describe_factorization, describe_svi, describe_top_half, describe_true_vs_approx
 
 CAPTIONS = {
     "prior_samples": "**4.1 Ancestral samples.** Ten z drawn from the prior N(0, I), decoded: the top "
@@ -67,16 +68,6 @@ CAPTIONS = {
     "amortization gaps, with q(z|x), q_refined and q*: the largest overall, then the largest among the images "
     "whose refinement stops in a wrong basin, as far as there are any; each title says which.",
 }
-
-
-def table_row(*cells):
-    """One row of a markdown table."""
-    return "| " + " | ".join(str(cell) for cell in cells) + " |"
-
-
-def with_se(row, key, digits):
-    """row[key] ± row[key + "_se"], both with the given digits."""
-    return f"{row[key]:.{digits}f} ± {row[key + '_se']:.{digits}f}"
 
 
 def write_report(path, results):
@@ -156,79 +147,6 @@ def svi_section(svi):
         lines.append(f"| {n} | {elbo:.3f} ± {se:.3f} | {log_p:.3f} | {kl:.3f} | {kl_elbo:.3f} ± {se:.3f} | "
                      f"{'yes' if ok else 'no'} |")
     return lines + [""]
-
-
-def estimator_section(summary):
-    """Part 7: image 0's table, the variance ratios over the test images, and sentences
-    computed from them (estimators.describe_estimators)."""
-    focus, images, labels = summary["focus"], summary["images"], summary["labels"]
-    lines = ["## Gradient estimators", "",
-             f"{focus['component']}, exact value {focus['exact']:.3f} (quadrature); "
-             f"{focus['num_estimates']} draws for each estimator. An estimate from n draws is the "
-             "mean of n single-draw terms (for a baseline within K, of n / K groups of K); its "
-             "variance per draw is n times its variance, in expectation the same for every n:", "",
-             "| estimator | draws n | mean | std | standard error | bias / SE | variance per draw / reparam |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for row in focus["table"]:
-        lines.append(f"| {labels[row['estimator']]} | {row['draws']} | {row['mean']:.3f} | {row['std']:.3f} | "
-                     f"{row['se']:.3f} | {row['bias_in_se']:+.2f} | "
-                     f"{row['variance_ratio_to_reparameterization']:.3g} |")
-    lines += ["", f"Variance per draw divided by the reparameterization estimator's, over "
-              f"{images['num_images']} test images ({images['estimates_per_image']} draws each): "
-              "median [25%, 75%], smallest.", "",
-              "| estimator | d/d mean_1 | d/d mean (both dimensions) | d/d log_std (both dimensions) |",
-              "| --- | --- | --- | --- |"]
-    for name in summary["estimators"]:
-        if name != "reparameterization":
-            cells = [f"{q['median']:.3g} [{q['q25']:.3g}, {q['q75']:.3g}], {q['min']:.3g}"
-                     for q in (images["variance_ratio"][name][part] for part in ("mean_1", "mean", "log_std"))]
-            lines.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
-    lines.append("")
-    for paragraph in describe_estimators(summary):
-        lines += [paragraph, ""]
-    return lines
-
-
-def iwae_proposal_lines(iwae, intro_end):
-    """Part 8's IWAE table, q(z|x) against q* as the proposal, or nothing without one."""
-    if not iwae:
-        return []
-    ks = list(iwae["optimal"])
-    return ["", f"IWAE bounds on the first {iwae['num_images']} test images (log p(x) = "
-            f"{iwae['log_px']:.3f}){intro_end}:", "",
-            "| proposal | " + " | ".join(f"K = {k}" for k in ks) + " |",
-            "| --- |" + " --- |" * len(ks),
-            "| q(z\\|x) | " + " | ".join(f"{iwae['encoder'][k][0]:.3f}" for k in ks) + " |",
-            "| q* | " + " | ".join(f"{iwae['optimal'][k][0]:.3f}" for k in ks) + " |"]
-
-
-def gap_section(gaps):
-    """Part 8: where the ELBO loses its nats, per set, with q* as a proposal, and along training."""
-    lines = ["## Where the ELBO loses its nats (part 8)", "",
-             "Per image, with exact ELBOs of Gaussians (quadrature, no sampling): q = the encoder's q(z|x), "
-             "q_refined = the local optimum reached from it, q* = the best diagonal Gaussian for the image. "
-             "Means ± standard errors over images, in nats.", "",
-             "| set | images | log p(x) | ELBO(q) | ELBO(q_refined) | ELBO(q*) | approximation gap | "
-             "amortization gap | wrong basin |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for split in ("test", "train"):
-        row = gaps[split]
-        lines.append(table_row(split, row["num_images"], with_se(row, "log_px", 2), with_se(row, "elbo_amortized", 2),
-                               with_se(row, "elbo_refined", 2), with_se(row, "elbo_optimal", 2),
-                               with_se(row, "approximation_gap", 3), with_se(row, "amortization_gap", 2),
-                               f"{row['wrong_basin_fraction']:.1%}"))
-    lines += iwae_proposal_lines(gaps["test"].get("iwae"), "")
-    lines += ["", "Along training (the same random images at every epoch):", "",
-              "| epoch | set | log p(x) | ELBO(q) | approximation gap | amortization gap | wrong basin |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for row in sorted(gaps["over_training"], key=lambda r: (r["epoch"], r["split"])):
-        lines.append(table_row(row["epoch"], row["split"], with_se(row, "log_px", 2), with_se(row, "elbo_amortized", 2),
-                               with_se(row, "approximation_gap", 3), with_se(row, "amortization_gap", 2),
-                               f"{row['wrong_basin_fraction']:.1%}"))
-    lines.append("")
-    for sentence in describe_inference_gaps(gaps):
-        lines += [sentence, ""]
-    return lines
 
 
 def readme_results(results):

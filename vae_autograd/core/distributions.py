@@ -8,28 +8,12 @@ through in one call. Samplers draw only from a ``numpy.random.Generator``'s
 Constants are Python floats on purpose: a NumPy float64 scalar such as
 ``np.log(2 * np.pi)`` would silently upcast float32 arrays to float64.
 """
-import math
-
 import autograd.numpy as anp
-import numpy as np
 from autograd.extend import defvjp, primitive
 
+from .logspace import sigmoid, softplus
+
 LOG_2PI = 1.8378770664093453  # log(2 pi)
-
-
-@primitive
-def softplus(a):
-    """log(1 + exp(a)), exact for any finite a: max(a, 0) + log1p(exp(-|a|))."""
-    return anp.maximum(a, 0.0) + anp.log1p(anp.exp(-anp.abs(a)))
-
-
-# d softplus / da = sigmoid(a) = exp(a - softplus(a)); reusing the answer costs one exp.
-defvjp(softplus, lambda ans, a: lambda g: g * anp.exp(a - ans))
-
-
-def sigmoid(a):
-    """1 / (1 + exp(-a)) without overflow: exp(-softplus(-a))."""
-    return anp.exp(-softplus(-a))
 
 
 @primitive
@@ -120,13 +104,3 @@ def sample_bernoulli(logits, rng):
     logits = anp.asarray(logits)
     u = rng.random(logits.shape, dtype=anp.result_type(logits, anp.float32))
     return (u < sigmoid(logits)).astype(logits.dtype)
-
-
-@primitive
-def erf(x):
-    """The error function, elementwise, to double precision (math.erf); x any shape -> float64."""
-    return np.vectorize(math.erf, otypes=[float])(x)
-
-
-# d erf / dx = 2 / sqrt(pi) exp(-x^2)
-defvjp(erf, lambda ans, x: lambda g: g * 1.1283791670955126 * anp.exp(-anp.square(x)))

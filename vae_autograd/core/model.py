@@ -79,7 +79,6 @@ def decoder(dec_params, z):
     return mlp(dec_params, z)
 
 
-
 def data_dim(dec_params):
     """Pixels per image D: the decoder's output size."""
     return dec_params[-1][0].shape[1]

@@ -1,0 +1,101 @@
+"""Part 8's figures: the two gaps per image, along training, and the worst-amortized posteriors."""
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..study.grids import covering_grids
+from ..study.inference_gaps import in_wrong_basin
+from ..study.posterior import log_joint_on_windows
+from .posteriors import contour_density, show_digit
+
+
+def fig_gap_histograms(per_image_by_split):
+    """Histograms of both gaps per image, one row per split: {split: per_image} -> Figure."""
+    fig = Figure(figsize=(9, 3.2 * len(per_image_by_split)), layout="constrained")
+    axes = fig.subplots(len(per_image_by_split), 2, squeeze=False)
+    for (split, per_image), (approx_ax, amort_ax) in zip(per_image_by_split.items(), axes):
+        approx = per_image["log_px"] - per_image["elbo_optimal"]
+        amort = per_image["elbo_optimal"] - per_image["elbo_amortized"]
+        wrong = in_wrong_basin(per_image)
+        approx_ax.hist(approx, bins=60, color="C0")
+        approx_ax.set(xlabel="approximation gap log p(x) - ELBO(q*) (nats)", ylabel=f"{split} images",
+                      title=f"{split}: mean {approx.mean():.3f} nats")
+        bins = np.histogram_bin_edges(amort, bins=60)
+        amort_ax.hist([amort[~wrong], amort[wrong]], bins=bins, stacked=True, color=["C1", "C3"],
+                      label=["refinement reaches q*", f"wrong basin ({wrong.mean():.1%})"])
+        amort_ax.set(xlabel="amortization gap ELBO(q*) - ELBO(q) (nats)", yscale="log",
+                     title=f"{split}: mean {amort.mean():.2f} nats")
+        amort_ax.legend(fontsize=8)
+    return fig
+
+
+def fig_gaps_over_training(rows, train_curve=None):
+    """log p(x) and ELBO(q(z|x)) against epoch, and what each Gaussian leaves of log p(x).
+
+    rows: list of summary dicts (gap_summary) with "epoch" and "split" added. Right: per
+    image means of log p(x) - ELBO for q(z|x), q_refined and q* (the approximation gap),
+    solid test, dashed train, with standard errors over images. train_curve (E,): the
+    mean minibatch -ELBO of each training epoch, drawn on the left as the training curve.
+    """
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    value_ax, gap_ax = fig.subplots(1, 2)
+    if train_curve is not None:
+        value_ax.plot(np.arange(1, len(train_curve) + 1), -np.asarray(train_curve), color="0.6", lw=1,
+                      label="training curve: minibatch ELBO, 1 sample")
+    for split, style in (("test", "-"), ("train", "--")):
+        mine = sorted((r for r in rows if r["split"] == split), key=lambda r: r["epoch"])
+        if not mine:
+            continue
+        epochs = [r["epoch"] for r in mine]
+        for color, key, label in ((0, "log_px", "log p(x)"), (1, "elbo_amortized", "ELBO(q(z|x))")):
+            value_ax.errorbar(epochs, [r[key] for r in mine], [r[key + "_se"] for r in mine], color=f"C{color}",
+                              ls=style, marker="o", ms=3, label=f"{label}, {split}")
+        for color, key, label in ((1, "total_gap", "q(z|x)"), (2, "gap_after_refinement", "q refined"),
+                                  (3, "approximation_gap", "q*")):
+            gap_ax.errorbar(epochs, [r[key] for r in mine], [r[key + "_se"] for r in mine], color=f"C{color}",
+                            ls=style, marker="o", ms=3, label=f"{label}, {split}")
+    value_ax.set(xscale="log", xlabel="epoch", ylabel="nats per image", title="log p(x) and the encoder's ELBO")
+    gap_ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="log p(x) - ELBO (nats per image)",
+               title="what each Gaussian leaves (solid: test, dashed: train)")
+    value_ax.legend(fontsize=7)
+    gap_ax.legend(fontsize=7)
+    return fig
+
+
+def fig_worst_amortization(dec_params, x, per_image, num_shown=4, num_points=101):
+    """True p(z|x) with q(z|x), q_refined and q* for the images with the largest amortization gaps.
+
+    x (N, 784) and per_image from inference_gap_study; half the panels show the largest
+    gaps overall, half the largest among wrong-basin images (or the next largest overall,
+    if there are fewer).
+    """
+    amort = per_image["elbo_optimal"] - per_image["elbo_amortized"]
+    wrong = np.flatnonzero(in_wrong_basin(per_image))
+    by_gap = np.argsort(-amort)
+    shown = list(by_gap[:num_shown - num_shown // 2])
+    shown += [n for n in wrong[np.argsort(-amort[wrong])] if n not in shown][:num_shown - len(shown)]
+    shown += [n for n in by_gap if n not in shown][:num_shown - len(shown)]  # if wrong basins are few
+    shown = np.array(shown)
+    kinds = [("amortized", "q(z|x)", "C1", "--"), ("refined", "q refined", "C2", ":"), ("optimal", "q*", "C3", "-.")]
+    means = np.stack([per_image["mean_" + k][shown] for k, *_ in kinds], axis=1)
+    stds = np.exp(np.stack([per_image["log_std_" + k][shown] for k, *_ in kinds], axis=1))
+    # The window covers the posterior's mode (at q*) and all three Gaussians.
+    z_grids, dz = covering_grids(means, stds, num_points, 3.0)
+    log_joint = log_joint_on_windows(dec_params, x[shown], z_grids)
+    fig = Figure(figsize=(3.2 * len(shown), 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(shown)))
+    for ax, n, grid, values, k in zip(axes, shown, z_grids, log_joint, range(len(shown))):
+        contour_density(ax, grid, values, "k", "-")
+        for (*_, color, style), m, s in zip(kinds, means[k], stds[k]):
+            log_q = np.sum(-0.5 * ((grid - m) / s)**2 - np.log(s), axis=1)
+            contour_density(ax, grid, log_q, color, style)
+        show_digit(ax.inset_axes([0.0, 0.78, 0.22, 0.22]), x[n])
+        ax.set_aspect("equal")
+        below = per_image["elbo_optimal"][n] - per_image["elbo_refined"][n]
+        ax.set_title(f"image {n}: amortization gap {amort[n]:.1f}\napprox. gap "
+                     f"{per_image['log_px'][n] - per_image['elbo_optimal'][n]:.2f}, refinement gains "
+                     f"{per_image['elbo_refined'][n] - per_image['elbo_amortized'][n]:.1f}\n"
+                     + (f"wrong basin ({below:.1f} below q*)" if n in wrong else "refinement reaches q*"), fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle("true p(z|x) (black) with q(z|x) (orange dashed), q refined (green dotted), q* (red dash-dot);"
+                 "\ncontours hold 50 / 90 / 99% of each density", fontsize=9)
+    return fig

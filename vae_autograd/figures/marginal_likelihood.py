@@ -1,0 +1,38 @@
+"""Part 3's figure: the ELBO of every image against its exact log p(x)."""
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..report.format import _percent
+from ..study.marginal_likelihood import gap_statistics
+
+
+def fig_log_px_vs_elbo(log_px, elbo_per_image, elbo_se, elbo_samples):
+    """Scatter of per-image ELBO against log p(x) (N,), with the line ELBO = log p(x).
+
+    elbo_se (N,), the Monte Carlo standard errors of the elbo_samples-sample ELBOs, give
+    the title: how many images lie above the line and whether Monte Carlo error explains
+    it (gap_statistics).
+    """
+    stats = gap_statistics(log_px, elbo_per_image, elbo_se, elbo_samples)
+    if stats["num_above"] == 0:
+        title = "no image above the line"
+    elif stats["consistent_with_mc_error"]:
+        title = f"{_percent(stats['fraction_above'])} of images above the line, all within Monte Carlo error"
+    else:
+        title = (f"{_percent(stats['fraction_above'])} of images above the line, the lowest "
+                 f"{stats['min_gap_in_se']:.1f} SE: beyond Monte Carlo error")
+    fig = Figure(figsize=(9, 4), layout="constrained")
+    scatter_ax, hist_ax = fig.subplots(1, 2)
+    scatter_ax.scatter(log_px, elbo_per_image, s=2, alpha=0.3)
+    lo, hi = np.min(log_px), np.max(log_px)
+    scatter_ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="ELBO = log p(x)")
+    scatter_ax.set(xlabel="log p(x) by quadrature (nats)", ylabel=f"ELBO, {elbo_samples} samples (nats)")
+    scatter_ax.set_title(title, fontsize=10)
+    scatter_ax.legend(loc="upper left")
+    gap = np.asarray(log_px) - np.asarray(elbo_per_image)
+    hist_ax.hist(gap, bins=60)
+    hist_ax.axvline(np.mean(gap), color="k", ls="--", lw=1, label=f"mean {np.mean(gap):.2f} nats")
+    hist_ax.set(xlabel="log p(x) - ELBO = KL(q(z|x) || p(z|x)) + MC error (nats)", ylabel="images",
+                title="the gap per image")
+    hist_ax.legend()
+    return fig

@@ -1,0 +1,138 @@
+"""Part 8 in words: the gap tables and the sentences computed from them."""
+import math
+
+from ..study.gaussian_fit import (
+    CONVERGED_NATS,
+    MAX_ROUNDS,
+    MODE_GRID_BOUND,
+    MODE_GRID_SPACING,
+    MODE_WITHIN_NATS,
+    NUM_MODES,
+)
+from ..study.inference_gaps import WRONG_BASIN_NATS
+from .format import table_row, with_se
+
+
+def iwae_proposal_lines(iwae, intro_end):
+    """Part 8's IWAE table, q(z|x) against q* as the proposal, or nothing without one."""
+    if not iwae:
+        return []
+    ks = list(iwae["optimal"])
+    return ["", f"IWAE bounds on the first {iwae['num_images']} test images (log p(x) = "
+            f"{iwae['log_px']:.3f}){intro_end}:", "",
+            "| proposal | " + " | ".join(f"K = {k}" for k in ks) + " |",
+            "| --- |" + " --- |" * len(ks),
+            "| q(z\\|x) | " + " | ".join(f"{iwae['encoder'][k][0]:.3f}" for k in ks) + " |",
+            "| q* | " + " | ".join(f"{iwae['optimal'][k][0]:.3f}" for k in ks) + " |"]
+
+
+def gap_section(gaps):
+    """Part 8: where the ELBO loses its nats, per set, with q* as a proposal, and along training."""
+    lines = ["## Where the ELBO loses its nats (part 8)", "",
+             "Per image, with exact ELBOs of Gaussians (quadrature, no sampling): q = the encoder's q(z|x), "
+             "q_refined = the local optimum reached from it, q* = the best diagonal Gaussian for the image. "
+             "Means ± standard errors over images, in nats.", "",
+             "| set | images | log p(x) | ELBO(q) | ELBO(q_refined) | ELBO(q*) | approximation gap | "
+             "amortization gap | wrong basin |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for split in ("test", "train"):
+        row = gaps[split]
+        lines.append(table_row(split, row["num_images"], with_se(row, "log_px", 2), with_se(row, "elbo_amortized", 2),
+                               with_se(row, "elbo_refined", 2), with_se(row, "elbo_optimal", 2),
+                               with_se(row, "approximation_gap", 3), with_se(row, "amortization_gap", 2),
+                               f"{row['wrong_basin_fraction']:.1%}"))
+    lines += iwae_proposal_lines(gaps["test"].get("iwae"), "")
+    lines += ["", "Along training (the same random images at every epoch):", "",
+              "| epoch | set | log p(x) | ELBO(q) | approximation gap | amortization gap | wrong basin |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in sorted(gaps["over_training"], key=lambda r: (r["epoch"], r["split"])):
+        lines.append(table_row(row["epoch"], row["split"], with_se(row, "log_px", 2), with_se(row, "elbo_amortized", 2),
+                               with_se(row, "approximation_gap", 3), with_se(row, "amortization_gap", 2),
+                               f"{row['wrong_basin_fraction']:.1%}"))
+    lines.append("")
+    for sentence in describe_inference_gaps(gaps):
+        lines += [sentence, ""]
+    return lines
+
+
+def first_epoch_apart(rows, key, num_se=3.0):
+    """The first epoch at which the test mean of key exceeds the train mean by more than num_se
+    combined standard errors, or None. rows: summaries with "epoch" and "split"."""
+    by_epoch = {}
+    for row in rows:
+        by_epoch.setdefault(row["epoch"], {})[row["split"]] = row
+    for epoch in sorted(by_epoch):
+        pair = by_epoch[epoch]
+        if "test" in pair and "train" in pair:
+            difference = pair["test"][key] - pair["train"][key]
+            if difference > num_se * math.hypot(pair["test"][key + "_se"], pair["train"][key + "_se"]):
+                return epoch
+    return None
+
+
+def describe_inference_gaps(gaps):
+    """Sentences for the report from inference_gaps' results: only what the numbers show."""
+    test, train, rows = gaps["test"], gaps["train"], gaps["over_training"]
+    sentences = [
+        f"Of the test set's gap log p(x) - ELBO(q) = {test['total_gap']:.2f} nats per image, "
+        f"{test['approximation_gap']:.3f} ± {test['approximation_gap_se']:.3f} is the approximation gap (what "
+        f"the best diagonal Gaussian for each image still misses) and {test['amortization_gap']:.2f} ± "
+        f"{test['amortization_gap_se']:.2f} the amortization gap (what the shared encoder misses); on the "
+        f"{train['num_images']} training images {train['approximation_gap']:.3f} and "
+        f"{train['amortization_gap']:.2f}.",
+        f"Refining the encoder's q by Adam on each image's ELBO until a further fit gains less than "
+        f"{CONVERGED_NATS} nats gains {test['refinement_gain']:.2f} nats on test and "
+        f"{train['refinement_gain']:.2f} on train"
+        + (f" ({test['refinement_unconverged_fraction']:.1%} of test and "
+           f"{train['refinement_unconverged_fraction']:.1%} of training images were still rising after "
+           f"{MAX_ROUNDS} rounds)"
+           if max(test["refinement_unconverged_fraction"], train["refinement_unconverged_fraction"]) > 0 else "")
+        + f", but in {test['wrong_basin_fraction']:.1%} "
+        f"of test images ({train['wrong_basin_fraction']:.1%} of training images) it stops more than "
+        f"{WRONG_BASIN_NATS} nats below q*, in another local optimum (a wrong basin; on average "
+        f"{test['refined_below_optimal_in_wrong_basins']:.1f} nats below on test); these images hold "
+        f"{test['wrong_basin_share_of_gap']:.0%} of the test gap. Taking the refined q as if it were the best "
+        f"Gaussian would put the approximation gap at {test['gap_after_refinement']:.2f} nats instead of "
+        f"{test['approximation_gap']:.3f}.",
+    ]
+    check = test.get("convergence")
+    if check:
+        converged = check["another_start"] < 0.02 and abs(check["more_iterations"]) < 0.02
+        sentences.append(
+            f"q* is the best of q_refined and the fits started at the posterior's {NUM_MODES} highest local maxima "
+            f"on a {MODE_GRID_SPACING} grid over [-{MODE_GRID_BOUND:g}, {MODE_GRID_BOUND:g}]^2 (those within "
+            f"{MODE_WITHIN_NATS:g} nats of the highest). On the first "
+            f"{check['num_images']} test images, fits from other starts (each mode's best point with twice its "
+            f"spread, and the whole posterior's mean and spread) would raise the mean ELBO(q*) by "
+            f"{check['another_start']:.1e} nats (at most {check['another_start_max_per_image']:.1e} on one image), "
+            f"and more iterations move it by {check['more_iterations']:+.1e} "
+            + ("(both under 0.02 nats: q* is converged)." if converged
+               else "(more than 0.02 nats: q* is not converged)."))
+    iwae = test.get("iwae")
+    if iwae:
+        k = max(iwae["optimal"], key=int)
+        sentences.append(
+            f"As an importance-sampling proposal on the first {iwae['num_images']} test images, q* brings the "
+            f"IWAE bound with K = {k} to {iwae['log_px'] - iwae['optimal'][k][0]:.3f} nats of log p(x), "
+            f"where the encoder's q stays {iwae['log_px'] - iwae['encoder'][k][0]:.2f} nats short.")
+    overfit = first_epoch_apart(rows, "amortization_gap")
+    decoder_apart = first_epoch_apart([{**r, "neg_log_px": -r["log_px"], "neg_log_px_se": r["log_px_se"]}
+                                       for r in rows], "neg_log_px")
+    epochs = sorted({r["epoch"] for r in rows})
+    first_wrong = next((r["epoch"] for r in sorted(rows, key=lambda r: r["epoch"])
+                        if r["split"] == "test" and r["wrong_basin_fraction"] > 0), None)
+    sentences.append(
+        f"Along training (epochs {', '.join(map(str, epochs))}, {gaps['over_training_images']['test']} images "
+        "per set): "
+        + (f"the test amortization gap first exceeds the training one by more than 3 standard errors at "
+           f"epoch {overfit}" if overfit else "the test and training amortization gaps stay within 3 standard "
+           "errors")
+        + "; "
+        + (f"test log p(x) first falls below training log p(x) by more than 3 standard errors at epoch "
+           f"{decoder_apart}"
+           if decoder_apart else "test and training log p(x) stay within 3 standard errors of each other (they are "
+           "means over different images, so only a large decoder overfit would show)")
+        + "; "
+        + (f"the first test images in a wrong basin are seen at epoch {first_wrong}." if first_wrong else
+           "no test image is in a wrong basin."))
+    return sentences

@@ -1,0 +1,134 @@
+"""Part 3 in words: the ELBO against log p(x), the quadrature's checks, the prescribed grid, IWAE."""
+import math
+
+from .format import _percent, _probability
+
+
+def describe_gaps(summary, set_name):
+    """One sentence: how many images of the set lie above log p(x), and what that means."""
+    n, k, z = summary["num_images"], summary["num_above"], summary["min_gap_in_se"]
+    if k == 0:
+        return (f"The ELBO of every {set_name} image lies below log p(x); the smallest gap is "
+                f"{z:.1f} Monte Carlo standard errors.")
+    head = (f"The ELBO of {k} of the {n} {set_name} images ({_percent(summary['fraction_above'])}) lies "
+            f"above log p(x), the lowest gap being {z:.1f} Monte Carlo standard errors")
+    reference = (f"the smallest of {n} draws of Student's t with {summary['elbo_samples'] - 1} degrees of "
+                 f"freedom (gap / standard error of a {summary['elbo_samples']}-sample ELBO, for a true gap "
+                 f"of 0) is {summary['expected_min_z']:.1f} on average and lies at or below {z:.1f} with "
+                 f"probability {_probability(summary['min_gap_probability'])}")
+    if summary["consistent_with_mc_error"]:
+        return (f"{head}: no more than Monte Carlo error, since {reference}; the true gap, "
+                "KL(q(z|x) || p(z|x)), is never negative.")
+    return (f"{head}, which Monte Carlo error does not explain: {reference}. The ELBO or the "
+            f"quadrature of those images is in error.")
+
+
+def describe_quadrature(summaries):
+    """One sentence on the adaptive quadrature's checks; summaries: {set name: summary}."""
+    changed = {name: s for name, s in summaries.items() if s.get("halved_spacing_change") is not None}
+    parts = []
+    if changed:
+        moves = " and ".join(f"{s['halved_spacing_change']:.1e} ({name})" for name, s in changed.items())
+        worst = max(s["halved_spacing_max_change"] for s in changed.values())
+        parts.append(f"halving the spacing of its refined cells moved the mean log p(x) by {moves} nats, "
+                     f"and no image's by more than {worst:.1e}")
+    edge = max(s["max_edge_mass"] for s in summaries.values())
+    bound = max(s["quadrature_bound"] for s in summaries.values())
+    parts.append(f"at most {edge:.1e} of any posterior lies in the outermost ring of cells of "
+                 f"[-{bound:g}, {bound:g}]^2")
+    return "Checks of the adaptive quadrature (`integrate.log_marginal_likelihood`): " + "; ".join(parts) + "."
+
+
+def describe_coarse_grid(summaries, tolerance=0.01):
+    """Sentences on the study's prescribed grid; summaries: {set name: summary}.
+
+    An error counts as small when its mean absolute value is below tolerance nats. The
+    error is put down to posteriors leaving the square only when the images inside it
+    are accurate, and to narrow posteriors only when those are off by more than the wide.
+    """
+    grids = {name: s["coarse_grid"] for name, s in summaries.items()}
+    first = next(iter(grids.values()))
+    k, spacing, bound = first["points_per_axis"], first["spacing"], first["bound"]
+    normalized = max(g["max_abs_log_normalized_integral"] for g in grids.values())
+    errors = "; ".join(f"{name}: {g['mean_abs_error']:.3g} nats on average (mean signed {g['mean_error']:+.3g}), "
+                       f"at most {g['max_abs_error']:.3g}" for name, g in grids.items())
+    text = (f"The study's prescribed check, the {k} x {k} grid of spacing {spacing:g} on "
+            f"[-{bound:g}, {bound:g}]^2: the posterior normalized on it integrates to log 1 = 0 within "
+            f"{normalized:.0e} for every image, and its log p(x) differs from the adaptive quadrature's "
+            f"({errors}).")
+    threshold = first["edge_threshold"]
+    if all(g["images_at_edge"] == 0 for g in grids.values()):
+        text += f" No posterior leaves the square: none has more than {threshold:g} of its grid mass on its edge."
+    else:
+        counts = " and ".join(f"{g['images_at_edge']} {name} images" for name, g in grids.items())
+        text += (f" The posteriors of {counts} leave the square (more than {threshold:g} of their grid mass "
+                 "on its edge), where the grid cannot see them.")
+    for name, g in grids.items():
+        if g["mean_abs_error_inside"] is None:
+            continue
+        inside = (f"the {name} images inside the square" if g["images_at_edge"] else f"the {name} images")
+        if g["mean_abs_error_inside"] < tolerance:
+            text += (f" For {inside} the grid is off by {g['mean_abs_error_inside']:.2g} nats on average "
+                     f"(at most {g['max_abs_error_inside']:.2g})"
+                     + (": its error is the mass outside the square." if g["images_at_edge"] else "."))
+            continue
+        text += (f" For {inside} it is off by {g['mean_abs_error_inside']:.2g} nats on average (at most "
+                 f"{g['max_abs_error_inside']:.2g})")
+        narrow, wide = g["mean_abs_error_narrow"], g["mean_abs_error_wide"]
+        if narrow is not None and (wide is None or narrow > wide):
+            text += (f", more where the posterior is narrow against the spacing: {narrow:.2g} on average for "
+                     f"the {_percent(g['narrow_fraction'])} of them whose q(z|x) has a standard deviation below "
+                     f"{spacing / 2:g}" + (f", {wide:.2g} for the others." if wide is not None else "."))
+        else:
+            text += "."
+    return text
+
+
+def describe_iwae(summary, tolerance=0.1):
+    """One to three sentences on how far the IWAE bounds stay from log p(x); None without them.
+
+    The bound with the largest K counts as reaching log p(x) when within tolerance nats.
+    """
+    iwae = {int(k): v for k, v in summary["iwae"].items()}  # JSON turns the keys into strings
+    if len(iwae) < 2 or summary["log_px_on_iwae_images"] is None:
+        return None
+    ks = sorted(iwae)
+    last = ks[-1]
+    distance = {k: summary["log_px_on_iwae_images"] - iwae[k] for k in ks}
+    per_decade = [(iwae[b] - iwae[a]) / math.log10(b / a) for a, b in zip(ks, ks[1:])]
+    slow = [f"{a}-{b}" for (a, b), rise in zip(zip(ks, ks[1:]), per_decade) if rise < math.log(10)]
+    distances = ", ".join(f"{distance[k]:.2f}" for k in ks) + " at K = " + ", ".join(str(k) for k in ks)
+    if distance[last] < -tolerance:
+        return (f"On the first {summary['iwae_images']} test images the IWAE bound with K = {last} lies "
+                f"{-distance[last]:.2f} nats above log p(x) ({distances} below it), which a lower bound "
+                "cannot do in expectation: the bounds or the quadrature are in error.")
+    if distance[last] <= tolerance:
+        return (f"On the first {summary['iwae_images']} test images the IWAE bound with K = {last} reaches "
+                f"log p(x) within {tolerance:g} nats ({distances} below it), an independent check of the "
+                "quadrature.")
+    text = (f"On the first {summary['iwae_images']} test images the IWAE bound with K = {last} stays "
+            f"{distance[last]:.2f} nats below log p(x) ({distances}). Each tenfold K closed "
+            + ", ".join(f"{r:.2f}" for r in per_decade) + " nats of it")
+    if slow:
+        text += f", less than log 10 = {math.log(10):.2f} for K = " + ", ".join(slow)
+    text += (". The weights p(x, z) / q(z|x) of a proposal close to p(z|x) would be nearly equal and the "
+             f"bound tight at small K; q(z|x) is a poor proposal on these images, its ELBO (K = {ks[0]}) "
+             f"{distance[ks[0]]:.2f} nats below log p(x).")
+    if per_decade[-1] > 0:
+        text += (" If no later tenfold K closed more than the last, reaching log p(x) would take K of "
+                 f"10^{math.log10(last) + distance[last] / per_decade[-1]:.1f} or more.")
+    return text
+
+
+def describe_marginal_likelihood(summary_test, summary_train):
+    """Sentences for the report from the part-3 summaries of the test and training sets.
+
+    Each number comes from the summaries, and each claim is chosen by them: an ELBO above
+    log p(x) is called Monte Carlo error only when gap_statistics finds it consistent, the
+    coarse grid is called coarse only when its error is large.
+    """
+    summaries = {"test": summary_test, "train": summary_train}
+    sentences = [describe_gaps(summary_test, "test"), describe_gaps(summary_train, "training"),
+                 describe_quadrature(summaries), describe_coarse_grid(summaries)]
+    iwae = describe_iwae(summary_test)
+    return sentences + ([iwae] if iwae else [])

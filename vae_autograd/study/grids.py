@@ -1,0 +1,111 @@
+"""Quadrature on 2-D latent grids, shared by every part that integrates over z: grids, their
+log-integrals and moments, and the neighbour and edge-ring masks of square grids."""
+import autograd.numpy as anp
+import numpy as np
+
+from ..core.logspace import logsumexp, softplus
+
+
+def latent_grid(low=-4.0, high=4.0, spacing=0.1, center=(0.0, 0.0)):
+    """Equally spaced 2-D points: (z_grid (G, 2), axis (K,)) with G = K * K.
+
+    The axis runs from center + low to center + high in steps of spacing; z_grid lists
+    the points in row-major order (z_grid.reshape(K, K, 2)[i, j] = (axis[j], axis[i])
+    shifted by center), so values over it reshape to a (K, K) image for contour plots.
+    """
+    if not spacing > 0:
+        raise ValueError(f"grid spacing must be > 0, got {spacing}")
+    if not high > low:
+        raise ValueError(f"grid bounds must satisfy low < high, got [{low}, {high}]")
+    steps = int(round((high - low) / spacing))
+    axis = low + spacing * np.arange(steps + 1)
+    z1, z2 = np.meshgrid(axis + center[0], axis + center[1])
+    return np.stack([z1.ravel(), z2.ravel()], axis=1), axis
+
+
+def log_integrate_grid(log_f, dz, points_per_axis):
+    """log of the Riemann sum of exp(log_f) over a 2-D grid of K x K points, spacing dz.
+
+    log_f holds the values at the grid points in one of two layouts, told apart by K =
+    points_per_axis: (..., K * K), flat in latent_grid's order, or (..., K, K), the same
+    reshaped to an image. Every point is summed. dz: a number, or an array of spacings
+    broadcasting against the leading axes (...) (one grid per row, e.g. posterior
+    windows). Returns (...). Any other layout is refused: a (K, K) array read as K flat
+    grids would give K one-dimensional sums.
+    """
+    shape = np.shape(log_f)
+    if not (isinstance(points_per_axis, (int, np.integer)) and points_per_axis >= 1):
+        raise ValueError(f"points_per_axis must be a positive integer, got {points_per_axis!r}")
+    if not np.all(np.asarray(dz) > 0):
+        raise ValueError(f"grid spacing must be > 0, got {dz}")
+    size = int(points_per_axis)
+    if shape[-1:] == (size * size,):
+        axes = -1
+    elif shape[-2:] == (size, size):
+        axes = (-2, -1)
+    else:
+        raise ValueError(f"log_f must hold a grid of {size} x {size} points as (..., {size * size}) "
+                         f"(flat, as latent_grid lists them) or (..., {size}, {size}), got shape {shape}")
+    return logsumexp(log_f, axis=axes) + 2.0 * anp.log(dz)
+
+
+def grid_log_likelihood(logits, x):
+    """log p(x|z) for every image and every grid point in one matrix product.
+
+    logits (G, 784) decoded once for the grid, x (N, 784) -> (N, G). Bernoulli in the
+    expanded form x . logits - sum_d softplus(logits_d): the image enters only through
+    a dot product, so all images share the grid's decoding.
+    """
+    return x @ logits.T - np.sum(softplus(logits), axis=-1)
+
+
+def grid_moments(z_grid, log_f):
+    """Mean and std (..., 2) of the density proportional to exp(log_f) (..., G) on z_grid (..., G, 2)."""
+    weights = np.exp(log_f - logsumexp(log_f, axis=-1, keepdims=True))[..., None]
+    mean = np.sum(weights * z_grid, axis=-2)
+    var = np.sum(weights * (z_grid - mean[..., None, :])**2, axis=-2)
+    return mean, np.sqrt(var)
+
+
+def covering_grids(means, stds, num_points, num_stds):
+    """Square grids (N, num_points**2, 2) and spacings (N,) covering mean +- num_stds * std.
+
+    means, stds: (N, M, 2), M Gaussians per grid. Square so contours keep their shape.
+    """
+    low = np.min(means - num_stds * stds, axis=1)
+    high = np.max(means + num_stds * stds, axis=1)
+    center, half_width = (low + high) / 2, np.max(high - low, axis=1) / 2
+    dz = 2 * half_width / (num_points - 1)
+    unit_grid, _ = latent_grid(-1.0, 1.0, 2.0 / (num_points - 1))
+    return center[:, None, :] + half_width[:, None, None] * unit_grid, dz
+
+
+def square_windows(centers, half_widths, num_points):
+    """Square grids (N, num_points**2, 2) centred at centers (N, 2), half_widths (N,); and spacings (N,)."""
+    unit_grid, _ = latent_grid(-1.0, 1.0, 2.0 / (num_points - 1))
+    return centers[:, None, :] + half_widths[:, None, None] * unit_grid, 2 * half_widths / (num_points - 1)
+
+
+def quadrature_kl(log_q, log_p, dz):
+    """KL(q || p) = sum q (log q - log p) dz^2 for normalized log-densities (N, G) on windows."""
+    return np.sum(np.exp(log_q) * (log_q - log_p), axis=-1) * dz**2
+
+
+def edge_mass(log_f, num_points):
+    """Share of the mass of exp(log_f) (N, K*K) on each square window's outermost ring of points (N,).
+
+    A posterior cut off by its window leaves a visible share there; one the window holds
+    whole leaves only its far tail (~1e-6 for a Gaussian at 5 stds).
+    """
+    on_edge = np.ones((num_points, num_points), bool)
+    on_edge[1:-1, 1:-1] = False
+    return np.exp(logsumexp(log_f[:, on_edge.ravel()], axis=-1) - logsumexp(log_f, axis=-1))
+
+
+def hdr_mask(log_density, mass):
+    """The grid points (G,) -> bool (G,) of the highest-density region holding mass of exp(log_density)."""
+    order = np.argsort(log_density)[::-1]
+    cumulative = np.cumsum(np.exp(log_density[order] - logsumexp(log_density)))
+    mask = np.zeros(len(log_density), bool)
+    mask[order[:np.searchsorted(cumulative, mass) + 1]] = True
+    return mask

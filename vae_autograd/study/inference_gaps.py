@@ -1,0 +1,152 @@
+"""Where the ELBO loses its nats: approximation and amortization gaps (study part 8).
+
+Following Cremer, Li & Duvenaud (2018), three Gaussians are compared per image
+(gaussian_fit.best_gaussians finds the last two):
+    q          the encoder's q(z|x) (amortized inference);
+    q_refined  the ELBO's local optimum reached from q (test-time refinement);
+    q*         the global optimum over diagonal Gaussians for this one image.
+With log p(x) from the 2-D quadrature (integrate.log_marginal_likelihood):
+    approximation gap = log p(x) - ELBO(q*)       (the Gaussian family's limit)
+    amortization gap  = ELBO(q*) - ELBO(q)        (the encoder's limit)
+    refinement gain   = ELBO(q_refined) - ELBO(q)
+and the two gaps add up to log p(x) - ELBO(q). An image is in a wrong basin when
+ELBO(q_refined) < ELBO(q*) - 0.1: the encoder pointed where local search cannot leave.
+All three ELBOs are exact up to quadrature error (no Monte Carlo), so the gaps of single
+images are meaningful, and their means carry only the sampling error of the images.
+"""
+import numpy as np
+
+from ..core.images import check_images
+from ..core.model import data_dim, encoder
+from .gaussian_fit import (
+    MODE_GRID_BOUND,
+    MODE_GRID_SPACING,
+    best_gaussians,
+    fit_on_windows,
+    global_fit,
+    posterior_starts,
+)
+from .grids import grid_moments, latent_grid
+from .marginal_likelihood import iwae_bound, log_marginal_likelihood
+from .windows import decoder_target
+
+WRONG_BASIN_NATS = 0.1  # q_refined this far below q* counts as a wrong basin
+
+
+def mean_and_se(values):
+    values = np.asarray(values, np.float64)
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
+                        iwae_ks=(1, 10, 100, 1000), iwae_images=500, convergence_images=1000, log_px=None,
+                        iwae_encoder=None):
+    """Part 8: split log p(x) - ELBO(q) of every image x (N, 784) into its two gaps.
+
+    log_px (N,): integrate.log_marginal_likelihood of x if already computed (part 3), and
+    iwae_encoder: {K: bounds (M,)} with the encoder's q(z|x) as the proposal on the first
+    M >= iwae_images images, if already computed (part 3; its Ks replace iwae_ks).
+    The convergence checks run on the first convergence_images images.
+
+    All images are fitted together, each with its own Gaussians. Returns {"summary":
+    JSON-ready means and standard errors (over images), the wrong-basin fraction and its
+    share of the gap, the convergence checks and (with rng) the IWAE table with q(z|x)
+    and q* as proposals on the first iwae_images; "per_image": (N,) arrays log_px,
+    elbo_amortized / _refined / _optimal, refined_converged (bool), and the Gaussians
+    mean_* / log_std_* (N, 2)}.
+    """
+    x = check_images(x, data_dim(dec_params)).astype(np.float32)
+    log_px = log_marginal_likelihood(dec_params, x) if log_px is None else np.asarray(log_px, np.float64)
+    tabulate, log_joint_grid = decoder_target(dec_params, x)
+    enc_mean, enc_log_std = (np.asarray(a, np.float64) for a in encoder(enc_params, x))
+    fits = best_gaussians(tabulate, log_joint_grid, enc_mean, enc_log_std, num_steps)
+    per_image = {"log_px": log_px, "elbo_amortized": fits["elbo_start"], "elbo_refined": fits["elbo_refined"],
+                 "elbo_optimal": fits["elbo_optimal"], "mean_amortized": enc_mean, "log_std_amortized": enc_log_std,
+                 **{k + "_" + kind: fits[k + "_" + kind] for k in ("mean", "log_std")
+                    for kind in ("refined", "optimal")}, "refined_converged": fits["refined_converged"]}
+    summary = gap_summary(per_image)
+    if convergence_images:
+        subset = {k: v[:convergence_images] for k, v in per_image.items()}
+        # The check images are the first rows of x: the same tabulate, and its decoded points, serve them.
+        check_grid = decoder_target(dec_params, x[:convergence_images])[1]
+        summary["convergence"] = convergence_checks((tabulate, check_grid), subset, num_steps)
+    if iwae_images and rng is not None:
+        subset = slice(0, iwae_images)
+        optimal = (fits["mean_optimal"][subset], fits["log_std_optimal"][subset])
+        if iwae_encoder is None:
+            iwae_encoder = {k: iwae_bound(enc_params, dec_params, x[subset], rng, k) for k in iwae_ks}
+        summary["iwae"] = {
+            "num_images": len(x[subset]),
+            "log_px": float(log_px[subset].mean()),
+            "encoder": {int(k): list(mean_and_se(bounds[subset])) for k, bounds in iwae_encoder.items()},
+            "optimal": {int(k): list(mean_and_se(iwae_bound(enc_params, dec_params, x[subset], rng, k,
+                                                            proposal=optimal)))
+                        for k in iwae_encoder}}
+    return {"summary": summary, "per_image": per_image}
+
+
+def convergence_checks(target, per_image, num_steps):
+    """How much better than q* other starts and more iterations do, for the images of per_image.
+
+    target: (tabulate, log_joint_grid) of those images. The other starts are each
+    posterior mode's best lattice point with twice the local spread, and the whole
+    posterior's mean and spread on the coarse grid of posterior_modes; their best, if
+    above q*, is what q* missed ("another_start", >= 0: the mean gain, and its largest on
+    one image). More iterations is one more round of num_steps from q* on fresh windows
+    (their mean change, either sign).
+    """
+    tabulate, log_joint_grid = target
+    num_images = len(per_image["log_px"])
+    images = np.arange(num_images)
+    image_of_row, _, local_log_std, best_point = posterior_starts(tabulate, log_joint_grid, within_nats=np.inf)
+    whole_mean, whole_std = coarse_posterior_moments(log_joint_grid)
+    starts = (np.concatenate([image_of_row, images]), np.concatenate([best_point, whole_mean]),
+              np.concatenate([local_log_std + np.log(2.0), np.log(whole_std)]))
+    optimal = per_image["elbo_optimal"]
+    other, _, _ = global_fit(tabulate, num_images, starts, num_steps,
+                             extra=(images, per_image["mean_optimal"], per_image["log_std_optimal"], optimal))
+    _, _, longer, _, _ = fit_on_windows(tabulate, images, per_image["mean_optimal"], per_image["log_std_optimal"],
+                                   num_steps, max_rounds=1)
+    return {"num_images": num_images,
+            "another_start": float(np.mean(other - optimal)),
+            "another_start_max_per_image": float(np.max(other - optimal)),
+            "more_iterations": float(np.mean(longer - optimal)),
+            "more_iterations_max_per_image": float(np.max(np.abs(longer - optimal)))}
+
+
+def coarse_posterior_moments(log_joint_grid, bound=MODE_GRID_BOUND, spacing=MODE_GRID_SPACING):
+    """Mean and std (N, 2) of each image's posterior on the coarse grid of posterior_modes.
+
+    std is kept at least the grid spacing: a posterior narrower than the grid looks like a point.
+    """
+    z_grid, _ = latent_grid(-bound, bound, spacing)
+    mean, std = grid_moments(z_grid, log_joint_grid(z_grid))
+    return mean, np.maximum(std, spacing)
+
+
+def in_wrong_basin(per_image):
+    """(N,) bool: q_refined more than WRONG_BASIN_NATS below q*."""
+    return per_image["elbo_optimal"] - per_image["elbo_refined"] > WRONG_BASIN_NATS
+
+
+def gap_summary(per_image):
+    """Means and standard errors over images of the ELBOs, gaps and wrong basins (JSON-ready)."""
+    log_px, amortized = per_image["log_px"], per_image["elbo_amortized"]
+    refined, optimal = per_image["elbo_refined"], per_image["elbo_optimal"]
+    wrong_basin = in_wrong_basin(per_image)
+    total_gap, approximation_gap, amortization_gap = log_px - amortized, log_px - optimal, optimal - amortized
+    columns = {"log_px": log_px, "elbo_amortized": amortized, "elbo_refined": refined, "elbo_optimal": optimal,
+               "approximation_gap": approximation_gap, "amortization_gap": amortization_gap,
+               "total_gap": total_gap, "gap_after_refinement": log_px - refined,
+               "refinement_gain": refined - amortized, "wrong_basin_fraction": wrong_basin}
+    summary = {"num_images": len(log_px)}
+    for name, values in columns.items():
+        summary[name], summary[name + "_se"] = mean_and_se(values)
+    summary["wrong_basin_share_of_gap"] = float(total_gap[wrong_basin].sum() / total_gap.sum())
+    summary["wrong_basin_share_of_amortization_gap"] = float(
+        amortization_gap[wrong_basin].sum() / amortization_gap.sum())
+    summary["refined_below_optimal_in_wrong_basins"] = (
+        float((optimal - refined)[wrong_basin].mean()) if wrong_basin.any() else 0.0)
+    summary["min_approximation_gap"] = float(approximation_gap.min())
+    summary["refinement_unconverged_fraction"] = float(1.0 - np.mean(per_image["refined_converged"]))
+    return summary

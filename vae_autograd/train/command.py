@@ -1,0 +1,122 @@
+"""Train the VAE with Adam on -ELBO, gradients by autograd (study parts 2.5-2.6).
+
+    python -m vae_autograd.train --epochs 200
+
+Epoch e draws its minibatch order and its Monte Carlo noise from a generator seeded
+with (seed, e), so resuming from a checkpoint saved after epoch e gives exactly the
+parameters of an uninterrupted run.
+"""
+import argparse
+import json
+import math
+import sys
+import time
+
+import numpy as np
+
+from ..core.model import init_vae_params
+from ..io.files import OutputError, atomic_write, check_writable_file
+from ..io.mnist import DataError, load_binarized_mnist
+from ..io.process import interrupt_on_sigterm, keep_freed_memory
+from .checkpoints import CheckpointError, load_params, save_params
+from .loop import TrainingDiverged, evaluate_elbo, train
+from .options import add_options, config_from_args
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m vae_autograd.train",
+        description="Train the Kingma & Welling (2013) VAE on binarized MNIST.")
+    add_options(parser)
+    return parser
+
+
+def check_training_paths(config):
+    """Raise OutputError or CheckpointError if the run's files cannot or must not be written.
+
+    Called before any data is loaded, so a wrong path costs nothing.
+    """
+    check_writable_file(config.out, "--out")
+    check_writable_file(config.results_path, "--out (its results file)")
+    for path in [config.out] + [config.kept_path(e) for e in config.keep_epochs]:
+        if path.exists() and not config.resume and not config.force:
+            raise CheckpointError(f"{path} already holds a checkpoint; continue it with --resume, "
+                                  "or pass --force to overwrite it")
+
+
+def run_training(config, log=print, data=None):
+    """Train (or resume) as config says; save the checkpoint and its .json results.
+
+    data: load_binarized_mnist's four arrays for config's sizes, if the caller has them.
+    Returns (params, results). Raises OutputError, CheckpointError, DataError or
+    TrainingDiverged with a one-line message; the checkpoint on disk is then untouched
+    (or holds the last finite epoch).
+    """
+    metadata = config.metadata()
+    check_training_paths(config)
+    curve, start_epoch, adam_state = [], 0, None
+    if config.resume:
+        params, _, adam_state, start_epoch, curve = load_params(config.out, expect=metadata)
+        curve = curve[:start_epoch]
+    else:
+        params = init_vae_params(np.random.default_rng(config.seed), 784, config.hidden_dim,
+                                 config.latent_dim)
+    data = data or load_binarized_mnist(config.train_size, config.test_size, config.data_dir)
+    train_x, _, test_x, _ = data
+    if config.resume:
+        log(f"resuming from {config.out} at epoch {start_epoch}")
+        if start_epoch >= config.epochs:
+            log(f"checkpoint already has {start_epoch} epochs (>= --epochs {config.epochs}); evaluating only")
+    started = time.perf_counter()
+    saved = []  # epochs saved by this run, for the message should training diverge
+
+    def on_epoch_end(epoch, loss, seconds, state):
+        curve.append(loss)
+        save_params(config.out, params, metadata, state, epoch, curve)
+        if epoch in config.keep_epochs:
+            save_params(config.kept_path(epoch), params, metadata, state, epoch, curve)
+        saved.append(epoch)
+        if not config.quiet:
+            done = epoch - start_epoch
+            left = (time.perf_counter() - started) / done * (config.epochs - epoch)
+            log(f"epoch {epoch:4d}/{config.epochs}  -ELBO {loss:8.3f}  {seconds:5.2f}s  "
+                f"{left / 60:4.1f} min left")
+
+    try:
+        train(params, train_x, config.epochs, config.batch_size, config.lr, config.seed,
+              adam_state, start_epoch, on_epoch_end)
+    except TrainingDiverged as err:
+        kept = f"{config.out} keeps epoch {saved[-1]}" if saved else f"{config.out} is unchanged"
+        raise TrainingDiverged(f"{err}; {kept}") from None
+    rng = np.random.default_rng([config.seed, 2**31])
+    train_elbo, train_se = evaluate_elbo(params, train_x, rng, config.eval_samples)
+    test_elbo, test_se = evaluate_elbo(params, test_x, rng, config.eval_samples)
+    results = {"epochs": max(config.epochs, start_epoch), **metadata,
+               "train_elbo": train_elbo, "train_elbo_se": train_se,
+               "test_elbo": test_elbo, "test_elbo_se": test_se,
+               "eval_samples": config.eval_samples, "test_size": config.test_size,
+               "train_seconds": time.perf_counter() - started, "train_curve": curve}
+    if not all(math.isfinite(v) for v in (train_elbo, train_se, test_elbo, test_se)):
+        raise TrainingDiverged(f"the trained model's ELBO is not finite (train {train_elbo}, test {test_elbo}); "
+                               f"retrain with a smaller --lr than {config.lr}")
+    atomic_write(config.results_path, lambda f: f.write(json.dumps(results, indent=1, allow_nan=False).encode()))
+    log(f"train ELBO {train_elbo:9.3f} +- {train_se:.3f}   (mean over {len(train_x)} images)")
+    log(f"test  ELBO {test_elbo:9.3f} +- {test_se:.3f}   (mean over {len(test_x)} images)")
+    log(f"checkpoint {config.out}, results {config.results_path}")
+    return params, results
+
+
+def main(argv=None):
+    parser = build_parser()
+    config = config_from_args(parser.parse_args(argv))
+    interrupt_on_sigterm()
+    keep_freed_memory()
+    try:
+        run_training(config)
+    except (DataError, CheckpointError, OutputError, TrainingDiverged) as err:
+        sys.exit(f"error: {err}")
+    except KeyboardInterrupt:
+        saved = (f"the last finished epoch is saved in {config.out} (continue with --resume)"
+                 if config.out.exists() else "no epoch finished, nothing saved")
+        print(f"interrupted; {saved}", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,82 @@
+"""The training loop (study part 2.5): Adam on -ELBO over shuffled minibatches, and the ELBO of a
+trained model on a whole set (2.6)."""
+import math
+import time
+
+import numpy as np
+
+from ..core.adam import adam_update, init_adam_state
+from ..core.elbo import elbo_unchecked, log_importance_weights
+from ..core.fast_grad import flat_arrays, value_and_grad_per_array
+from ..core.images import check_images
+from ..core.model import data_dim
+
+
+class TrainingDiverged(Exception):
+    """The loss or the parameters stopped being finite; nothing non-finite was saved."""
+
+
+def epoch_rng(seed, epoch):
+    return np.random.default_rng([seed, epoch])
+
+
+def minibatches(x, batch_size, rng):
+    """Yield x in minibatches of batch_size rows, in an order shuffled by rng (last may be short)."""
+    order = rng.permutation(len(x))
+    for start in range(0, len(x), batch_size):
+        yield x[order[start:start + batch_size]]
+
+
+def train(params, train_x, epochs, batch_size=100, lr=1e-3, seed=0, adam_state=None,
+          start_epoch=0, on_epoch_end=None):
+    """Run Adam on -ELBO from epoch start_epoch up to epochs; params change in place.
+
+    params: (enc_params, dec_params); train_x (N, 784). on_epoch_end(epoch, mean_loss,
+    seconds, adam_state) is called after every epoch (for logging and checkpoints).
+    Returns the list of per-epoch mean -ELBO values seen during training. Raises
+    TrainingDiverged at the end of the first epoch whose loss or parameters are not
+    finite, before on_epoch_end could save them.
+    """
+    check_images(train_x, data_dim(params[1]), "train_x")  # once: the loss below runs unchecked
+
+    def loss(params, x, rng):
+        return -elbo_unchecked(params[0], params[1], x, rng)
+
+    loss_and_grad = value_and_grad_per_array(loss)
+    adam_state = adam_state or init_adam_state(flat_arrays(params))
+    curve = []
+    # Overflow on the way to a divergence is reported below in one line, not as a screen
+    # of NumPy warnings.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for epoch in range(start_epoch, epochs):
+            start = time.perf_counter()
+            rng = epoch_rng(seed, epoch)
+            total = 0.0
+            for x in minibatches(train_x, batch_size, rng):
+                value, grads = loss_and_grad(params, x, rng)
+                adam_update(flat_arrays(params), flat_arrays(grads), adam_state, lr)
+                total += float(value) * len(x)
+            curve.append(total / len(train_x))
+            # A non-finite loss makes a non-finite sum, and a non-finite gradient non-finite
+            # parameters: checking both once per epoch (before on_epoch_end saves) costs nothing.
+            if not math.isfinite(curve[-1]) or not all_finite(params):
+                raise TrainingDiverged(f"training diverged in epoch {epoch + 1} (mean -ELBO {curve[-1]}); "
+                                       f"try a smaller --lr than {lr}")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, curve[-1], time.perf_counter() - start, adam_state)
+    return curve
+
+
+def all_finite(params):
+    return all(np.isfinite(a).all() for a in flat_arrays(params))
+
+
+def evaluate_elbo(params, x, rng, num_samples=10, batch_size=1000):
+    """Mean ELBO over the images x (N, 784) and its Monte Carlo standard error.
+
+    Each image's ELBO is averaged over num_samples draws of z; the standard error is
+    that of the Monte Carlo noise in the set mean: sqrt(sum_i var_i / S) / N.
+    """
+    log_w = log_importance_weights(*params, x, rng, num_samples, batch_size)
+    per_image, var = log_w.mean(axis=0), log_w.var(axis=0, ddof=1)
+    return float(per_image.mean()), float(np.sqrt(var.sum() / num_samples) / len(x))

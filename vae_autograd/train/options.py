@@ -1,0 +1,133 @@
+"""TrainConfig: every option of a training run with its default and its rule, and the argparse
+options derived from it, so the training command and run_all.py validate alike."""
+import argparse
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from ..io.mnist import NUM_TEST, NUM_TRAIN
+
+
+class ConfigError(ValueError):
+    """A training option with a value that cannot work; the message names it and the rule."""
+
+
+def option(default, help, valid=None, rule="", kind=None, parse=None):
+    """A TrainConfig field: its default, its --help text and the rule its values obey.
+
+    valid(value) -> bool is the rule, stated to the user as rule; kind is the type of its
+    values (default: the type of the default); parse turns command-line text into one
+    (default: kind).
+    """
+    kind = kind or type(default)
+    return field(default=default, metadata={"help": help, "valid": valid, "rule": rule,
+                                            "kind": kind, "parse": parse or kind})
+
+
+def parse_epochs(text):
+    """'1,10,50' -> (1, 10, 50); '' -> ()."""
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of a training run, its default and its rule, in one place.
+
+    The command line of vae_autograd.train is derived from these fields and run_all.py
+    builds one; constructing a TrainConfig with a value that breaks its rule raises
+    ConfigError, so both entry points validate the same way.
+    """
+    epochs: int = option(200, "total epochs (with --resume, the total to reach)",
+                         lambda n: n > 0, "must be a positive int")
+    batch_size: int = option(100, "minibatch size", lambda n: n > 0, "must be a positive int")
+    lr: float = option(1e-3, "Adam step size", lambda x: x > 0 and math.isfinite(x), "must be a positive float")
+    seed: int = option(0, "seeds the initialization, minibatch order and Monte Carlo noise",
+                       lambda n: n >= 0, "must be a non-negative int")
+    hidden_dim: int = option(500, "hidden units of encoder and decoder", lambda n: n > 0, "must be a positive int")
+    latent_dim: int = option(2, "latent dimensions", lambda n: n > 0, "must be a positive int")
+    train_size: int = option(10000, "the first images of the MNIST training split",
+                             lambda n: 1 <= n <= NUM_TRAIN, f"must be an int in 1..{NUM_TRAIN}")
+    test_size: int = option(10000, "the first images of the MNIST test split",
+                            lambda n: 1 <= n <= NUM_TEST, f"must be an int in 1..{NUM_TEST}")
+    eval_samples: int = option(10, "samples of z per image for the final train/test ELBO",
+                               lambda n: n >= 2, "must be an int >= 2 (a standard error needs two samples)")
+    # Path("") is the working directory: an empty value would download MNIST there.
+    data_dir: str | None = option(None, "folder with the MNIST .gz files (default $MNIST_DIR, else data/mnist)",
+                                  lambda d: d is None or d != "", "must not be empty", kind=str)
+    out: Path = option(Path("data") / "vae.npz", "checkpoint path; results go beside it as .json",
+                       lambda p: p.suffix != ".json",
+                       "must not end in .json: the results go beside the checkpoint with that suffix",
+                       kind=Path)
+    keep_epochs: tuple = option((), "also keep the checkpoints of these epochs (comma-separated), beside "
+                                "--out as NAME-epochN.npz", lambda t: all(type(e) is int and e > 0 for e in t),
+                                "must be positive epochs separated by commas", parse=parse_epochs)
+    resume: bool = option(False, "continue training from the checkpoint at --out up to --epochs")
+    force: bool = option(False, "without --resume, overwrite an existing checkpoint at --out")
+    quiet: bool = option(False, "no per-epoch lines")
+
+    def __post_init__(self):
+        object.__setattr__(self, "out", Path(self.out))
+        for f in fields(self):
+            problem = rule_broken(f, getattr(self, f.name))
+            if problem:
+                raise ConfigError(f"{f.name} {problem}, got {getattr(self, f.name)!r}")
+
+    def kept_path(self, epoch):
+        """Where --keep-epochs keeps the checkpoint of that epoch: data/vae-epoch10.npz."""
+        return self.out.with_name(f"{self.out.stem}-epoch{epoch}{self.out.suffix}")
+
+    @property
+    def results_path(self):
+        """The .json beside the checkpoint: final ELBOs, metadata and the training curve."""
+        return self.out.with_suffix(".json")
+
+    def metadata(self):
+        """What a checkpoint records of the run that made it, and must match to be reused."""
+        return {"data_dim": 784, "hidden_dim": self.hidden_dim, "latent_dim": self.latent_dim,
+                "seed": self.seed, "lr": self.lr, "batch_size": self.batch_size,
+                "train_size": self.train_size}
+
+
+def rule_broken(config_field, value):
+    """The rule value breaks (e.g. "must be a positive int"), or None if it obeys it."""
+    kind, valid, rule = (config_field.metadata[k] for k in ("kind", "valid", "rule"))
+    if valid is None:
+        return None
+    accepted = (int, float) if kind is float else kind  # Python numbers only: they go into JSON metadata
+    if value is not None and (isinstance(value, bool) or not isinstance(value, accepted)):
+        return rule
+    return None if valid(value) else rule
+
+
+def option_type(name):
+    """The argparse type of TrainConfig's field name: parses the text and applies its rule."""
+    config_field = next(f for f in fields(TrainConfig) if f.name == name)
+
+    def parse(text):
+        try:
+            value = config_field.metadata["parse"](text)
+        except ValueError:
+            value = None
+        if value is None or rule_broken(config_field, value):
+            raise argparse.ArgumentTypeError(f"{config_field.metadata['rule']}, got {text!r}")
+        return value
+    return parse
+
+
+def add_options(parser, names=None):
+    """Add TrainConfig's fields (all, or those in names) to parser as --dashed-options."""
+    for f in fields(TrainConfig):
+        if names is not None and f.name not in names:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.metadata["kind"] is bool:
+            parser.add_argument(flag, action="store_true", help=f.metadata["help"])
+        else:
+            shown = "" if f.default is None else " (default %(default)s)"
+            parser.add_argument(flag, type=option_type(f.name), default=f.default,
+                                help=f.metadata["help"] + shown)
+
+
+def config_from_args(args):
+    """The TrainConfig of the parsed args' TrainConfig fields."""
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
