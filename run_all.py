@@ -5,9 +5,7 @@ draw every figure, and write results.json and report.md into the output folder.
     python run_all.py --quick    # a smoke run of the whole pipeline in under a minute
 """
 import argparse
-import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,17 +33,25 @@ from vae_autograd.io.files import OutputError, atomic_write, check_writable_file
 from vae_autograd.io.mnist import DataError, load_binarized_mnist
 from vae_autograd.io.process import interrupt_on_sigterm, keep_freed_memory
 from vae_autograd.report.page import CAPTIONS, write_report
-from vae_autograd.study.decodings import embedding_bounds, interpolate_latents, reconstructions
+from vae_autograd.study.decodings import (
+    decoded_means,
+    embedding_bounds,
+    interpolate_latents,
+    latent_lattice,
+    latent_means,
+    prior_samples,
+    reconstructions,
+)
 from vae_autograd.study.estimator_study import gradient_estimator_study
-from vae_autograd.study.inference_gaps import gap_summary, inference_gap_study
+from vae_autograd.study.gap_study import gap_studies
 from vae_autograd.study.latent_classes import choose_faithful_pairs, knn_classify, latent_class_study, path_classes
 from vae_autograd.study.marginal_likelihood import marginal_likelihood_study
 from vae_autograd.study.posterior import posterior_study
 from vae_autograd.study.svi import svi_study
-from vae_autograd.train.checkpoints import CheckpointError, load_params, metadata_mismatch
-from vae_autograd.train.command import run_training
+from vae_autograd.train.checkpoints import CheckpointError
 from vae_autograd.train.loop import TrainingDiverged
 from vae_autograd.train.options import TrainConfig, add_options, option_type
+from vae_autograd.train.reuse import kept_models, reusable_model, trained_model
 
 # How much of each part runs: the full study, and --quick (checks the pipeline, not the science).
 SIZES = {
@@ -114,218 +120,134 @@ def check_output_paths(params, out_dir):
                               "replaced as a whole; pass a new folder or one holding a previous run only")
 
 
-def reusable_model(config, retrain):
-    """(params, training results) from config.out if it holds the requested model, fully
-    trained and evaluated; None if it must be trained or evaluated.
-
-    Raises CheckpointError if config.out holds another model and retrain is off: a
-    checkpoint the user named is never replaced unless asked to.
-    """
-    if retrain or not config.out.exists():
-        return None
-    params, metadata, _, epoch, _ = load_params(config.out)
-    mismatch = metadata_mismatch(metadata, config.metadata()) or (
-        epoch != config.epochs and f"has {epoch} epochs, but {config.epochs} were requested")
-    if mismatch:
-        raise CheckpointError(f"--params {config.out} does not match the requested model: it {mismatch}; "
-                              "pass --retrain to replace it, or another --params")
-    try:
-        results = json.loads(config.results_path.read_text())
-    except (OSError, ValueError):
-        return None
-    if results.get("epochs") == epoch and results.get("test_size") == config.test_size \
-            and results.get("eval_samples") == config.eval_samples:
-        return params, results
-    return None
+# Each step of the study draws from its own stream, so adding or resizing one changes no other.
+STREAMS = {"elbo_test": 1, "elbo_train": 2, "prior_samples": 3, "reconstructions": 4, "interpolation_pairs": 5,
+           "svi": 6, "svi_prediction": 7, "gradient_estimators": 8, "gap_iwae": 20, "gap_subset_test": 22,
+           "gap_subset_train": 23}
 
 
-def trained_model(config, retrain, data, log):
-    """Reuse config.out if it holds the requested model; else train it (or only evaluate it)."""
-    reused = reusable_model(config, retrain)
-    if reused is not None:
-        log(f"reusing {config.out} ({config.epochs} epochs; --retrain to train again)")
-        return reused
-    if config.out.exists() and not retrain:  # the right model, without its results file
-        log(f"evaluating {config.out}")
-        config = dataclasses.replace(config, resume=True)
-    else:
-        log(f"training {config.epochs} epochs -> {config.out}")
-    return run_training(config, log=lambda line: log("  " + line), data=data)
+def random_streams(seed):
+    """{step name: numpy Generator}, one independent, reproducible stream per step of the study."""
+    return {name: np.random.default_rng([seed, 1000 + number]) for name, number in STREAMS.items()}
 
 
-def kept_models(config, retrain, data, log):
-    """{epoch: params} of the checkpoints config.keep_epochs kept beside config.out.
-
-    Missing ones are trained anew (a run of e epochs gives exactly the epoch-e parameters
-    of the longer run); one that holds another model is refused unless retrain.
-    """
-    models, missing = {}, []
-    for epoch in config.keep_epochs:
-        path = config.kept_path(epoch)
-        if not path.exists():
-            missing.append(epoch)
-            continue
-        params, metadata, _, kept_epoch, _ = load_params(path)
-        mismatch = metadata_mismatch(metadata, config.metadata()) or (
-            kept_epoch != epoch and f"has {kept_epoch} epochs, not {epoch}")
-        if mismatch:
-            raise CheckpointError(f"{path} does not match the requested model: it {mismatch}; "
-                                  "pass --retrain to replace it")
-        models[epoch] = params
-    if missing:
-        last = max(missing)
-        log(f"training {last} epochs to keep the checkpoints of epochs {missing}")
-        rerun = dataclasses.replace(config, epochs=last, out=config.kept_path(last), force=retrain, resume=False,
-                                    keep_epochs=tuple(e for e in missing if e != last), quiet=True)
-        run_training(rerun, log=lambda line: log("  " + line), data=data)
-        for epoch in rerun.keep_epochs:  # the rerun names its kept checkpoints after its own --out
-            os.replace(rerun.kept_path(epoch), config.kept_path(epoch))
-        models.update({e: load_params(config.kept_path(e))[0] for e in missing})
-    return dict(sorted(models.items()))
-
-
-def gaps_by_split(enc, dec, images, log_px=None, **options):
-    """inference_gap_study of the splits in images ({split: (N_s, 784)}) in one call, since
-    their windows share lattice points (per-image numbers equal those of separate calls to 1e-11).
-
-    options (rng, iwae_images, convergence_images) apply to the first images of the first
-    split. Returns the study's summary and {split: its per_image arrays}.
-    """
-    study = inference_gap_study(enc, dec, np.concatenate(list(images.values())), log_px=log_px, **options)
-    ends = np.cumsum([len(x) for x in images.values()])
-    return study["summary"], {split: {k: v[end - len(x):end] for k, v in study["per_image"].items()}
-                              for (split, x), end in zip(images.items(), ends)}
-
-
-def gap_studies(params, epochs, kept, train_x, test_x, log_px, iwae_encoder, sizes, rng, log):
-    """Part 8 on the test set and the training images, and on subsets along training.
-
-    params: the model after epochs; kept: {epoch: params} before. log_px: {"test": (N,),
-    "train": (M,)} and iwae_encoder (the IWAE bounds of the first test images with q(z|x))
-    from part 3. Returns (summary, per_image by split).
-    """
-    enc, dec = params
-    started = time.perf_counter()
-    images = {"test": test_x, "train": train_x[:sizes["gap_train_images"]]}
-    # The convergence checks and the IWAE bounds run on the first test images.
-    whole, per_image = gaps_by_split(enc, dec, images, np.concatenate([log_px[s][:len(x)] for s, x in images.items()]),
-                                     rng=rng(20), iwae_images=sizes["gap_iwae_images"], iwae_encoder=iwae_encoder,
-                                     convergence_images=sizes["gap_check_images"])
-    summary = {split: gap_summary(per_image[split]) for split in images}
-    summary["test"].update(convergence=whole["convergence"], iwae=whole["iwae"])
-    for split in images:
-        log(f"  {split}: approximation gap {summary[split]['approximation_gap']:.3f}, amortization gap "
-            f"{summary[split]['amortization_gap']:.3f}, wrong basins {summary[split]['wrong_basin_fraction']:.1%}")
-    log(f"  both sets in {time.perf_counter() - started:.0f} s")
-    # Along training: the same random subsets at every kept epoch, and at the last from above.
-    subsets = {split: np.sort(rng(22 + step).choice(len(x), min(sizes["gap_epoch_images"], len(x)), replace=False))
-               for step, (split, x) in enumerate(images.items())}
-    rows = []
-    for epoch, (kept_enc, kept_dec) in kept.items():
-        _, kept_per_image = gaps_by_split(kept_enc, kept_dec, {s: x[subsets[s]] for s, x in images.items()},
-                                          convergence_images=0, iwae_images=0)
-        rows += [{"epoch": epoch, "split": split, **gap_summary(kept_per_image[split])} for split in images]
-        log(f"  epoch {epoch}: amortization gap test {rows[-2]['amortization_gap']:.2f}, "
-            f"train {rows[-1]['amortization_gap']:.2f}")
-    for split in images:
-        rows.append({"epoch": epochs, "split": split,
-                     **gap_summary({k: v[subsets[split]] for k, v in per_image[split].items()})})
-    summary["over_training"] = rows
-    summary["over_training_images"] = {split: len(s) for split, s in subsets.items()}
-    return summary, per_image
-
-
-def run_study(args, log):
-    sizes = SIZES["quick" if args.quick else "full"]
-    reusable_model(args.config, args.retrain)  # a mismatched checkpoint fails before the data are read
-    data = load_binarized_mnist(sizes["train_size"], sizes["test_size"], args.data_dir)
-    train_x, train_labels, test_x, test_labels = data
-    params, training = trained_model(args.config, args.retrain, data, log)
-    kept = kept_models(args.config, args.retrain, data, log)
-    enc, dec = params
-
-    def rng(step):  # an independent, reproducible stream for each step of the study
-        return np.random.default_rng([args.seed, 1000 + step])
-
-    figures, results = {}, {"seed": args.seed, "quick": args.quick,
-                            "training": {k: v for k, v in training.items() if k != "train_curve"}}
-
+def marginal_likelihood_part(enc, dec, train_x, test_x, sizes, streams, log):
+    """Part 3: log p(x) by quadrature against the ELBO on the test and training images."""
     log("part 3: log p(x) by quadrature against the ELBO, test set")
-    study = marginal_likelihood_study(enc, dec, test_x, rng(1), sizes["elbo_samples"],
-                                      sizes["iwae_ks"], sizes["iwae_images"])
-    test_summary = results["integration_test"] = study["summary"]
-    figures["log_px_vs_elbo"] = fig_log_px_vs_elbo(study["log_px"], study["elbo"], study["elbo_se"],
-                                                   sizes["elbo_samples"])
-    log(f"  test: log p(x) {test_summary['log_px']:.3f}, ELBO {test_summary['elbo']:.3f}, "
-        f"gap {test_summary['gap']:.3f}; halving the spacing moves log p(x) by "
-        f"{test_summary['halved_spacing_change']:.1e}; the 81 x 81 grid is off by "
-        f"{test_summary['coarse_grid']['mean_abs_error']:.3f} on average")
+    test = marginal_likelihood_study(enc, dec, test_x, streams["elbo_test"], sizes["elbo_samples"],
+                                     sizes["iwae_ks"], sizes["iwae_images"])
+    summary = test["summary"]
+    log(f"  test: log p(x) {summary['log_px']:.3f}, ELBO {summary['elbo']:.3f}, gap {summary['gap']:.3f}; "
+        f"halving the spacing moves log p(x) by {summary['halved_spacing_change']:.1e}; the 81 x 81 grid is "
+        f"off by {summary['coarse_grid']['mean_abs_error']:.3f} on average")
     log("part 3: the same on the training set")
-    train_study = marginal_likelihood_study(enc, dec, train_x[:sizes["train_integrated"]], rng(2),
-                                            sizes["elbo_samples"], (), 0)
-    results["integration_train"] = train_study["summary"]
-    log_px = {"test": study["log_px"], "train": train_study["log_px"]}
+    train = marginal_likelihood_study(enc, dec, train_x[:sizes["train_integrated"]], streams["elbo_train"],
+                                      sizes["elbo_samples"], (), 0)
+    figures = {"log_px_vs_elbo": fig_log_px_vs_elbo(test["log_px"], test["elbo"], test["elbo_se"],
+                                                    sizes["elbo_samples"])}
+    results = {"integration_test": summary, "integration_train": train["summary"]}
+    return figures, results, {"test": test["log_px"], "train": train["log_px"]}, test["iwae"]
 
+
+def latent_space_part(enc, dec, data, streams, log):
+    """Parts 4-5: samples, reconstructions, the embedding and its classes, lattices, interpolations."""
+    train_x, train_labels, test_x, test_labels = data
     log("parts 4-5: the digit classes in the latent plane")
     classes = latent_class_study(enc, train_x, train_labels, test_x, test_labels)
-    summary = classes["summary"]
-    results["latent_classes"] = summary
+    summary, k = classes["summary"], classes["summary"]["k"]
     pairs = ", ".join(f"{p['pair'][0]}/{p['pair'][1]} {p['share']:.0%}" for p in summary["confused_pairs"][:3])
-    log(f"  {summary['k']}-NN test accuracy {summary['test_accuracy']:.1%}; most confused: {pairs or 'none'}")
+    log(f"  {k}-NN test accuracy {summary['test_accuracy']:.1%}; most confused: {pairs or 'none'}")
 
     log("part 4: samples from the prior and reconstructions")
-    figures["prior_samples"] = fig_prior_samples(dec, rng(3))
-    figures["reconstructions"] = fig_reconstructions(enc, dec, test_x[:10], rng(4))
-    z_shown = reconstructions(enc, dec, test_x[:10], rng(4))[0]  # the z the figure decodes (same stream)
-    results["reconstructions"] = {
-        "labels": test_labels[:10].tolist(),
-        "knn_classes": knn_classify(classes["train_z"], train_labels, z_shown, summary["k"]).tolist()}
-
+    _, prior_means, prior_binary = prior_samples(dec, streams["prior_samples"])
+    shown_z, shown_means, shown_binary = reconstructions(enc, dec, test_x[:10], streams["reconstructions"])
     log("part 5: the latent space")
-    figures["latent_embedding"] = fig_latent_embedding(enc, train_x, train_labels)
-    figures["latent_confusion"] = fig_confusion(summary)
-    figures["latent_lattice"] = fig_latent_lattice(dec, 20, "gaussian")
-    figures["latent_lattice_linear"] = fig_latent_lattice(dec, 20, "linear",
-                                                          embedding_bounds(enc, train_x))
-    a, b, faithful = choose_faithful_pairs(test_labels, classes["test_predicted"], rng(5), num_pairs=3,
-                                           agreement=classes["test_agreement"])
-    figures["interpolations"] = fig_interpolations(enc, dec, test_x, test_labels, pairs=(a, b))
-    along = path_classes(classes["train_z"], train_labels, interpolate_latents(enc, test_x[a], test_x[b], 10),
-                         summary["k"])
-    results["interpolations"] = {"a": a.tolist(), "b": b.tolist(), "labels_a": test_labels[a].tolist(),
-                                 "labels_b": test_labels[b].tolist(), "faithful": faithful,
-                                 "path_classes": along.tolist()}
+    a, b, faithful = choose_faithful_pairs(test_labels, classes["test_predicted"], streams["interpolation_pairs"],
+                                           num_pairs=3, agreement=classes["test_agreement"])
+    z_path = interpolate_latents(enc, test_x[a], test_x[b], 10)
+    figures = {
+        "prior_samples": fig_prior_samples(prior_means, prior_binary),
+        "reconstructions": fig_reconstructions(test_x[:10], shown_means, shown_binary),
+        "latent_embedding": fig_latent_embedding(latent_means(enc, train_x), train_labels),
+        "latent_confusion": fig_confusion(summary),
+        "latent_lattice": fig_latent_lattice(*latent_lattice(dec, 20, "gaussian"), "gaussian"),
+        "latent_lattice_linear": fig_latent_lattice(*latent_lattice(dec, 20, "linear", embedding_bounds(enc, train_x)),
+                                                    "linear"),
+        "interpolations": fig_interpolations(test_x[a], test_x[b], decoded_means(dec, z_path), test_labels[a],
+                                             test_labels[b]),
+    }
+    results = {
+        "latent_classes": summary,
+        "reconstructions": {"labels": test_labels[:10].tolist(),
+                            "knn_classes": knn_classify(classes["train_z"], train_labels, shown_z, k).tolist()},
+        "interpolations": {"a": a.tolist(), "b": b.tolist(), "labels_a": test_labels[a].tolist(),
+                           "labels_b": test_labels[b].tolist(), "faithful": faithful,
+                           "path_classes": path_classes(classes["train_z"], train_labels, z_path, k).tolist()}}
+    return figures, results
 
+
+def posterior_part(enc, dec, train_x, test_x, sizes, streams, log):
+    """Part 6: true posteriors against q(z|x), the top half of a digit, SVI and the predicted bottom half."""
     log("part 6: true posteriors, the top half of a digit, SVI")
     posteriors = posterior_study(enc, dec, train_x[:4], test_x[:4])
-    results["posteriors"] = posteriors["summary"]
-    figures["true_vs_approx_posterior"] = fig_true_vs_approx_posterior(posteriors)
-    figures["top_half_posterior"] = fig_top_half_posterior(posteriors)
     closeness = posteriors["summary"]["true_vs_approx"]
     log(f"  KL(q || p) on the shown training images {np.round(closeness['train']['kl'], 2).tolist()}, "
         f"test images {np.round(closeness['test']['kl'], 2).tolist()}; modes given the top half "
         f"{posteriors['summary']['top_half']['num_modes']}")
-    svi = svi_study(dec, test_x[:sizes["svi_images"]], rng(6), num_steps=sizes["svi_steps"])
-    results["svi"] = svi["summary"]
-    figures["svi_posterior"] = fig_svi_posterior(test_x[:sizes["svi_images"]], svi)
-    figures["svi_prediction"] = fig_svi_prediction(dec, test_x[:sizes["svi_images"]], svi, rng(7))
+    svi_x = test_x[:sizes["svi_images"]]
+    svi = svi_study(dec, svi_x, streams["svi"], num_steps=sizes["svi_steps"])
     log(f"  SVI: KL(q || p(z|x_top)) {np.round(svi['summary']['kl'], 3).tolist()}, agreeing with "
         f"log p - ELBO: {svi['summary']['kl_agree']}")
+    figures = {"true_vs_approx_posterior": fig_true_vs_approx_posterior(posteriors),
+               "top_half_posterior": fig_top_half_posterior(posteriors),
+               "svi_posterior": fig_svi_posterior(svi_x, svi),
+               "svi_prediction": fig_svi_prediction(dec, svi_x, svi, streams["svi_prediction"])}
+    return figures, {"posteriors": posteriors["summary"], "svi": svi["summary"]}
 
+
+def estimator_part(enc, dec, test_x, sizes, streams, log):
+    """Part 7: score-function against reparameterization gradients."""
     log("part 7: score-function against reparameterization gradients")
-    estimators = gradient_estimator_study(enc, dec, test_x[:sizes["estimator_images"]], rng(8),
+    estimators = gradient_estimator_study(enc, dec, test_x[:sizes["estimator_images"]], streams["gradient_estimators"],
                                           sizes["estimates"], sizes["estimates_per_image"])
-    results["gradient_estimators"] = estimators["summary"]
-    figures["gradient_histograms"] = fig_gradient_histograms(estimators["focus_estimates"],
-                                                             estimators["summary"]["focus"]["exact"])
+    figure = fig_gradient_histograms(estimators["focus_estimates"], estimators["summary"]["focus"]["exact"])
+    return {"gradient_histograms": figure}, {"gradient_estimators": estimators["summary"]}
 
+
+def gap_part(params, training, kept, train_x, test_x, log_px, iwae_encoder, sizes, streams, log):
+    """Part 8: approximation and amortization gaps on the test and training images, and along training."""
     log("part 8: approximation and amortization gaps, and along training")
-    gaps, gap_images = gap_studies(params, training["epochs"], kept, train_x, test_x, log_px, study["iwae"], sizes,
-                                   rng, log)
-    results["inference_gaps"] = gaps
-    figures["inference_gaps"] = fig_gap_histograms(gap_images)
-    figures["gaps_over_training"] = fig_gaps_over_training(gaps["over_training"], training["train_curve"])
-    figures["worst_amortization"] = fig_worst_amortization(dec, test_x, gap_images["test"])
+    images = {"test": test_x, "train": train_x[:sizes["gap_train_images"]]}
+    gaps, per_image = gap_studies(params, training["epochs"], kept, images, log_px, iwae_encoder, streams["gap_iwae"],
+                                  {"test": streams["gap_subset_test"], "train": streams["gap_subset_train"]},
+                                  sizes["gap_iwae_images"], sizes["gap_check_images"], sizes["gap_epoch_images"], log)
+    figures = {"inference_gaps": fig_gap_histograms(per_image),
+               "gaps_over_training": fig_gaps_over_training(gaps["over_training"], training["train_curve"]),
+               "worst_amortization": fig_worst_amortization(params[1], test_x, per_image["test"])}
+    return figures, {"inference_gaps": gaps}
+
+
+def run_study(args, log):
+    """Every part of the study on the model of args.config: ({name: Figure}, results as in results.json)."""
+    sizes = SIZES["quick" if args.quick else "full"]
+    reusable_model(args.config, args.retrain)  # a mismatched checkpoint fails before the data are read
+    data = load_binarized_mnist(sizes["train_size"], sizes["test_size"], args.data_dir)
+    train_x, _, test_x, _ = data
+    params, training = trained_model(args.config, args.retrain, data, log)
+    kept = kept_models(args.config, args.retrain, data, log)
+    enc, dec = params
+    streams = random_streams(args.seed)
+    results = {"seed": args.seed, "quick": args.quick,
+               "training": {k: v for k, v in training.items() if k != "train_curve"}}
+    figures, part_results, log_px, iwae_encoder = marginal_likelihood_part(enc, dec, train_x, test_x, sizes,
+                                                                           streams, log)
+    results.update(part_results)
+    for part in (latent_space_part(enc, dec, data, streams, log),
+                 posterior_part(enc, dec, train_x, test_x, sizes, streams, log),
+                 estimator_part(enc, dec, test_x, sizes, streams, log),
+                 gap_part(params, training, kept, train_x, test_x, log_px, iwae_encoder, sizes, streams, log)):
+        figures.update(part[0])
+        results.update(part[1])
     return figures, results
 
 

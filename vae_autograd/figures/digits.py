@@ -1,13 +1,12 @@
 """Figures of digits and of the latent plane (study parts 4-5): tiled images white on black,
 prior samples, reconstructions, the embedding, the lattice, interpolations, the confusion table."""
+import math
+
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..core.images import SIDE, check_images, image_grid
-from ..core.logspace import sigmoid
-from ..core.model import data_dim, decoder
-from ..report.format import percent
-from ..study.decodings import interpolate_latents, latent_lattice, latent_means, prior_samples, reconstructions
+from ..core.images import SIDE, image_grid
+from ..core.text import percent
 
 
 def plot_images(images, rows, cols, row_labels=None, col_labels=None, title=None,
@@ -40,29 +39,26 @@ def plot_grid(grid, row_labels=None, col_labels=None, title=None, inches_per_ima
     return fig
 
 
-def fig_prior_samples(dec_params, rng, num_samples=10):
-    """2 x num_samples figure: Bernoulli means of p(x|z), z ~ p(z) (top), and one binary x (bottom)."""
-    _, means, binary = prior_samples(dec_params, rng, num_samples)
-    return plot_images(np.concatenate([means, binary]), 2, num_samples,
+def fig_prior_samples(means, binary):
+    """2 x S figure: Bernoulli means (S, 784) of p(x|z), z ~ p(z) (top), and one binary x (S, 784) each (bottom)."""
+    return plot_images(np.concatenate([means, binary]), 2, len(means),
                        row_labels=["mean", "sample"],
                        title="Generated from the prior: z ~ N(0, I), x ~ p(x|z)")
 
 
-def fig_reconstructions(enc_params, dec_params, x, rng):
+def fig_reconstructions(x, means, binary):
     """N x 3 figure, one row per image x (N, 784): input | mean of p(x|z) | binary sample, z ~ q(z|x)."""
-    _, means, binary = reconstructions(enc_params, dec_params, x, rng)
     rows = np.stack([np.asarray(x, dtype=means.dtype), means, binary], axis=1)  # (N, 3, 784)
     return plot_images(rows.reshape(-1, SIDE * SIDE), len(x), 3,
                        col_labels=["input", "mean", "sample"],
                        title="Reconstructions\nz ~ q(z|x), x ~ p(x|z)", inches_per_image=0.75)
 
 
-def fig_latent_embedding(enc_params, x, labels):
-    """Scatter of the means of q(z|x) for images x (N, 784), coloured by digit labels (N,)."""
-    z_mean = latent_means(enc_params, x)
+def fig_latent_embedding(z_mean, labels):
+    """Scatter of the means (N, 2) of q(z|x) of N images, coloured by their digit labels (N,)."""
     labels = np.asarray(labels)
-    if labels.shape != (len(x),):
-        raise ValueError(f"need one label per image: {len(x)} images but labels of shape {labels.shape}")
+    if labels.shape != (len(z_mean),):
+        raise ValueError(f"need one label per image: {len(z_mean)} images but labels of shape {labels.shape}")
     fig = Figure(figsize=(6.5, 5.5), layout="constrained")
     ax = fig.add_subplot()
     # One scatter call keeps the points in data order, so no class is drawn over all the others.
@@ -74,14 +70,17 @@ def fig_latent_embedding(enc_params, x, labels):
     ax.set_aspect("equal")
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
-    ax.set_title(f"Means of q(z|x) for {len(x):,} images")
+    ax.set_title(f"Means of q(z|x) for {len(z_mean):,} images")
     return fig
 
 
-def fig_latent_lattice(dec_params, n=20, lattice="gaussian", bounds=None):
-    """n x n tiles of the Bernoulli means of p(x|z) over the latent plane (cf. the paper's Figure 4b)."""
-    z, image = latent_lattice(dec_params, n, lattice, bounds)
-    z = z.reshape(n, n, 2)
+def fig_latent_lattice(z, image, lattice="gaussian"):
+    """n x n tiles of the Bernoulli means of p(x|z) over the latent plane (cf. the paper's Figure 4b).
+
+    z (n * n, 2) and image (n * 28, n * 28): study.decodings.latent_lattice; lattice names it in the title.
+    """
+    n = math.isqrt(len(z))
+    z = np.asarray(z).reshape(n, n, 2)
     fig = plot_grid(image, row_labels=[f"{v:.2f}" for v in z[:, 0, 1]],
                     col_labels=[f"{v:.2f}" for v in z[0, :, 0]],
                     title=f"Means of p(x|z) on a {n} x {n} {lattice} lattice of z",
@@ -94,23 +93,18 @@ def fig_latent_lattice(dec_params, n=20, lattice="gaussian", bounds=None):
     return fig
 
 
-def fig_interpolations(enc_params, dec_params, x, labels, pairs, num_steps=10):
+def fig_interpolations(x_a, x_b, path_means, labels_a, labels_b):
     """One row per pair of images: x_a | p(x|z) means from z_a to z_b | x_b.
 
-    x (N, 784), labels (N,); pairs: index arrays (a, b), each (P,), e.g. from choose_pairs or
-    latent_classes.choose_faithful_pairs. Columns are alpha = 1, ..., 0 of
-    z_alpha = alpha z_a + (1 - alpha) z_b.
+    x_a, x_b (P, 784) and their labels (P,); path_means (P, S, 784): the Bernoulli means
+    along z_alpha = alpha z_a + (1 - alpha) z_b for alpha = 1, ..., 0 in S equal steps
+    (study.decodings.interpolate_latents, then decoded_means).
     """
-    check_images(x, data_dim(dec_params))
-    a, b = (np.asarray(i) for i in pairs)
-    num_pairs = len(a)
-    z_path = interpolate_latents(enc_params, x[a], x[b], num_steps)
-    means = sigmoid(decoder(dec_params, z_path.reshape(-1, 2))).reshape(num_pairs, num_steps, -1)
-    rows = np.concatenate([x[a][:, None], means, x[b][:, None]], axis=1)
+    num_pairs, num_steps = path_means.shape[:2]
+    rows = np.concatenate([x_a[:, None], path_means, x_b[:, None]], axis=1)
     alpha = np.linspace(1.0, 0.0, num_steps)
-    labels = np.asarray(labels)
     return plot_images(rows.reshape(-1, SIDE * SIDE), num_pairs, num_steps + 2,
-                       row_labels=[f"{labels[i]} → {labels[j]}" for i, j in zip(a, b)],
+                       row_labels=[f"{a} → {b}" for a, b in zip(labels_a, labels_b)],
                        col_labels=["$x_a$"] + [f"{v:.2g}" for v in alpha] + ["$x_b$"],
                        title="Means of p(x|z) along z = α $z_a$ + (1 − α) $z_b$, α from 1 to 0",
                        inches_per_image=0.6)

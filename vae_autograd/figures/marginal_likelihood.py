@@ -2,7 +2,7 @@
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..report.format import _percent
+from ..core.text import percent
 from ..study.marginal_likelihood import gap_statistics
 
 
@@ -17,9 +17,9 @@ def fig_log_px_vs_elbo(log_px, elbo_per_image, elbo_se, elbo_samples):
     if stats["num_above"] == 0:
         title = "no image above the line"
     elif stats["consistent_with_mc_error"]:
-        title = f"{_percent(stats['fraction_above'])} of images above the line, all within Monte Carlo error"
+        title = f"{percent(stats['fraction_above'])} of images above the line, all within Monte Carlo error"
     else:
-        title = (f"{_percent(stats['fraction_above'])} of images above the line, the lowest "
+        title = (f"{percent(stats['fraction_above'])} of images above the line, the lowest "
                  f"{stats['min_gap_in_se']:.1f} SE: beyond Monte Carlo error")
     fig = Figure(figsize=(9, 4), layout="constrained")
     scatter_ax, hist_ax = fig.subplots(1, 2)

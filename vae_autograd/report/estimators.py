@@ -1,6 +1,5 @@
 """Part 7 in words: the estimator tables and the sentences computed from them."""
-from ..study.estimators import group_size
-from .format import _join, _number
+from .format import join, number
 
 
 def estimator_section(summary):
@@ -29,7 +28,7 @@ def estimator_section(summary):
                      for q in (images["variance_ratio"][name][part] for part in ("mean_1", "mean", "log_std"))]
             lines.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
     lines.append("")
-    for paragraph in describe_estimators(summary):
+    for paragraph in describe_estimators(summary).values():
         lines += [paragraph, ""]
     return lines
 
@@ -39,25 +38,27 @@ def describe_estimators(summary):
 
     Names every estimator; says which are unbiased only as far as the z-scores pass the
     stated threshold; gives the variance ratios' quartiles over the images and where the
-    focus image's ratio lies among them. Returns a list of paragraphs (str).
+    focus image's ratio lies among them. Returns {name: paragraph}, in the report's order:
+    "compared", "bias", "variance", and "focus" and "across_images" where they apply.
     """
     names, labels, focus = summary["estimators"], summary["labels"], summary["focus"]
+    group_size = summary["group_size"]  # {estimator: draws per group K}
     images, check = summary["images"], summary["unbiasedness"]
     smallest_rows = {row["estimator"]: row for row in reversed(focus["table"])}  # each one's smallest n
-    loo = [name for name in names if group_size(name) > 1]
-    paragraphs = [
+    loo = [name for name in names if group_size[name] > 1]
+    paragraphs = {"compared": (
         f"{len(names)} estimators of the ELBO's gradient are compared: the score function "
         f"(REINFORCE), the score function with a leave-one-out baseline within K = "
-        f"{_join([str(group_size(n)) for n in loo])} draws (the draws are taken in groups of K and "
+        f"{join([str(group_size[n]) for n in loo])} draws (the draws are taken in groups of K and "
         f"each draw's baseline is the mean log weight of the other K - 1 draws of its group, as a "
         f"training loop drawing K samples per image could do), and the reparameterization estimator. "
         f"Variances are per draw (K times the variance of a K-draw estimate), so ratios compare "
-        f"estimators at an equal number of decoder passes."]
+        f"estimators at an equal number of decoder passes.")}
 
     # Judged here from the z-scores and the threshold, so a summary edited by hand cannot contradict itself.
     passing = [n for n in names if check["estimators"][n]["max_abs_z"] < check["z_threshold"]]
     failing = [n for n in names if n not in passing]
-    focus_z = _join([f"{abs(smallest_rows[n]['bias_in_se']):.1f}" for n in names if n in smallest_rows])
+    focus_z = join([f"{abs(smallest_rows[n]['bias_in_se']):.1f}" for n in names if n in smallest_rows])
     with_focus = check["components_per_estimator"] > images["num_images"] * len(summary["component_order"])
     scope = (f"{check['components_per_estimator']} gradient components per estimator ("
              + (f"the focus image's {focus['num_estimates']} draws and " if with_focus else "")
@@ -65,33 +66,33 @@ def describe_estimators(summary):
     rule = (f"the Bonferroni threshold {check['z_threshold']:.2f} (family-wise level "
             f"{check['family_wise_level']:g} over all {check['num_tests']} tests)")
     if not failing:
-        paragraphs.append(
+        paragraphs["bias"] = (
             f"No estimator shows a detectable bias: on {focus['component']} (exact value "
             f"{focus['exact']:.3f}, by quadrature) their means lie within {focus_z} standard errors of "
             f"the exact gradient, in the order above; over {scope} the largest |z| of any estimator is "
             f"{max(check['estimators'][n]['max_abs_z'] for n in names):.2f}, below {rule}.")
     else:
-        paragraphs.append(
+        paragraphs["bias"] = (
             f"Over {scope}, "
             + "; ".join(f"the {labels[n]} estimator's mean differs from the exact gradient by up to "
                         f"{check['estimators'][n]['max_abs_z']:.1f} standard errors" for n in failing)
             + f", beyond {rule}: these numbers do not support calling "
             + ("it" if len(failing) == 1 else "them") + " unbiased."
-            + (f" The {_join([labels[n] for n in passing])} estimator{'s' if len(passing) > 1 else ''} "
+            + (f" The {join([labels[n] for n in passing])} estimator{'s' if len(passing) > 1 else ''} "
                f"pass{'' if len(passing) > 1 else 'es'} (largest |z| "
                f"{max(check['estimators'][n]['max_abs_z'] for n in passing):.2f})." if passing else ""))
 
     def spread(name, part):
         q = images["variance_ratio"][name][part]
-        return (f"{_number(q['median'])} (quartiles {_number(q['q25'])} to {_number(q['q75'])}, "
-                f"smallest {_number(q['min'])})")
+        return (f"{number(q['median'])} (quartiles {number(q['q25'])} to {number(q['q75'])}, "
+                f"smallest {number(q['min'])})")
 
     def short(name):  # the label again, shorter, for lists of all estimators in one sentence
-        return f"with the baseline within K = {group_size(name)}" if group_size(name) > 1 else f"for the {labels[name]}"
+        return f"with the baseline within K = {group_size[name]}" if group_size[name] > 1 else f"for the {labels[name]}"
 
     ratio_parts = [f"{short(n)}, {spread(n, 'mean')} for the means and {spread(n, 'log_std')} for the log_stds"
                    for n in names if n != "reparameterization"]
-    paragraphs.append(
+    paragraphs["variance"] = (
         f"Over {images['num_images']} test images ({images['estimates_per_image']} draws each), the "
         f"variance per draw divided by the reparameterization estimator's (median over images and latent "
         f"dimensions) is, " + "; ".join(ratio_parts) + ".")
@@ -101,12 +102,12 @@ def describe_estimators(summary):
         if n == "reparameterization" or n not in smallest_rows or n not in images["focus_rank"]:
             continue
         q = images["variance_ratio"][n]["mean_1"]
-        focus_parts.append(f"{_number(smallest_rows[n]['variance_ratio_to_reparameterization'])} "
+        focus_parts.append(f"{number(smallest_rows[n]['variance_ratio_to_reparameterization'])} "
                            f"{short(n)} (median over "
-                           f"images {_number(q['median'])}; higher than {round(images['focus_rank'][n] * q['count'])}"
+                           f"images {number(q['median'])}; higher than {round(images['focus_rank'][n] * q['count'])}"
                            f" of the {q['count']} images' ratios)")
     if focus_parts:
-        paragraphs.append(f"The image in the histograms is image 0, from its {focus['num_estimates']} draws; its "
+        paragraphs["focus"] = (f"The image in the histograms is image 0, from its {focus['num_estimates']} draws; its "
                           f"ratios for d ELBO / d mean_1 are " + "; ".join(focus_parts) + ".")
 
     medians = [images["variance_ratio"][n]["mean"]["median"] for n in loo]
@@ -114,15 +115,15 @@ def describe_estimators(summary):
     if len(loo) > 1:
         falling = all(a > b for a, b in zip(medians, medians[1:]))
         findings.append(f"the baseline's median ratio for the means {'falls' if falling else 'does not fall steadily'}"
-                        f" as K grows ({', '.join(_number(m) for m in medians)} for K = "
-                        f"{', '.join(str(group_size(n)) for n in loo)})")
+                        f" as K grows ({', '.join(number(m) for m in medians)} for K = "
+                        f"{', '.join(str(group_size[n]) for n in loo)})")
     smallest = {n: min(images["variance_ratio"][n][p]["min"] for p in ("mean", "log_std")) for n in loo}
     below = [n for n in loo if smallest[n] < 1]
     if below:
-        findings.append(f"on some components the baseline within K = {_join([str(group_size(n)) for n in below])} "
+        findings.append(f"on some components the baseline within K = {join([str(group_size[n]) for n in below])} "
                         f"gives a lower variance than reparameterization (smallest ratios "
-                        f"{_join([_number(smallest[n]) for n in below])})")
+                        f"{join([number(smallest[n]) for n in below])})")
     else:
         findings.append("no baseline estimator has a lower variance than reparameterization on any component")
-    paragraphs.append("Across the images, " + "; ".join(findings) + ".")
+    paragraphs["across_images"] = "Across the images, " + "; ".join(findings) + "."
     return paragraphs

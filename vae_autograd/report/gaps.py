@@ -1,15 +1,6 @@
 """Part 8 in words: the gap tables and the sentences computed from them."""
 import math
 
-from ..study.gaussian_fit import (
-    CONVERGED_NATS,
-    MAX_ROUNDS,
-    MODE_GRID_BOUND,
-    MODE_GRID_SPACING,
-    MODE_WITHIN_NATS,
-    NUM_MODES,
-)
-from ..study.inference_gaps import WRONG_BASIN_NATS
 from .format import table_row, with_se
 
 
@@ -50,7 +41,7 @@ def gap_section(gaps):
                                with_se(row, "approximation_gap", 3), with_se(row, "amortization_gap", 2),
                                f"{row['wrong_basin_fraction']:.1%}"))
     lines.append("")
-    for sentence in describe_inference_gaps(gaps):
+    for sentence in describe_inference_gaps(gaps).values():
         lines += [sentence, ""]
     return lines
 
@@ -71,37 +62,44 @@ def first_epoch_apart(rows, key, num_se=3.0):
 
 
 def describe_inference_gaps(gaps):
-    """Sentences for the report from inference_gaps' results: only what the numbers show."""
-    test, train, rows = gaps["test"], gaps["train"], gaps["over_training"]
-    sentences = [
+    """Sentences for the report from part 8's results: only what the numbers show.
+
+    Returns {name: sentence} in the report's order: "gap_split", "refinement", and
+    "convergence", "iwae" where the run made those checks, then "along_training". The
+    settings they quote (tolerances, starts, grids) are those the run recorded in gaps["settings"].
+    """
+    test, train, rows, settings = gaps["test"], gaps["train"], gaps["over_training"], gaps["settings"]
+    sentences = {
+        "gap_split": (
         f"Of the test set's gap log p(x) - ELBO(q) = {test['total_gap']:.2f} nats per image, "
         f"{test['approximation_gap']:.3f} ± {test['approximation_gap_se']:.3f} is the approximation gap (what "
         f"the best diagonal Gaussian for each image still misses) and {test['amortization_gap']:.2f} ± "
         f"{test['amortization_gap_se']:.2f} the amortization gap (what the shared encoder misses); on the "
         f"{train['num_images']} training images {train['approximation_gap']:.3f} and "
-        f"{train['amortization_gap']:.2f}.",
+        f"{train['amortization_gap']:.2f}."),
+        "refinement": (
         f"Refining the encoder's q by Adam on each image's ELBO until a further fit gains less than "
-        f"{CONVERGED_NATS} nats gains {test['refinement_gain']:.2f} nats on test and "
+        f"{settings['converged_nats']:g} nats gains {test['refinement_gain']:.2f} nats on test and "
         f"{train['refinement_gain']:.2f} on train"
         + (f" ({test['refinement_unconverged_fraction']:.1%} of test and "
            f"{train['refinement_unconverged_fraction']:.1%} of training images were still rising after "
-           f"{MAX_ROUNDS} rounds)"
+           f"{settings['max_rounds']} rounds)"
            if max(test["refinement_unconverged_fraction"], train["refinement_unconverged_fraction"]) > 0 else "")
         + f", but in {test['wrong_basin_fraction']:.1%} "
         f"of test images ({train['wrong_basin_fraction']:.1%} of training images) it stops more than "
-        f"{WRONG_BASIN_NATS} nats below q*, in another local optimum (a wrong basin; on average "
+        f"{settings['wrong_basin_nats']:g} nats below q*, in another local optimum (a wrong basin; on average "
         f"{test['refined_below_optimal_in_wrong_basins']:.1f} nats below on test); these images hold "
         f"{test['wrong_basin_share_of_gap']:.0%} of the test gap. Taking the refined q as if it were the best "
         f"Gaussian would put the approximation gap at {test['gap_after_refinement']:.2f} nats instead of "
-        f"{test['approximation_gap']:.3f}.",
-    ]
+        f"{test['approximation_gap']:.3f}.")}
     check = test.get("convergence")
     if check:
+        bound = settings["mode_grid_bound"]
         converged = check["another_start"] < 0.02 and abs(check["more_iterations"]) < 0.02
-        sentences.append(
-            f"q* is the best of q_refined and the fits started at the posterior's {NUM_MODES} highest local maxima "
-            f"on a {MODE_GRID_SPACING} grid over [-{MODE_GRID_BOUND:g}, {MODE_GRID_BOUND:g}]^2 (those within "
-            f"{MODE_WITHIN_NATS:g} nats of the highest). On the first "
+        sentences["convergence"] = (
+            f"q* is the best of q_refined and the fits started at the posterior's {settings['num_modes']} highest "
+            f"local maxima on a {settings['mode_grid_spacing']:g} grid over [-{bound:g}, {bound:g}]^2 (those within "
+            f"{settings['mode_within_nats']:g} nats of the highest). On the first "
             f"{check['num_images']} test images, fits from other starts (each mode's best point with twice its "
             f"spread, and the whole posterior's mean and spread) would raise the mean ELBO(q*) by "
             f"{check['another_start']:.1e} nats (at most {check['another_start_max_per_image']:.1e} on one image), "
@@ -111,7 +109,7 @@ def describe_inference_gaps(gaps):
     iwae = test.get("iwae")
     if iwae:
         k = max(iwae["optimal"], key=int)
-        sentences.append(
+        sentences["iwae"] = (
             f"As an importance-sampling proposal on the first {iwae['num_images']} test images, q* brings the "
             f"IWAE bound with K = {k} to {iwae['log_px'] - iwae['optimal'][k][0]:.3f} nats of log p(x), "
             f"where the encoder's q stays {iwae['log_px'] - iwae['encoder'][k][0]:.2f} nats short.")
@@ -121,7 +119,7 @@ def describe_inference_gaps(gaps):
     epochs = sorted({r["epoch"] for r in rows})
     first_wrong = next((r["epoch"] for r in sorted(rows, key=lambda r: r["epoch"])
                         if r["split"] == "test" and r["wrong_basin_fraction"] > 0), None)
-    sentences.append(
+    sentences["along_training"] = (
         f"Along training (epochs {', '.join(map(str, epochs))}, {gaps['over_training_images']['test']} images "
         "per set): "
         + (f"the test amortization gap first exceeds the training one by more than 3 standard errors at "

@@ -1,7 +1,8 @@
 """Parts 4-5 in words: the captions' sentences on the digit classes in the latent plane."""
 import numpy as np
 
-from .format import NUMBER_WORDS, article, percent
+from ..core.text import percent
+from .format import NUMBER_WORDS, article, join
 
 
 def describe_paths(classes):
@@ -10,7 +11,7 @@ def describe_paths(classes):
     for row, path in enumerate(np.asarray(classes), start=1):  # a few rows of a figure, not images
         changes = np.flatnonzero(np.diff(path)) + 1
         runs.append(" → ".join(str(c) for c in path[np.concatenate([[0], changes])]) + f" (row {row})")
-    listed = runs[0] if len(runs) == 1 else ", ".join(runs[:-1]) + " and " + runs[-1]
+    listed = join(runs)
     return f"Along the {'path' if len(runs) == 1 else 'paths'}, the k-NN class runs {listed}."
 
 
@@ -29,7 +30,7 @@ def describe_latent_classes(summary, max_pairs=3):
         named = [f"{p['pair'][0]}/{p['pair'][1]} ({percent(p['share'])} of their test images "
                  "taken for the other)" if i == 0 else f"{p['pair'][0]}/{p['pair'][1]} ({percent(p['share'])})"
                  for i, p in enumerate(pairs)]
-        listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+        listed = join(named)
         sentences.append(f"The most confused {'pair is' if len(pairs) == 1 else 'pairs are'} {listed}.")
     else:
         sentences.append(f"No pair of classes is mistaken for each other in {percent(summary['min_pair_share'])} "
@@ -37,7 +38,7 @@ def describe_latent_classes(summary, max_pairs=3):
     split = [c for c in summary["clusters"] if c["clusters"] >= 2]
     for c in split:
         shares = [percent(share) for share in c["component_shares"]]
-        listed = ", ".join(shares[:-1]) + " and " + shares[-1]
+        listed = join(shares)
         sentences.append(f"The {c['class']}s lie in {NUMBER_WORDS.get(c['clusters'], c['clusters'])} "
                          f"separate clusters, holding {listed} of them.")
     if not split:

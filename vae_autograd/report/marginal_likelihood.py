@@ -1,7 +1,7 @@
 """Part 3 in words: the ELBO against log p(x), the quadrature's checks, the prescribed grid, IWAE."""
 import math
 
-from .format import _percent, _probability
+from ..core.text import percent, probability
 
 
 def describe_gaps(summary, set_name):
@@ -10,12 +10,12 @@ def describe_gaps(summary, set_name):
     if k == 0:
         return (f"The ELBO of every {set_name} image lies below log p(x); the smallest gap is "
                 f"{z:.1f} Monte Carlo standard errors.")
-    head = (f"The ELBO of {k} of the {n} {set_name} images ({_percent(summary['fraction_above'])}) lies "
+    head = (f"The ELBO of {k} of the {n} {set_name} images ({percent(summary['fraction_above'])}) lies "
             f"above log p(x), the lowest gap being {z:.1f} Monte Carlo standard errors")
     reference = (f"the smallest of {n} draws of Student's t with {summary['elbo_samples'] - 1} degrees of "
                  f"freedom (gap / standard error of a {summary['elbo_samples']}-sample ELBO, for a true gap "
                  f"of 0) is {summary['expected_min_z']:.1f} on average and lies at or below {z:.1f} with "
-                 f"probability {_probability(summary['min_gap_probability'])}")
+                 f"probability {probability(summary['min_gap_probability'])}")
     if summary["consistent_with_mc_error"]:
         return (f"{head}: no more than Monte Carlo error, since {reference}; the true gap, "
                 "KL(q(z|x) || p(z|x)), is never negative.")
@@ -77,7 +77,7 @@ def describe_coarse_grid(summaries, tolerance=0.01):
         narrow, wide = g["mean_abs_error_narrow"], g["mean_abs_error_wide"]
         if narrow is not None and (wide is None or narrow > wide):
             text += (f", more where the posterior is narrow against the spacing: {narrow:.2g} on average for "
-                     f"the {_percent(g['narrow_fraction'])} of them whose q(z|x) has a standard deviation below "
+                     f"the {percent(g['narrow_fraction'])} of them whose q(z|x) has a standard deviation below "
                      f"{spacing / 2:g}" + (f", {wide:.2g} for the others." if wide is not None else "."))
         else:
             text += "."

@@ -149,6 +149,19 @@ def svi_section(svi):
     return lines + [""]
 
 
+README_START, README_END = "<!-- results:start -->\n", "<!-- results:end -->"
+
+
+def readme_with_results(readme, results):
+    """The README text readme with its results block (between README_START and README_END)
+    replaced by readme_results(results); a ValueError if it has no such block."""
+    if readme.count(README_START) != 1 or readme.count(README_END) != 1 \
+            or readme.index(README_START) > readme.index(README_END):
+        raise ValueError(f"the README must hold one {README_START.strip()} ... {README_END} block")
+    start, end = readme.index(README_START) + len(README_START), readme.index(README_END)
+    return readme[:start] + readme_results(results) + readme[end:]
+
+
 def readme_results(results):
     """The README's results block, every number from results (as in results.json).
 
@@ -175,13 +188,15 @@ def readme_results(results):
         lines.append(table_row(name, f"{row['num_images']:,}", with_se(row, "approximation_gap", 3),
                                with_se(row, "amortization_gap", 2), with_se(row, "refinement_gain", 2),
                                f"{row['wrong_basin_fraction']:.1%}"))
-    for sentence in describe_inference_gaps(gaps)[:2]:
-        lines += ["", sentence]
+    sentences = describe_inference_gaps(gaps)
+    for name in ("gap_split", "refinement"):
+        lines += ["", sentences[name]]
     lines += iwae_proposal_lines(gaps["test"].get("iwae"), ", with the encoder's q(z|x) and with q* as the proposal")
     lines += ["", f"SVI on the top halves of {len(svi['kl'])} test digits reaches KL(q || p(z|x_top)) of "
               f"{min(svi['kl']):.3f}-{max(svi['kl']):.3f} nats (quadrature)."]
-    for paragraph in describe_estimators(estimators)[:3]:
-        lines += ["", paragraph]
+    paragraphs = describe_estimators(estimators)
+    for name in ("compared", "bias", "variance"):
+        lines += ["", paragraphs[name]]
     return "\n".join(lines) + "\n"
 
 

@@ -30,6 +30,12 @@ def reconstructions(enc_params, dec_params, x, rng):
     return z, sigmoid(logits), sample_bernoulli(logits, rng)
 
 
+def decoded_means(dec_params, z):
+    """Bernoulli means sigmoid(logits) of p(x|z) for latent points z (..., 2) -> (..., 784), one decoder call."""
+    z = np.asarray(z)
+    return sigmoid(decoder(dec_params, z.reshape(-1, z.shape[-1]))).reshape(z.shape[:-1] + (-1,))
+
+
 def latent_means(enc_params, x):
     """Means of q(z|x) for a batch of images x (N, 784) -> (N, 2); the latent space must be 2-D."""
     check_images(x, SIDE * SIDE)
@@ -51,16 +57,10 @@ def embedding_bounds(enc_params, x, percentiles=(1.0, 99.0)):
 # Acklam's rational approximation to the normal inverse CDF, highest power first.
 ACKLAM_A = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
             1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00)
-
-
 ACKLAM_B = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
             6.680131188771972e+01, -1.328068155288572e+01, 1.0)
-
-
 ACKLAM_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
             -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00)
-
-
 ACKLAM_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
             3.754408661907416e+00, 1.0)
 

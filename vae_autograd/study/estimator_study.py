@@ -161,6 +161,7 @@ def gradient_estimator_study(enc_params, dec_params, x, rng, num_estimates=10000
                    if row["draws"] == group_size(row["estimator"])}
     summary = {"estimators": list(focus), "labels": {name: estimator_label(name) for name in focus},
                "group_sizes": [int(k) for k in group_sizes],
+               "group_size": {name: group_size(name) for name in focus},
                "component_order": [f"{p}_{d + 1}" for p in ("mean", "log_std")
                                    for d in range(exact.shape[1] // 2)],
                "focus": {"component": "d ELBO / d mean_1 of image 0", "num_estimates": int(num_estimates),

@@ -1,0 +1,19 @@
+"""How a share or a probability reads in words: the one percent formatter and the probability
+wording, shared by figure titles and report sentences so that the two never disagree."""
+
+
+def percent(share):
+    """A share as a percentage with two significant digits and no exponent.
+
+    0.0045 -> '0.45%', 0.0123 -> '1.2%', 0.5 -> '50%', 0.998 -> '100%', 1 -> '100%', 0 -> '0%',
+    2e-6 -> 'below 0.001%'.
+    """
+    value = 100 * share
+    if 0 < value < 0.001:
+        return "below 0.001%"
+    return f"{value:.0f}%" if value >= 9.95 else f"{value:.2g}%"
+
+
+def probability(p):
+    """A probability in words that never rounds to a certainty it is not: 0.9997 -> 'above 0.99'."""
+    return "above 0.99" if p > 0.99 else f"{p:.2g}"

@@ -1,0 +1,38 @@
+"""``python -m vae_autograd.report RESULTS_JSON [--readme README.md]``: rewrite report.md beside a
+results.json (and, with --readme, the README's results block) from the numbers alone, no science."""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..io.files import atomic_write
+from .page import README_END, README_START, readme_with_results, write_report
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m vae_autograd.report", description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="a results.json written by run_all.py")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help=f"also rewrite the block between {README_START.strip()} and {README_END.strip()} "
+                             "of this README")
+    args = parser.parse_args(argv)
+    try:
+        results = json.loads(args.results.read_text())
+    except OSError as err:
+        sys.exit(f"error: cannot read {args.results} ({err.strerror}); pass the results.json that run_all.py wrote")
+    except ValueError as err:
+        sys.exit(f"error: {args.results} is not JSON ({err}); pass the results.json that run_all.py wrote")
+    try:
+        readme = None if args.readme is None else readme_with_results(args.readme.read_text(), results)
+        write_report(args.results.with_name("report.md"), results)
+    except OSError as err:
+        sys.exit(f"error: cannot read or write {err.filename} ({err.strerror})")
+    except (KeyError, TypeError, ValueError) as err:
+        sys.exit(f"error: {args.results} is not a results.json of this version of run_all.py ({type(err).__name__}: "
+                 f"{err}); rerun `python run_all.py`")
+    if readme is not None:
+        atomic_write(args.readme, lambda f: f.write(readme.encode()))
+
+
+if __name__ == "__main__":
+    main()
