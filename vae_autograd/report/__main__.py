@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..io.files import atomic_write
 from .page import README_END, README_START, readme_with_results, write_report
+from .schema import check_results
 
 
 def main(argv=None):
@@ -23,13 +24,17 @@ def main(argv=None):
     except ValueError as err:
         sys.exit(f"error: {args.results} is not JSON ({err}); pass the results.json that run_all.py wrote")
     try:
+        check_results(results)
+    except ValueError as err:
+        sys.exit(f"error: {args.results} does not follow the schema of results.json ({err}); "
+                 "rerun `python run_all.py` to write one that does")
+    try:
         readme = None if args.readme is None else readme_with_results(args.readme.read_text(), results)
         write_report(args.results.with_name("report.md"), results)
     except OSError as err:
         sys.exit(f"error: cannot read or write {err.filename} ({err.strerror})")
-    except (KeyError, TypeError, ValueError) as err:
-        sys.exit(f"error: {args.results} is not a results.json of this version of run_all.py ({type(err).__name__}: "
-                 f"{err}); rerun `python run_all.py`")
+    except ValueError as err:  # a README without its results block
+        sys.exit(f"error: {args.readme}: {err}")
     if readme is not None:
         atomic_write(args.readme, lambda f: f.write(readme.encode()))
 
