@@ -32,8 +32,8 @@ from vae_autograd.figures.posteriors import (
 from vae_autograd.io.files import OutputError, atomic_write, check_writable_file, check_writable_folder, replace_folder
 from vae_autograd.io.mnist import DataError, load_binarized_mnist
 from vae_autograd.io.process import interrupt_on_sigterm, keep_freed_memory
+from vae_autograd.report.conform import check_results
 from vae_autograd.report.page import CAPTIONS, write_report
-from vae_autograd.report.schema import check_results
 from vae_autograd.study.decodings import (
     decoded_means,
     embedding_bounds,
@@ -254,7 +254,7 @@ def run_study(args, log):
 
 def write_outputs(folder, figures, results_text, results):
     """Write the figures, results.json and report.md of one run into folder."""
-    check_results(results)  # the report reads results.json by its schema (report/schema.py)
+    check_results(results)  # the report reads results.json by its schema (report/schema.py, report/conform.py)
     if set(figures) != set(CAPTIONS):
         raise ValueError(f"the study drew {sorted(figures)}, but the report captions {sorted(CAPTIONS)}")
     for name, fig in figures.items():

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from ..io.files import atomic_write
+from .conform import check_results
 from .page import README_END, README_START, readme_with_results, write_report
-from .schema import check_results
 
 
 def main(argv=None):
