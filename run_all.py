@@ -144,8 +144,7 @@ def marginal_likelihood_part(enc, dec, train_x, test_x, sizes, streams, log):
     log("part 3: the same on the training set")
     train = marginal_likelihood_study(enc, dec, train_x[:sizes["train_integrated"]], streams["elbo_train"],
                                       sizes["elbo_samples"], (), 0)
-    figures = {"log_px_vs_elbo": fig_log_px_vs_elbo(test["log_px"], test["elbo"], test["elbo_se"],
-                                                    sizes["elbo_samples"])}
+    figures = {"log_px_vs_elbo": fig_log_px_vs_elbo(test["log_px"], test["elbo"], summary)}
     results = {"integration_test": summary, "integration_train": train["summary"]}
     return figures, results, {"test": test["log_px"], "train": train["log_px"]}, test["iwae"]
 

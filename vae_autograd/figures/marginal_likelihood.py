@@ -3,17 +3,16 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..core.text import percent
-from ..study.marginal_likelihood import gap_statistics
 
 
-def fig_log_px_vs_elbo(log_px, elbo_per_image, elbo_se, elbo_samples):
-    """Scatter of per-image ELBO against log p(x) (N,), with the line ELBO = log p(x).
+def fig_log_px_vs_elbo(log_px, elbo_per_image, stats):
+    """Scatter of per-image ELBO (N,) against log p(x) (N,), with the line ELBO = log p(x).
 
-    elbo_se (N,), the Monte Carlo standard errors of the elbo_samples-sample ELBOs, give
-    the title: how many images lie above the line and whether Monte Carlo error explains
-    it (gap_statistics).
+    stats: part 3's summary of the same images (study.marginal_likelihood.gap_statistics'
+    keys and elbo_samples) gives the title: how many images lie above the line and
+    whether Monte Carlo error explains it.
     """
-    stats = gap_statistics(log_px, elbo_per_image, elbo_se, elbo_samples)
+    elbo_samples = stats["elbo_samples"]
     if stats["num_above"] == 0:
         title = "no image above the line"
     elif stats["consistent_with_mc_error"]:
