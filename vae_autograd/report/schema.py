@@ -114,12 +114,17 @@ class Interpolations(TypedDict):
     path_classes: list[list[int]]        # k-NN class of every point of every path
 
 
-class EncoderAgainstPosterior(TypedDict):
+class WindowChecks(TypedDict):
+    """Per image: the share of the posterior on its window's edge ring, and outside the window."""
+    edge_mass: list[float]
+    mass_outside_window: list[float]
+
+
+class EncoderAgainstPosterior(WindowChecks):
     """6.1, per shown image: KL(q || p(z|x)), the best Gaussian's, and the window's checks."""
     kl: list[float]
     best_gaussian_kl: list[float]
     amortization_gap: list[float]
-    edge_mass: list[float]
     mass_outside_window: list[float]
 
 
@@ -128,13 +133,11 @@ class TrueVsApprox(TypedDict):
     test: EncoderAgainstPosterior
 
 
-class TopHalf(TypedDict):
+class TopHalf(WindowChecks):
     """6.2, per shown test image: p(z | x_top) against p(z|x)."""
     posterior_mean: list[list[float]]
     posterior_std: list[list[float]]
     whole_image_std: list[list[float]]
-    edge_mass: list[float]
-    mass_outside_window: list[float]
     num_modes: list[int]
     mode_shares: list[list[float]]
     mode_mass: float
@@ -159,7 +162,7 @@ class Posteriors(TypedDict):
     bottom_dependence: list[BottomDependence]
 
 
-class Svi(TypedDict):
+class Svi(WindowChecks):
     """6.3, per image: the SVI Gaussian for p(z | x_top) against quadrature (study.svi.svi_study)."""
     mu: list[list[float]]
     log_std: list[list[float]]
@@ -172,8 +175,6 @@ class Svi(TypedDict):
     kl_difference_in_se: list[float]
     kl_agree: list[bool]
     agreement_se: float
-    edge_mass: list[float]
-    mass_outside_window: list[float]
     posterior_mean: list[list[float]]
     posterior_std: list[list[float]]
     mu_error_in_posterior_stds: list[list[float]]
