@@ -242,12 +242,13 @@ def run_study(args, log):
     figures, part_results, log_px, iwae_encoder = marginal_likelihood_part(enc, dec, train_x, test_x, sizes,
                                                                            streams, log)
     results.update(part_results)
-    for part in (latent_space_part(enc, dec, data, streams, log),
-                 posterior_part(enc, dec, train_x, test_x, sizes, streams, log),
-                 estimator_part(enc, dec, test_x, sizes, streams, log),
-                 gap_part(params, training, kept, train_x, test_x, log_px, iwae_encoder, sizes, streams, log)):
-        figures.update(part[0])
-        results.update(part[1])
+    for part_figures, part_results in (
+            latent_space_part(enc, dec, data, streams, log),
+            posterior_part(enc, dec, train_x, test_x, sizes, streams, log),
+            estimator_part(enc, dec, test_x, sizes, streams, log),
+            gap_part(params, training, kept, train_x, test_x, log_px, iwae_encoder, sizes, streams, log)):
+        figures.update(part_figures)
+        results.update(part_results)
     return figures, results
 
 
