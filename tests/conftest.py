@@ -1,34 +1,34 @@
-"""Shared fixtures: the real MNIST files (when a copy can be found), a small trained VAE, and
-a tiny random one whose posteriors parts 6.1 and 8 fit.
+"""Shared fixtures: the real MNIST files (when a copy can be found), a small trained VAE, tiny
+random ones whose posteriors parts 6.1 and 8 fit, and the studies that test files of several
+layers (study, figures, report) read.
 
 Tests that need the real files skip with the reason when no copy is found or can be
 downloaded; with VAE_REQUIRE_MNIST=1 (set by .ci/run) that skip becomes a failure.
+Plain helper functions shared by several files are in tests/helpers.py.
 """
 import os
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from vae_autograd.core.model import init_vae_params
+import vae_autograd.figures.digits as digit_figures
+import vae_autograd.study.decodings as decodings
+from tests.helpers import NUM_ESTIMATES, NUM_IMAGES, REPO, random_binary_images, small_params
+from vae_autograd.core.model import decoder, encoder, init_vae_params
 from vae_autograd.io.mnist import DataError, find_mnist, load_binarized_mnist
 from vae_autograd.io.process import keep_freed_memory
+from vae_autograd.study.estimator_study import gradient_estimator_study
+from vae_autograd.study.estimators import exact_elbo_and_gradient, single_sample_estimates
+from vae_autograd.study.inference_gaps import inference_gap_study
+from vae_autograd.study.posterior import posterior_study
+from vae_autograd.study.svi import svi_study
 from vae_autograd.train.loop import train
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config):
     keep_freed_memory()  # the training fixtures run 4x faster (see its docstring)
-
-
-def assert_one_line_error(result, *fragments):
-    """A command refused its input: exit 1, one line "error: ..." holding each fragment."""
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
-    assert result.stderr.startswith("error: ")
-    for fragment in fragments:
-        assert fragment in result.stderr
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +71,16 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture
+def no_open_figures():
+    """Fails a test that leaves a figure open in pyplot (the figures never use pyplot)."""
+    before = len(plt.get_fignums())
+    yield
+    assert len(plt.get_fignums()) == before, "a figure was left open in pyplot"
+
+
+# ---------------------------------------------------------------- tiny models and their studies
+
 @pytest.fixture(scope="session")
 def tiny_vae():
     """A random 30-pixel VAE with structured posteriors, and 40 images drawn from it."""
@@ -81,3 +91,104 @@ def tiny_vae():
     logits = np.tanh(z @ W1 + b1) @ W2 + b2
     x = (rng.random(logits.shape) < 1 / (1 + np.exp(-logits))).astype(np.float32)
     return enc_params, dec_params, x
+
+
+@pytest.fixture(scope="session")
+def gap_result(tiny_vae):
+    """Part 8's inference_gap_study of tiny_vae."""
+    enc_params, dec_params, x = tiny_vae
+    return inference_gap_study(enc_params, dec_params, x, np.random.default_rng(0), num_steps=150,
+                               iwae_ks=(1, 100), iwae_images=10)
+
+
+@pytest.fixture(scope="session")
+def untrained_vae():
+    """(enc_params, dec_params): an untrained 784 -> 8 -> 2 VAE in float64."""
+    return init_vae_params(np.random.default_rng(0), 784, 8, 2, scale=0.3, dtype=np.float64)
+
+
+@pytest.fixture(scope="session")
+def posterior_images():
+    """Three random binary images (3, 784)."""
+    return random_binary_images(3)
+
+
+@pytest.fixture(scope="session")
+def posterior_result(untrained_vae, posterior_images):
+    """posterior_study of the untrained VAE: images[:2] as training images, images[1:] as test images."""
+    return posterior_study(*untrained_vae, posterior_images[:2], posterior_images[1:], num_points=41)
+
+
+@pytest.fixture(scope="session")
+def svi_decoder(untrained_vae):
+    """The untrained VAE's decoder in float32, the dtype SVI runs in for a trained model."""
+    return [(W.astype(np.float32), b.astype(np.float32)) for W, b in untrained_vae[1]]
+
+
+@pytest.fixture(scope="session")
+def svi_images():
+    """Two random binary images (2, 784), float32."""
+    return random_binary_images(2, np.float32)
+
+
+@pytest.fixture(scope="session")
+def svi_result(svi_decoder, svi_images):
+    return svi_study(svi_decoder, svi_images, np.random.default_rng(0), num_steps=400, num_points=61)
+
+
+@pytest.fixture(scope="session")
+def estimator_images():
+    """Five random binary images (5, 784)."""
+    return random_binary_images(NUM_IMAGES)
+
+
+@pytest.fixture(scope="session")
+def estimator_setting(untrained_vae, estimator_images):
+    """Five images, their q parameters, 10^4 estimates of each kind and the exact gradient."""
+    enc_params, dec_params = untrained_vae
+    x = estimator_images
+    mean, log_std = encoder(enc_params, x)
+    estimates = single_sample_estimates(dec_params, x, mean, log_std, np.random.default_rng(1),
+                                        NUM_ESTIMATES)
+    elbo, exact = exact_elbo_and_gradient(dec_params, x, mean, log_std)
+    return {"enc_dec": untrained_vae, "dec_params": dec_params, "x": x, "mean": mean, "log_std": log_std,
+            "estimates": estimates, "exact": exact, "elbo": elbo}
+
+
+@pytest.fixture(scope="session")
+def estimator_result(untrained_vae, estimator_images):
+    enc_params, dec_params = untrained_vae
+    return gradient_estimator_study(enc_params, dec_params, estimator_images[:3], np.random.default_rng(5),
+                                    num_estimates=400, estimates_per_image=200)
+
+
+# ---------------------------------------------------------------- the digit figures and their numbers
+
+@pytest.fixture(scope="session")
+def small_vae():
+    """(enc_params, dec_params) of an untrained 784 -> 20 -> 2 VAE."""
+    return small_params()
+
+
+@pytest.fixture(scope="session")
+def digit_images():
+    """(x (12, 784) binary float32, labels (12,)): distinct random images of digits 0..9, 0, 1."""
+    return random_binary_images(12, np.float32), np.arange(12) % 10
+
+
+@pytest.fixture
+def network_calls(monkeypatch):
+    """Counts of the encoder and decoder calls made by the decodings and their figures."""
+    calls = {"encoder": 0, "decoder": 0}
+
+    def counted(name, function):
+        def wrapper(*args):
+            calls[name] += 1
+            return function(*args)
+        return wrapper
+
+    for name, function in (("encoder", encoder), ("decoder", decoder)):
+        for module in (decodings, digit_figures):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, counted(name, function))
+    return calls

@@ -1,9 +1,8 @@
 """The declared support range and the pins CI tests its lowest end with say the same thing."""
 import configparser
 import re
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 def declared_floors():

@@ -1,14 +1,12 @@
 """The README's Python example runs as written, on a checkpoint in data/vae.npz."""
 import re
-from pathlib import Path
 
 import numpy as np
 
+from tests.helpers import REPO
 from vae_autograd.core.model import init_vae_params
 from vae_autograd.train.checkpoints import save_params
 from vae_autograd.train.options import TrainConfig
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def readme_python_block():

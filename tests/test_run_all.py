@@ -5,18 +5,16 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error
 
+from tests.helpers import REPO, assert_one_line_error
 from vae_autograd.core.model import init_vae_params
 from vae_autograd.report.page import CAPTIONS
 from vae_autograd.train.checkpoints import load_params, save_params
 from vae_autograd.train.options import TrainConfig
 
-REPO = Path(__file__).resolve().parents[1]
 FIGURES = list(CAPTIONS)
 
 

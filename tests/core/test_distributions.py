@@ -1,4 +1,4 @@
-"""Tests for vae_autograd.distributions against SciPy and closed forms.
+"""Tests for vae_autograd.core.distributions against SciPy and closed forms.
 
 Tolerance conventions used below:
 - Deterministic float computations are compared with tolerances of a few machine
@@ -13,23 +13,15 @@ import numpy as np
 import pytest
 import scipy.special
 import scipy.stats
-from autograd import elementwise_grad, grad
-from autograd.test_util import check_grads
+from autograd import grad
 
+from tests.helpers import EPS32, EPS64, NO_OVERFLOW
 from vae_autograd.core.distributions import (
     bernoulli_log_density,
     diag_gaussian_log_density,
     sample_bernoulli,
     sample_diag_gaussian,
 )
-from vae_autograd.core.logspace import sigmoid, softplus
-
-EPS64 = np.finfo(np.float64).eps
-EPS32 = float(np.finfo(np.float32).eps)
-
-# Extreme inputs must not even overflow internally (e.g. exp(1e4) -> inf): tests that
-# feed them run under this error state, so a naive formula fails loudly.
-NO_OVERFLOW = dict(over="raise", invalid="raise", divide="raise")
 
 EXTREME_LOGITS = np.array([-1e4, -1e3, -50.0, -40.0, -20.0, -10.0, 0.0,
                            10.0, 20.0, 40.0, 50.0, 1e3, 1e4])
@@ -51,8 +43,6 @@ def log_sigmoid_ref(logits):
     """log sigmoid(l) = -log(1 + exp(-l)), stable for any l."""
     return -np.logaddexp(0.0, -logits)
 
-
-# ---------------------------------------------------------------- diag Gaussian
 
 def test_diag_gaussian_matches_scipy_random_inputs():
     rng = np.random.default_rng(0)
@@ -140,8 +130,6 @@ def test_diag_gaussian_at_its_mean_with_zero_std_is_infinite():
         assert diag_gaussian_log_density(np.zeros(2), np.zeros(2), np.full(2, -np.inf)) == np.inf
 
 
-# ---------------------------------------------------------------- Bernoulli
-
 def test_bernoulli_matches_scipy_moderate_logits():
     """|logits| <= 5: SciPy's log(1 - expit(l)) loses at most ~e^5 ulps (relative
     ~3e-14) and x*l - softplus(l) at most a few ulps of |l|, so 1e-12 per pixel."""
@@ -200,48 +188,6 @@ def test_bernoulli_gradient_is_x_minus_sigmoid(dtype, eps):
     np.testing.assert_array_equal(grad(lambda ll: bernoulli_log_density(np.zeros(2, dtype), ll))(big), [-1.0, 0.0])
 
 
-# ---------------------------------------------------------------- softplus, sigmoid
-
-@np.errstate(**NO_OVERFLOW)
-def test_softplus_and_sigmoid_values_float64():
-    a = np.concatenate([np.linspace(-50, 50, 201), [-1e4, -800.0, 800.0, 1e4]])
-    sp = softplus(a)
-    np.testing.assert_allclose(sp, np.logaddexp(0.0, a), rtol=4 * EPS64, atol=0)
-    assert softplus(1e4) == 1e4 and softplus(-1e4) == 0.0
-    s = sigmoid(a)
-    ref = scipy.special.expit(a)
-    # exp(-softplus(-a)): relative error ~ eps * softplus(-a) <= eps * (1 + |a|)
-    np.testing.assert_array_less(np.abs(s - ref), 4 * EPS64 * (1 + np.abs(a)) * ref + 1e-300)
-    assert sigmoid(1e4) == 1.0 and sigmoid(-1e4) == 0.0 and sigmoid(0.0) == 0.5
-
-
-@np.errstate(**NO_OVERFLOW)
-def test_softplus_and_sigmoid_float32_stay_float32():
-    a = np.linspace(-30, 30, 61).astype(np.float32)
-    a = np.concatenate([a, np.array([-1e4, 1e4], np.float32)])
-    sp, s = softplus(a), sigmoid(a)
-    assert sp.dtype == np.float32 and s.dtype == np.float32
-    a64 = a.astype(np.float64)
-    np.testing.assert_allclose(sp, np.logaddexp(0.0, a64), rtol=4 * EPS32)
-    ref = scipy.special.expit(a64)
-    np.testing.assert_array_less(np.abs(s - ref), 4 * EPS32 * (1 + np.abs(a64)) * ref + 1e-45)
-    g = elementwise_grad(softplus)(a)
-    assert g.dtype == np.float32 and np.all(np.isfinite(g))
-
-
-@np.errstate(**NO_OVERFLOW)
-def test_softplus_gradient():
-    np.random.seed(0)  # check_grads draws its random directions from np.random
-    a = np.random.default_rng(4).uniform(-30, 30, 40)
-    check_grads(softplus, modes=["rev"], order=1)(a)
-    ext = np.array([-1e4, -1e3, -40.0, 0.0, 40.0, 1e3, 1e4])
-    g = elementwise_grad(softplus)(ext)
-    assert np.all(np.isfinite(g))
-    np.testing.assert_allclose(g, scipy.special.expit(ext), rtol=4 * EPS64 * (1 + 1e4), atol=0)
-
-
-# ---------------------------------------------------------------- Gaussian sampler
-
 def test_sample_diag_gaussian_moments_and_ks():
     n = 200_000
     mean = np.array([0.0, -3.0, 10.0, 1e-3])
@@ -295,8 +241,6 @@ def test_sample_diag_gaussian_reparameterization_gradients():
                                (np.exp(log_std) * eps).sum(0), rtol=1e-14)
 
 
-# ---------------------------------------------------------------- Bernoulli sampler
-
 @np.errstate(**NO_OVERFLOW)
 def test_sample_bernoulli_frequencies():
     n = 100_000
@@ -329,11 +273,3 @@ def test_sample_bernoulli_float32_and_seeding():
     f = sample_bernoulli(np.full(n, 0.5, np.float32), np.random.default_rng(14)).mean(dtype=np.float64)
     p = scipy.special.expit(0.5)
     assert abs(f - p) < 4 * np.sqrt(p * (1 - p) / n)
-
-
-def test_erf_and_its_gradient_match_scipy():
-    from vae_autograd.core.logspace import erf
-    x = np.concatenate([np.linspace(-7, 7, 141), [0.0, 1e-8, -30.0, 30.0]])
-    np.testing.assert_allclose(erf(x), scipy.special.erf(x), rtol=1e-15, atol=1e-16)
-    expected = 2 / np.sqrt(np.pi) * np.exp(-x**2)
-    np.testing.assert_allclose(grad(lambda v: erf(v).sum())(x), expected, rtol=1e-14, atol=1e-300)

@@ -1,4 +1,4 @@
-"""Tests for vae_autograd.data: real MNIST files, IDX parsing, checksums, downloads, batching.
+"""Tests for vae_autograd.io.mnist: real MNIST files, IDX parsing, checksums, downloads.
 
 Everything runs offline: downloads go to a small HTTP server on 127.0.0.1 that serves
 copies (good, truncated, byte-flipped) of the real files from the ``mnist_dir`` fixture.
@@ -10,8 +10,6 @@ import http.server
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ import numpy as np
 import pytest
 
 import vae_autograd.io.mnist as vae_data
-from vae_autograd.io.files import OutputError, atomic_write, check_writable_file, replace_folder
+from tests.helpers import dir_listing
 from vae_autograd.io.mnist import (
     NUM_TEST,
     NUM_TRAIN,
@@ -31,7 +29,6 @@ from vae_autograd.io.mnist import (
     load_binarized_mnist,
     read_idx,
 )
-from vae_autograd.train.loop import minibatches
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
@@ -40,8 +37,6 @@ TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
 ALL_FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 SMALL_FILES = (TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)  # quick to serve and hash
 
-
-# ----------------------------------------------------------------------------- helpers
 
 def sha256_file(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -67,12 +62,16 @@ def raw_images(path, n):
     return np.frombuffer(body, dtype=np.uint8).reshape(n, 784)
 
 
+def idx_bytes(magic, array, compress=True):
+    """``array`` (uint8) as the bytes of an IDX file with the given magic; dims from its shape."""
+    array = np.asarray(array, dtype=np.uint8)
+    payload = np.array([magic, *array.shape], dtype=">u4").tobytes() + array.tobytes()
+    return gzip.compress(payload) if compress else payload
+
+
 def write_idx(path, magic, array, compress=True):
     """Write ``array`` (uint8) as an IDX file with the given magic; dims from its shape."""
-    array = np.asarray(array, dtype=np.uint8)
-    header = np.array([magic, *array.shape], dtype=">u4").tobytes()
-    payload = header + array.tobytes()
-    Path(path).write_bytes(gzip.compress(payload) if compress else payload)
+    Path(path).write_bytes(idx_bytes(magic, array, compress))
     return Path(path)
 
 
@@ -112,13 +111,6 @@ def assert_one_line(err):
     assert "\n" not in message, f"error message spans several lines: {message!r}"
     return message
 
-
-def dir_listing(path):
-    """Every entry in path, including hidden temporary files such as .name.xyz.part."""
-    return sorted(os.listdir(path))
-
-
-# ----------------------------------------------------------------------------- 1. real files
 
 def test_real_shapes_dtypes_and_values(mnist):
     train_x, train_y, test_x, test_y = mnist
@@ -187,8 +179,6 @@ def test_real_files_match_published_checksums(mnist_dir):
         assert sha256_file(Path(mnist_dir) / name) == SHA256[name], name
 
 
-# ----------------------------------------------------------------------------- 2. synthetic IDX
-
 def test_read_idx_parses_images_and_labels(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(7, 28, 28), dtype=np.uint8)
@@ -211,112 +201,50 @@ def test_read_idx_uses_header_dims(tmp_path):
     np.testing.assert_array_equal(got, images)
 
 
-def test_read_idx_body_shorter_than_header_promises(tmp_path):
-    images = np.zeros((4, 28, 28), dtype=np.uint8)
-    payload = np.array([0x803, 4, 28, 28], dtype=">u4").tobytes() + images.tobytes()[:-100]
-    path = tmp_path / "short-body.gz"
-    path.write_bytes(gzip.compress(payload))
-    with pytest.raises(DataError) as info:
-        read_idx(path, 0x0803)
-    message = assert_one_line(info.value)
-    assert str(path) in message
-    assert "delete it" in message
+GOOD_DEFLATE = gzip.compress(b"\x00" * 100)
+CUT_GZIP = idx_bytes(0x803, np.random.default_rng(1).integers(0, 256, (20, 28, 28)))
 
 
-def test_read_idx_body_longer_than_header_promises(tmp_path):
-    payload = np.array([0x801, 3], dtype=">u4").tobytes() + bytes([1, 2, 3, 4])
-    path = tmp_path / "long-body.gz"
-    path.write_bytes(gzip.compress(payload))
-    with pytest.raises(DataError) as info:
-        read_idx(path, 0x0801)
-    message = assert_one_line(info.value)
-    assert str(path) in message and "delete it" in message
-
-
-def test_read_idx_truncated_gzip_stream(tmp_path):
-    rng = np.random.default_rng(1)
-    path = write_idx(tmp_path / "cut.gz", 0x803, rng.integers(0, 256, (20, 28, 28)))
-    truncate(path, 0.5)
-    with pytest.raises(DataError) as info:
-        read_idx(path, 0x0803)
-    message = assert_one_line(info.value)
-    assert str(path) in message
-    assert "delete it" in message
-
-
-@pytest.mark.parametrize("file_magic", [
-    0x00000802,  # ndim byte says 2
-    0x00000903,  # unknown data-type byte
-    0x01000803,  # non-zero leading bytes
-    0x03080000,  # little-endian magic
-])
-def test_read_idx_wrong_magic(tmp_path, file_magic):
+# Each way an MNIST file can be broken: its bytes, the magic read_idx is asked for, and what
+# the one-line error must say besides the file's path and "delete it".
+@pytest.mark.parametrize("content, magic, fragments", [
+    pytest.param(gzip.compress(np.array([0x803, 4, 28, 28], dtype=">u4").tobytes() + bytes(4 * 784 - 100)),
+                 0x0803, (), id="body-shorter-than-header-promises"),
+    pytest.param(gzip.compress(np.array([0x801, 3], dtype=">u4").tobytes() + bytes([1, 2, 3, 4])),
+                 0x0801, (), id="body-longer-than-header-promises"),
+    pytest.param(CUT_GZIP[:int(len(CUT_GZIP) * 0.5)], 0x0803, (), id="truncated-gzip-stream"),
     # header dims and body size are right for 0x0803; only the magic is wrong
-    header = np.array([file_magic, 2, 28, 28], dtype=">u4").tobytes()
-    path = tmp_path / "magic.gz"
-    path.write_bytes(gzip.compress(header + bytes(2 * 784)))
+    *[pytest.param(gzip.compress(np.array([file_magic, 2, 28, 28], dtype=">u4").tobytes() + bytes(2 * 784)),
+                   0x0803, (), id=f"wrong-magic-{why}")
+      for file_magic, why in [(0x00000802, "ndim-2"), (0x00000903, "unknown-data-type"),
+                              (0x01000803, "non-zero-leading-bytes"), (0x03080000, "little-endian")]],
+    pytest.param(idx_bytes(0x00000801, np.arange(50) % 10), 0x0803, (), id="labels-file-read-as-images"),
+    # a perfectly valid IDX file, just not compressed
+    pytest.param(idx_bytes(0x803, np.zeros((2, 28, 28)), compress=False), 0x0803, ("gzip",), id="not-gzip"),
+    pytest.param(b"<html><body>404 Not Found</body></html>\n", 0x0801, (), id="html-page-instead-of-gzip"),
+    pytest.param(gzip.compress(b""), 0x0803, (), id="empty-decompressed-content"),
+    pytest.param(gzip.compress(b"\x00\x00\x08\x03\x00"), 0x0803, (), id="images-header-cut-after-5-bytes"),
+    pytest.param(gzip.compress(np.array([0x801, 2], dtype=">u4").tobytes() + b"\x01\x02"), 0x0803, (),
+                 id="2-label-file-read-as-images"),
+    # the 10-byte gzip header kept, the deflate data replaced by an invalid block type (0b11)
+    pytest.param(GOOD_DEFLATE[:10] + b"\x07\x00\x00\x00" + GOOD_DEFLATE[-8:], 0x0803, (),
+                 id="corrupt-deflate-stream"),
+])
+def test_read_idx_refuses_a_broken_file_in_one_line(tmp_path, content, magic, fragments):
+    path = tmp_path / "broken.gz"
+    path.write_bytes(content)
     with pytest.raises(DataError) as info:
-        read_idx(path, 0x0803)
+        read_idx(path, magic)
     message = assert_one_line(info.value)
     assert str(path) in message and "delete it" in message
-
-
-def test_read_idx_labels_file_read_as_images(tmp_path):
-    path = write_idx(tmp_path / "labels.gz", 0x00000801, np.arange(50) % 10)
-    with pytest.raises(DataError) as info:
-        read_idx(path, 0x0803)
-    assert str(path) in assert_one_line(info.value)
+    for fragment in fragments:
+        assert fragment in message
 
 
 def test_read_idx_real_labels_file_read_as_images(mnist_dir):
     with pytest.raises(DataError):
         read_idx(Path(mnist_dir) / TEST_LABELS, 0x0803)
 
-
-def test_read_idx_not_gzip(tmp_path):
-    # a perfectly valid IDX file, just not compressed
-    path = write_idx(tmp_path / "plain.gz", 0x803, np.zeros((2, 28, 28)), compress=False)
-    with pytest.raises(DataError) as info:
-        read_idx(path, 0x0803)
-    message = assert_one_line(info.value)
-    assert str(path) in message and "gzip" in message and "delete it" in message
-
-
-def test_read_idx_html_page_instead_of_gzip(tmp_path):
-    path = tmp_path / "page.gz"
-    path.write_bytes(b"<html><body>404 Not Found</body></html>\n")
-    with pytest.raises(DataError):
-        read_idx(path, 0x0801)
-
-
-def test_read_idx_empty_decompressed_content(tmp_path):
-    path = tmp_path / "empty.gz"
-    path.write_bytes(gzip.compress(b""))
-    with pytest.raises(DataError):
-        read_idx(path, 0x0803)
-
-
-@pytest.mark.parametrize("content", [
-    b"\x00\x00\x08\x03\x00",  # an images header cut after 5 bytes
-    np.array([0x801, 2], dtype=">u4").tobytes() + b"\x01\x02",  # 2-label file read as images
-], ids=["cut-header", "short-labels-as-images"])
-def test_read_idx_header_cut_mid_word(tmp_path, content):
-    path = tmp_path / "short.gz"
-    path.write_bytes(gzip.compress(content))
-    with pytest.raises(DataError):
-        read_idx(path, 0x0803)
-
-
-def test_read_idx_corrupt_deflate_stream(tmp_path):
-    good = gzip.compress(b"\x00" * 100)
-    path = tmp_path / "bad-deflate.gz"
-    # keep the 10-byte gzip header, replace the deflate data with an invalid block type (0b11)
-    path.write_bytes(good[:10] + b"\x07\x00\x00\x00" + good[-8:])
-    with pytest.raises(DataError):
-        read_idx(path, 0x0803)
-
-
-# ----------------------------------------------------------------------------- 3. find/load errors
 
 def test_find_mnist_missing_directory(tmp_path):
     missing = tmp_path / "no-such-dir"
@@ -382,8 +310,6 @@ def test_load_bad_sizes(mnist_dir, train_size, test_size, bad):
     assert bad in message
     assert "1..60000" in message and "1..10000" in message  # says what is allowed
 
-
-# ----------------------------------------------------------------------------- 4. downloads
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     requests = []  # replaced per server; paths of GET requests, in order
@@ -623,47 +549,6 @@ def test_find_mnist_no_server(tmp_path):
     assert dir_listing(dest) == []
 
 
-# ----------------------------------------------------------------------------- 5. minibatches
-
-@pytest.mark.parametrize("n, sizes", [
-    (1000, [100] * 10),
-    (1050, [100] * 10 + [50]),
-    (99, [99]),
-    (101, [100, 1]),
-])
-def test_minibatches_cover_every_row_once(n, sizes):
-    x = np.stack([np.arange(n), -np.arange(n)], axis=1).astype(np.float32)
-    batches = list(minibatches(x, 100, np.random.default_rng(0)))
-    assert [len(b) for b in batches] == sizes
-    rows = np.concatenate(batches)
-    assert rows.shape == (n, 2)
-    np.testing.assert_array_equal(np.sort(rows[:, 0]), np.arange(n))
-    np.testing.assert_array_equal(rows[:, 1], -rows[:, 0])  # rows kept whole
-    if n >= 100:
-        assert not np.array_equal(rows[:, 0], np.arange(n))  # actually shuffled
-
-
-def test_minibatches_same_seed_same_order_different_seed_differs():
-    x = np.arange(500)[:, None]
-
-    def order(seed):
-        return np.concatenate(list(minibatches(x, 100, np.random.default_rng(seed))))[:, 0]
-
-    np.testing.assert_array_equal(order(3), order(3))
-    assert not np.array_equal(order(3), order(4))
-
-
-def test_minibatches_rng_advances_between_epochs():
-    x = np.arange(300)[:, None]
-    rng = np.random.default_rng(0)
-    first = np.concatenate(list(minibatches(x, 100, rng)))
-    second = np.concatenate(list(minibatches(x, 100, rng)))
-    assert not np.array_equal(first, second)
-    np.testing.assert_array_equal(np.sort(second[:, 0]), np.arange(300))
-
-
-# ----------------------------------------------------------------------------- 6. MNIST_DIR
-
 def test_mnist_dir_env_is_used(mnist_dir, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # so a fallback to data/mnist would show
     monkeypatch.setenv("MNIST_DIR", str(mnist_dir))
@@ -719,8 +604,6 @@ def test_empty_mnist_dir_env_means_unset(monkeypatch, tmp_path):
     assert str(Path("data") / "mnist") in str(info.value)
 
 
-# ----------------------------------------------------------------------------- 7. unusable inputs
-
 def test_folder_in_place_of_an_mnist_file(mnist_dir, tmp_path):
     data_dir = copy_real(mnist_dir, tmp_path / "mnist", names=SMALL_FILES)
     (data_dir / TRAIN_IMAGES).mkdir()
@@ -760,79 +643,3 @@ def test_empty_data_dir_never_means_the_working_directory(monkeypatch, tmp_path)
     with pytest.raises(DataError, match="is empty"):
         find_mnist("", mirrors=[closed_port_url()])
     assert dir_listing(tmp_path) == []
-
-
-# ----------------------------------------------------------------------------- 8. outputs
-
-def dead_pid():
-    """The pid of a process that has exited (and been reaped)."""
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
-
-
-def test_atomic_write_removes_leftovers_of_killed_writers_only(tmp_path):
-    target = tmp_path / "vae.npz"
-    stale = tmp_path / f".vae.npz.{dead_pid()}.k2j4x.part"
-    live = tmp_path / f".vae.npz.{os.getpid()}.a8b9c.part"  # a writer still at work
-    other = tmp_path / f".other.npz.{dead_pid()}.q1w2e.part"  # another target's
-    for path in (stale, live, other):
-        path.write_bytes(b"half")
-    atomic_write(target, lambda f: f.write(b"whole"))
-    assert target.read_bytes() == b"whole"
-    assert not stale.exists() and live.exists() and other.exists()
-
-
-def test_killed_writer_leaves_a_part_file_the_next_write_removes(tmp_path):
-    target = tmp_path / "vae.npz"
-    writer = subprocess.run(
-        [sys.executable, "-c", "import os, sys; from vae_autograd.io.files import atomic_write; "
-         f"atomic_write({str(target)!r}, lambda f: (f.write(b'half'), f.flush(), os._exit(9)))"],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    assert writer.returncode == 9 and len(list(tmp_path.glob(".vae.npz.*.part"))) == 1
-    atomic_write(target, lambda f: f.write(b"whole"))
-    assert dir_listing(tmp_path) == ["vae.npz"]
-
-
-def test_check_writable_file(tmp_path):
-    check_writable_file(tmp_path / "new" / "deeper" / "vae.npz", "--out")  # folders made later are fine
-    assert dir_listing(tmp_path) == []  # the check leaves nothing behind
-    with pytest.raises(OutputError, match="--out .* is a folder"):
-        check_writable_file(tmp_path, "--out")
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(OutputError, match="is a file, not a folder"):
-        check_writable_file(tmp_path / "file" / "vae.npz", "--out")
-
-
-def test_replace_folder_swaps_in_one_whole_set(tmp_path):
-    folder = tmp_path / "figures"
-    folder.mkdir()
-    (folder / "old-only.png").write_bytes(b"old")
-    (folder / "shared.png").write_bytes(b"old")
-    replace_folder(folder, lambda new: [(new / n).write_bytes(b"new") for n in ("shared.png", "new.png")])
-    assert dir_listing(folder) == ["new.png", "shared.png"] and (folder / "shared.png").read_bytes() == b"new"
-    assert dir_listing(tmp_path) == ["figures"]  # no staging or old folder left
-
-
-def test_replace_folder_interrupted_while_writing_keeps_the_old_set(tmp_path):
-    folder = tmp_path / "figures"
-    folder.mkdir()
-    (folder / "a.png").write_bytes(b"old a")
-    (folder / "b.png").write_bytes(b"old b")
-
-    def write_then_interrupt(new):
-        (new / "a.png").write_bytes(b"new a")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        replace_folder(folder, write_then_interrupt)
-    assert [(folder / n).read_bytes() for n in ("a.png", "b.png")] == [b"old a", b"old b"]
-    assert dir_listing(tmp_path) == ["figures"]
-
-
-def test_replace_folder_removes_staging_folders_of_killed_runs(tmp_path):
-    stale = tmp_path / f".figures.{dead_pid()}.x1y2.new"
-    stale.mkdir()
-    (stale / "a.png").write_bytes(b"half")
-    replace_folder(tmp_path / "figures", lambda new: (new / "a.png").write_bytes(b"whole"))
-    assert dir_listing(tmp_path) == ["figures"]

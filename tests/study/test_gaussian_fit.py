@@ -1,20 +1,16 @@
-"""The best Gaussian for a 2-D posterior, on targets whose answers are known: explicit
-Gaussians and mixtures, and a tiny VAE."""
+"""The best Gaussian (vae_autograd.study.gaussian_fit) for a 2-D posterior, on targets whose answers are known: explicit
+Gaussians and mixtures, and a tiny VAE.
+"""
 import numpy as np
-import pytest
 
 from vae_autograd.core.distributions import LOG_2PI
 from vae_autograd.study.gaussian_fit import fit_on_windows, global_fit, posterior_starts, window_serves
-from vae_autograd.study.posterior import log_joint_on_windows
 from vae_autograd.study.windows import (
-    decoder_target,
     explicit_target,
     gaussian_elbo,
     lattice_level,
     level_spacing,
     window_axes,
-    window_elbo,
-    window_log_joint,
 )
 
 
@@ -67,35 +63,6 @@ def test_correlated_gaussian_has_the_known_approximation_gap():
     assert np.all(elbo <= OFFSETS)
 
 
-def random_window(rng, rows=6, size=9):
-    """A window of a smooth non-Gaussian log joint, and Gaussians partly off it."""
-    mean = rng.standard_normal((rows, 2))
-    log_std = np.log(rng.uniform(0.1, 0.4, (rows, 2)))
-    level = lattice_level(np.exp(log_std))
-    axes = window_axes(mean + 0.3 * rng.standard_normal((rows, 2)), level, size) * level_spacing(level)[:, :, None]
-    z1, z2 = axes[:, 0, :, None], axes[:, 1, None, :]
-    log_joint = -100.0 - 2.0 * z1**2 - z2**4 + np.sin(3.0 * z1 * z2)
-    return mean, log_std, axes, log_joint
-
-
-@pytest.mark.parametrize("escape_nats", [0.0, 100.0])
-def test_window_elbo_gradient_matches_finite_differences(escape_nats):
-    mean, log_std, axes, log_joint = random_window(np.random.default_rng(7))
-    _, d_mean, d_log_std = window_elbo(mean, log_std, axes, log_joint, escape_nats, with_grad=True)
-    step = 1e-6
-    for analytic, which in ((d_mean, 0), (d_log_std, 1)):
-        for d in range(2):
-            shift = np.zeros_like(mean)
-            shift[:, d] = step
-            args_up = [mean + shift, log_std] if which == 0 else [mean, log_std + shift]
-            args_down = [mean - shift, log_std] if which == 0 else [mean, log_std - shift]
-            numeric = (window_elbo(*args_up, axes, log_joint, escape_nats)
-                       - window_elbo(*args_down, axes, log_joint, escape_nats)) / (2 * step)
-            np.testing.assert_allclose(analytic[:, d], numeric, rtol=1e-5, atol=1e-5)
-    # The penalty matters here: some Gaussians hang off their windows.
-    assert escape_nats == 0.0 or np.abs(d_mean).max() > 1.0
-
-
 def test_a_centred_window_serves_and_a_moved_or_narrowed_one_does_not():
     rng = np.random.default_rng(2)
     mean, log_std = rng.standard_normal((50, 2)), np.log(rng.uniform(0.01, 1.0, (50, 2)))
@@ -136,44 +103,3 @@ def test_batched_fit_equals_fitting_each_image_alone():
         alone = fit_on_windows(tabulate, np.array([n]), start_mean[n:n + 1], start_log_std[n:n + 1], num_steps=50)
         for a, b in zip(together, alone):
             np.testing.assert_allclose(a[n:n + 1], b, rtol=1e-12, atol=1e-12)
-
-
-# ---------------------------------------------------------------- a tiny VAE (conftest.tiny_vae)
-
-def test_lattice_windows_match_direct_decoding(tiny_vae):
-    _, dec_params, x = tiny_vae
-    rng = np.random.default_rng(0)
-    rows = rng.integers(0, len(x), 60)
-    center = rng.standard_normal((60, 2))
-    level = lattice_level(rng.uniform(0.05, 0.5, (60, 2)))
-    cache = {}
-    # The second call meets the first one's points (shifted windows), from the cache.
-    for shift in (0.0, 0.3):
-        values, axes = window_log_joint(dec_params, x, rows, center + shift, level, size=8, rows_per_block=7,
-                                        rows_per_group=25, cache=cache)
-        z = np.stack(np.broadcast_arrays(axes[:, 0, :, None], axes[:, 1, None, :]), axis=-1).reshape(60, -1, 2)
-        direct = log_joint_on_windows(dec_params, x[rows], z).reshape(values.shape)
-        np.testing.assert_allclose(values, direct, atol=2e-4)
-        assert len(np.unique(cache["keys"])) == len(cache["keys"]) == len(cache["values"])
-    uncached, _ = window_log_joint(dec_params, x, rows, center + shift, level, size=8, rows_per_block=7,
-                                   rows_per_group=25)
-    np.testing.assert_array_equal(values, uncached)
-
-
-def test_deterministic_elbo_matches_monte_carlo(tiny_vae):
-    _, dec_params, x = tiny_vae
-    tabulate, _ = decoder_target(dec_params, x)
-    rng = np.random.default_rng(1)
-    rows = np.arange(5)
-    mean, log_std = rng.standard_normal((5, 2)), np.log(rng.uniform(0.05, 0.6, (5, 2)))
-    exact = gaussian_elbo(tabulate, rows, mean, log_std)
-    eps = rng.standard_normal((200000, 5, 2))
-    z = mean + np.exp(log_std) * eps
-    (W1, b1), (W2, b2) = dec_params
-    logits = np.tanh(z @ W1 + b1) @ W2 + b2
-    log_lik = np.sum(x[rows] * logits - np.logaddexp(0, logits), axis=-1)
-    log_w = log_lik - 0.5 * np.sum(z**2, -1) - LOG_2PI + np.sum(0.5 * eps**2 + log_std, -1) + LOG_2PI
-    se = log_w.std(axis=0) / np.sqrt(len(log_w))
-    assert np.all(np.abs(log_w.mean(axis=0) - exact) < 4 * se), (log_w.mean(axis=0) - exact) / se
-
-

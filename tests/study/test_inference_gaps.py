@@ -1,30 +1,22 @@
-"""Part 8 on a tiny VAE: the bounds are ordered, the gaps add up, the figures draw and the
-description follows the numbers."""
+"""Part 8 on a tiny VAE (vae_autograd.study.inference_gaps): the bounds are ordered, the
+gaps add up, and given encoder bounds are used as they are.
+"""
 import numpy as np
-import pytest
 
-from vae_autograd.figures.gaps import fig_gap_histograms, fig_gaps_over_training, fig_worst_amortization
 from vae_autograd.study.inference_gaps import inference_gap_study
 from vae_autograd.study.marginal_likelihood import iwae_bound
 
 
-@pytest.fixture(scope="module")
-def tiny_study(tiny_vae):
-    enc_params, dec_params, x = tiny_vae
-    return inference_gap_study(enc_params, dec_params, x, np.random.default_rng(0), num_steps=150,
-                               iwae_ks=(1, 100), iwae_images=10)
-
-
-def test_bounds_are_ordered_per_image(tiny_study):
-    p = tiny_study["per_image"]
+def test_bounds_are_ordered_per_image(gap_result):
+    p = gap_result["per_image"]
     assert np.all(p["elbo_amortized"] <= p["elbo_refined"] + 1e-6)
     assert np.all(p["elbo_refined"] <= p["elbo_optimal"] + 1e-9)  # q_refined is one of q*'s candidates
     # log p(x) by the shared quadrature; a diagonal Gaussian cannot exceed it beyond its accuracy.
     assert np.all(p["elbo_optimal"] <= p["log_px"] + 1e-4)
 
 
-def test_gaps_add_up_and_checks_pass(tiny_study):
-    s, p = tiny_study["summary"], tiny_study["per_image"]
+def test_gaps_add_up_and_checks_pass(gap_result):
+    s, p = gap_result["summary"], gap_result["per_image"]
     np.testing.assert_allclose(s["approximation_gap"] + s["amortization_gap"], s["log_px"] - s["elbo_amortized"],
                                atol=1e-9)
     assert s["num_images"] == len(p["log_px"])
@@ -34,9 +26,9 @@ def test_gaps_add_up_and_checks_pass(tiny_study):
     assert iwae[1][0] <= iwae[100][0] <= s["iwae"]["log_px"] + 0.05
 
 
-def test_iwae_with_q_star_rises_from_its_elbo_to_log_px(tiny_vae, tiny_study):
+def test_iwae_with_q_star_rises_from_its_elbo_to_log_px(tiny_vae, gap_result):
     _, dec_params, x = tiny_vae
-    p = tiny_study["per_image"]
+    p = gap_result["per_image"]
     rng = np.random.default_rng(5)
     q_star = (p["mean_optimal"], p["log_std_optimal"])
     one = iwae_bound(None, dec_params, x, rng, 1, proposal=q_star)
@@ -48,36 +40,6 @@ def test_iwae_with_q_star_rises_from_its_elbo_to_log_px(tiny_vae, tiny_study):
     big = iwae_bound(None, dec_params, x, rng, 2000, proposal=q_star)
     gap = np.mean(p["log_px"] - big)
     assert -0.2 < gap < np.mean(p["log_px"] - p["elbo_optimal"])
-
-
-def test_figures_draw(tiny_vae, tiny_study):
-    _, dec_params, x = tiny_vae
-    p = tiny_study["per_image"]
-    assert len(fig_gap_histograms({"test": p, "train": p}).axes) == 4
-    rows = [dict(tiny_study["summary"], epoch=e, split=s) for e in (1, 10) for s in ("test", "train")]
-    assert len(fig_gaps_over_training(rows).axes) == 2
-    assert len(fig_worst_amortization(dec_params, x, p, num_shown=3, num_points=31).axes) >= 3
-
-
-def test_description_follows_the_numbers(tiny_study):
-    from vae_autograd.report.gaps import describe_inference_gaps, first_epoch_apart
-
-    summary = tiny_study["summary"]
-
-    def row(epoch, split, amortization_gap):
-        return dict(summary, epoch=epoch, split=split, amortization_gap=amortization_gap,
-                    amortization_gap_se=0.1, wrong_basin_fraction=0.0)
-
-    together = [row(e, s, 1.0) for e in (1, 10, 50) for s in ("test", "train")]
-    apart = together[:4] + [row(50, "test", 3.0), row(50, "train", 1.0)]
-    assert first_epoch_apart(together, "amortization_gap") is None
-    assert first_epoch_apart(apart, "amortization_gap") == 50
-    gaps = {"test": summary, "train": summary, "over_training_images": {"test": 5, "train": 5}}
-    said_together = " ".join(describe_inference_gaps({**gaps, "over_training": together}))
-    said_apart = " ".join(describe_inference_gaps({**gaps, "over_training": apart}))
-    assert "stay within 3 standard errors" in said_together and "no test image is in a wrong basin" in said_together
-    assert "first exceeds the training one by more than 3 standard errors at epoch 50" in said_apart
-    assert f"{summary['approximation_gap']:.3f}" in said_together
 
 
 def test_given_encoder_iwae_bounds_are_used_and_set_the_ks(tiny_vae):

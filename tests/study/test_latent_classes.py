@@ -1,22 +1,16 @@
-"""Tests for vae_autograd.latent_classes on synthetic 2-D Gaussian blobs with known labels.
+"""Tests for vae_autograd.study.latent_classes on synthetic 2-D Gaussian blobs with known labels.
 
 No MNIST and no training: embeddings are drawn directly, so every expected answer
 (which pair overlaps, which class is split) is known by construction.
 """
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from tests.helpers import blobs, ring_centres
 from vae_autograd.core.model import init_vae_params
 from vae_autograd.figures.digits import fig_confusion
-from vae_autograd.report.latent_classes import (
-    describe_classified,
-    describe_interpolations,
-    describe_latent_classes,
-    describe_paths,
-    describe_reconstructions,
-)
+from vae_autograd.report.latent_classes import describe_paths
 from vae_autograd.study.latent_classes import (
     accuracies,
     choose_faithful_pairs,
@@ -30,27 +24,8 @@ from vae_autograd.study.latent_classes import (
     path_classes,
 )
 
+pytestmark = pytest.mark.usefixtures("no_open_figures")
 
-def blobs(centres, per_class, scale, rng):
-    """(z (C * per_class, 2), labels): per_class N(centre, scale^2 I) points for class c at centres[c]."""
-    centres = np.asarray(centres, dtype=np.float64)
-    labels = np.repeat(np.arange(len(centres)), per_class)
-    return centres[labels] + scale * rng.standard_normal((len(labels), 2)), labels
-
-
-def ring_centres(num_classes, radius):
-    angle = 2 * np.pi * np.arange(num_classes) / num_classes
-    return radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
-
-
-@pytest.fixture(autouse=True)
-def no_open_figures():
-    before = len(plt.get_fignums())
-    yield
-    assert len(plt.get_fignums()) == before, "a figure was left open in pyplot"
-
-
-# ---------------------------------------------------------------- k-NN
 
 def test_knn_recovers_well_separated_classes_exactly():
     rng = np.random.default_rng(0)
@@ -129,8 +104,6 @@ def test_bad_inputs_raise_one_line_errors_naming_the_fix(call, message):
     assert "\n" not in str(err.value)
 
 
-# ---------------------------------------------------------------- confusion
-
 def test_confusion_table_counts_a_hand_made_example():
     true = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
     predicted = np.array([0, 0, 1, 1, 1, 2, 0, 2, 2])
@@ -165,8 +138,6 @@ def test_overlapping_blobs_are_named_the_most_confused_pair():
     assert [p["pair"] for p in pairs] == [[4, 9]]
     assert 0.15 < pairs[0]["share"] < 0.5  # N(0,1) blobs 1 apart: about 31% on the wrong side
 
-
-# ---------------------------------------------------------------- clusters within a class
 
 def test_connected_components_of_a_hand_made_graph():
     component = connected_components(7, np.array([0, 1, 5, 6, 4]), np.array([1, 2, 6, 4, 4]))
@@ -233,8 +204,6 @@ def test_a_dense_blob_with_a_sparse_tail_is_not_called_two_clusters():
     assert result["clusters"] == 1
 
 
-# ---------------------------------------------------------------- interpolation end points
-
 def test_end_point_classes_and_faithful_pairs():
     rng = np.random.default_rng(7)
     train_z, train_labels = blobs(ring_centres(3, 10.0), 50, 0.5, rng)
@@ -274,70 +243,6 @@ def test_path_classes_follow_the_regions_a_straight_path_crosses():
     assert describe_paths(classes) == \
         "Along the paths, the k-NN class runs 0 → 1 → 2 (row 1) and 2 → 1 → 0 (row 2)."
     assert describe_paths(classes[:1, :2]) == "Along the path, the k-NN class runs 0 (row 1)."
-
-
-# ---------------------------------------------------------------- study, captions, figure
-
-def synthetic_summary(overlap):
-    """Summary of a study on synthetic blobs: ten separated classes, 4 and 9 overlapping if asked,
-    and the 2s drawn as two distant groups."""
-    rng = np.random.default_rng(8)
-    centres = ring_centres(10, 30.0)
-    if overlap:
-        centres[9] = centres[4] + [1.0, 0.0]
-    train_z, train_labels = blobs(centres, 150, 1.0, rng)
-    twos = np.flatnonzero(train_labels == 2)
-    train_z[twos[:50]] += [0.0, 15.0]
-    test_z, test_labels = blobs(centres, 80, 1.0, rng)
-    predicted = knn_classify(train_z, train_labels, test_z, 15)
-    table = confusion_table(test_labels, predicted)
-    per_class, overall = accuracies(table)
-    return {"k": 15, "num_train": len(train_z), "num_test": len(test_z), "test_accuracy": overall,
-            "class_accuracy": per_class.tolist(), "confusion": table.tolist(), "min_pair_share": 0.05,
-            "confused_pairs": confused_pairs(table, 0.05), "min_cluster_share": 0.1,
-            "clusters": class_clusters(train_z, train_labels, k=15, sparse_share=0.1, min_cluster_share=0.1)}
-
-
-def test_caption_names_only_what_the_numbers_show():
-    clean = describe_latent_classes(synthetic_summary(overlap=False))
-    assert "labels 100% of the 800 test images" in clean
-    assert "/" not in clean and "No pair of classes is mistaken" in clean
-    assert "The 2s lie in two separate clusters, holding 67% and 33% of them." in clean
-    assert "The 4s" not in clean and "No class splits" not in clean
-
-    confused = describe_latent_classes(synthetic_summary(overlap=True))
-    assert "The most confused pair is 4/9 (" in confused and "No pair" not in confused
-    share = confused_pairs(np.array(synthetic_summary(True)["confusion"]), 0.05)[0]["share"]
-    assert f"4/9 ({100 * share:.0f}% of their test images" in confused
-
-
-def test_caption_without_any_split_says_so():
-    summary = synthetic_summary(overlap=False)
-    summary["clusters"] = [dict(c, clusters=1, component_shares=[1.0]) for c in summary["clusters"]]
-    assert "No class splits into separate clusters" in describe_latent_classes(summary)
-
-
-def test_describe_classified_names_every_mismatch_in_plain_grammar():
-    assert describe_classified([3, 4], [3, 4], "end points", 15) == \
-        "All 2 end points lie among training embeddings of their own digit (by a 15-nearest-neighbour vote)."
-    text = describe_classified([5, 1, 8], [8, 1, 3], "end points", 15)
-    assert text.startswith("1 of the 3 end points lies among training embeddings of its own digit")
-    assert text.endswith("; the others lie elsewhere: a 5 among the 8s, an 8 among the 3s.")
-    text = describe_classified([5, 1, 8], [5, 1, 3], "end points", 15)
-    assert text.startswith("2 of the 3 end points lie") and "; the other lies elsewhere: an 8 among the 3s." in text
-    assert describe_classified([5], [3], "sampled z", 5).startswith("None of the 1 sampled z lies")
-
-
-def test_describe_interpolations_reads_the_end_points_off_the_paths():
-    along = np.array([[1, 1, 7, 4], [3, 3, 5, 6]])  # row 2 starts, at z_a of a 5, among the 3s
-    text = describe_interpolations([1, 5], [4, 6], along, faithful=False, k=15)
-    assert text.startswith("3 of the 4 end points lie") and "a 5 among the 3s" in text
-    assert text.endswith("the k-NN class runs 1 → 7 → 4 (row 1) and 3 → 5 → 6 (row 2).")
-    assert "drawn among" not in text
-    along[1, 0] = 5
-    text = describe_interpolations([1, 5], [4, 6], along, faithful=True, k=15)
-    assert "whose latent mean a 15-nearest-neighbour vote labels correctly and clearly. All 4 end points" in text
-    assert describe_reconstructions([7, 2], [7, 3], 15).endswith("elsewhere: a 2 among the 3s.")
 
 
 def test_study_on_a_tiny_untrained_model_and_its_figure():

@@ -1,7 +1,6 @@
-"""True posteriors on windows and half images (vae_autograd.posterior), their figures
-(vae_autograd.posterior_figures).
+"""True posteriors on windows and half images (vae_autograd.study.posterior).
 
-The maths runs on a tiny untrained 784 -> 8 -> 2 decoder in float64 (784 pixels, since
+The maths runs on conftest's untrained 784 -> 8 -> 2 decoder in float64 (784 pixels, since
 a top half is the top 14 of 28 rows): its posteriors are a few tenths wide, so windows
 and brute-force grids both resolve them, and every test takes well under a second.
 """
@@ -12,60 +11,27 @@ import numpy as np
 import pytest
 import scipy.special
 
+from tests.helpers import brute_force
 from vae_autograd.core.distributions import bernoulli_log_density, diag_gaussian_log_density
 from vae_autograd.core.elbo import joint_log_density
 from vae_autograd.core.model import decoder, encoder, init_vae_params
-from vae_autograd.figures.posteriors import (
-    fig_top_half_posterior,
-    fig_true_vs_approx_posterior,
-    hdr_log_levels,
-    kl_titles,
-    top_half_titles,
-)
-from vae_autograd.report.posteriors import describe_factorization, describe_top_half, describe_true_vs_approx
 from vae_autograd.study.estimators import quadrature_elbo
-from vae_autograd.study.grids import edge_mass, grid_moments, latent_grid, log_integrate_grid, quadrature_kl
+from vae_autograd.study.grids import edge_mass, grid_moments, latent_grid, log_integrate_grid
 from vae_autograd.study.posterior import (
     bottom_pixel_dependence,
     count_modes,
     log_joint_on_grid,
     log_joint_on_windows,
     log_likelihood_top,
-    posterior_study,
     posterior_windows,
     top_half,
     whole_posterior_windows,
 )
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    """(enc_params, dec_params): an untrained 784 -> 8 -> 2 VAE in float64."""
-    return init_vae_params(np.random.default_rng(0), 784, 8, 2, scale=0.3, dtype=np.float64)
-
-
-@pytest.fixture(scope="module")
-def images():
-    """Three random binary images (3, 784)."""
-    return (np.random.default_rng(1).random((3, 784)) < 0.3).astype(np.float64)
-
-
-def brute_force(dec_params, x, low=-5.0, high=5.0, spacing=0.1):
-    """log p(x) (N,) and the posterior's mean and std (N, 2) on one global grid.
-
-    For posteriors at least 0.15 wide (checked below), a midpoint rule of spacing h errs by
-    about exp(-2 pi^2 std^2 / h^2) < 1e-19: this grid is exact to rounding.
-    """
-    z_grid, axis = latent_grid(low, high, spacing)
-    log_joint = log_joint_on_grid(dec_params, x, z_grid)
-    return log_integrate_grid(log_joint, spacing, len(axis)), grid_moments(z_grid, log_joint)
-
-
-# ---------------------------------------------------------------- half images
-
-def test_top_half_is_the_top_14_rows(images):
-    expected = images.reshape(3, 28, 28)[:, :14, :].reshape(3, 392)
-    np.testing.assert_array_equal(top_half(images), expected)
+def test_top_half_is_the_top_14_rows(posterior_images):
+    expected = posterior_images.reshape(3, 28, 28)[:, :14, :].reshape(3, 392)
+    np.testing.assert_array_equal(top_half(posterior_images), expected)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -79,13 +45,13 @@ def test_top_half_rejects_anything_but_a_batch_of_whole_images(bad, message):
         top_half(bad)
 
 
-def test_log_likelihood_top_is_bernoulli_density_of_the_first_392_pixels(tiny, images):
-    dec_params = tiny[1]
+def test_log_likelihood_top_is_bernoulli_density_of_the_first_392_pixels(untrained_vae, posterior_images):
+    dec_params = untrained_vae[1]
     z = np.random.default_rng(1).standard_normal((5, 3, 2))
-    expected = bernoulli_log_density(images[:, :392], decoder(dec_params, z)[..., :392])
-    np.testing.assert_allclose(log_likelihood_top(dec_params, top_half(images), z), expected, rtol=1e-13)
+    expected = bernoulli_log_density(posterior_images[:, :392], decoder(dec_params, z)[..., :392])
+    np.testing.assert_allclose(log_likelihood_top(dec_params, top_half(posterior_images), z), expected, rtol=1e-13)
     with pytest.raises(ValueError, match=r"x_top must be a batch of flat images \(N, 392\)"):
-        log_likelihood_top(dec_params, images, z)
+        log_likelihood_top(dec_params, posterior_images, z)
 
 
 def test_log_likelihood_top_equals_the_bottom_summed_out_by_enumeration():
@@ -103,19 +69,17 @@ def test_log_likelihood_top_equals_the_bottom_summed_out_by_enumeration():
                                    scipy.special.logsumexp(log_full, axis=0), rtol=1e-12)
 
 
-# ---------------------------------------------------------------- quadrature
-
 @pytest.mark.parametrize("half", [False, True])
-def test_log_joint_on_grid_and_windows_match_joint_log_density_point_by_point(tiny, images, half):
-    dec_params = tiny[1]
+def test_log_joint_on_grid_and_windows_match_joint_log_density_point_by_point(untrained_vae, posterior_images, half):
+    dec_params = untrained_vae[1]
     z_grid, _ = latent_grid(-2, 2, 0.5)
-    x = top_half(images) if half else images
+    x = top_half(posterior_images) if half else posterior_images
     logits = decoder(dec_params, z_grid)[None, :, :x.shape[1]]
     expected = bernoulli_log_density(x[:, None, :], logits) + joint_log_density(
         dec_params, np.zeros((1, 784)), z_grid)[None] - joint_log_density(
         dec_params, np.zeros((1, 784)), z_grid)[None] + (-0.5 * np.sum(z_grid**2, 1) - np.log(2 * np.pi))
     if not half:
-        np.testing.assert_allclose(expected, joint_log_density(dec_params, images[:, None, :], z_grid[None]),
+        np.testing.assert_allclose(expected, joint_log_density(dec_params, posterior_images[:, None, :], z_grid[None]),
                                    rtol=1e-12)
     np.testing.assert_allclose(log_joint_on_grid(dec_params, x, z_grid), expected, rtol=1e-12)
     windows = np.broadcast_to(z_grid, (3,) + z_grid.shape)
@@ -123,11 +87,11 @@ def test_log_joint_on_grid_and_windows_match_joint_log_density_point_by_point(ti
 
 
 @pytest.mark.parametrize("half", [False, True])
-def test_windows_give_the_log_marginal_and_mean_of_a_fine_global_grid(tiny, images, half):
+def test_windows_give_the_log_marginal_and_mean_of_a_fine_global_grid(untrained_vae, posterior_images, half):
     # The windows' quadrature must not depend on their size or resolution, and must
     # match brute force on a global grid.
-    dec_params = tiny[1]
-    x = top_half(images) if half else images
+    dec_params = untrained_vae[1]
+    x = top_half(posterior_images) if half else posterior_images
     log_px, (mean, std) = brute_force(dec_params, x)
     assert np.all(std > 0.15) and np.all(np.abs(mean) + 6 * std < 5.0)  # resolved by both grids
     for num_points, num_stds in ((41, 5.0), (81, 7.0)):
@@ -140,45 +104,19 @@ def test_windows_give_the_log_marginal_and_mean_of_a_fine_global_grid(tiny, imag
         np.testing.assert_allclose(window_std, std, rtol=3e-4)
 
 
-def test_windows_cover_the_extra_gaussian(tiny, images):
+def test_windows_cover_the_extra_gaussian(untrained_vae, posterior_images):
     far = np.full((3, 2), 2.5)
-    z_grids, _, _ = posterior_windows(tiny[1], images, far, np.full((3, 2), 0.1), num_points=21)
+    z_grids, _, _ = posterior_windows(untrained_vae[1], posterior_images, far, np.full((3, 2), 0.1), num_points=21)
     assert np.all(z_grids.max(axis=1) >= 2.5 + 5 * 0.1 - 1e-12)
 
 
-def test_quadrature_kl_of_two_gaussians_matches_the_closed_form():
-    z_grid, axis = latent_grid(-6, 6, 0.02)
-    mean_q, log_std_q, mean_p, log_std_p = np.array([0.3, -0.2]), np.log([0.5, 0.8]), np.zeros(2), np.zeros(2)
-    log_q = diag_gaussian_log_density(z_grid, mean_q, log_std_q)[None]
-    log_p = diag_gaussian_log_density(z_grid, mean_p, log_std_p)[None]
-    var_q = np.exp(2 * log_std_q)
-    closed_form = np.sum(log_std_p - log_std_q + (var_q + (mean_q - mean_p) ** 2) / 2 - 0.5)
-    np.testing.assert_allclose(quadrature_kl(log_q, log_p, 0.02), closed_form, rtol=1e-8)
-
-
-# ---------------------------------------------------------------- figures
-
-def test_hdr_levels_enclose_the_requested_masses():
-    z_grid, _ = latent_grid(-6, 6, 0.02)
-    log_density = diag_gaussian_log_density(z_grid, np.zeros(2), np.zeros(2))
-    levels = hdr_log_levels(log_density, (0.5, 0.9, 0.99))
-    # A standard 2-D Gaussian's region of mass m is the disc of radius sqrt(-2 log(1 - m)).
-    expected = -np.log(2 * np.pi) + np.log(1 - np.array([0.5, 0.9, 0.99]))
-    np.testing.assert_allclose(levels, np.sort(expected), atol=2e-3)
-
-
-@pytest.fixture(scope="module")
-def study(tiny, images):
-    """posterior_study of the tiny VAE: images[:2] as training images, images[1:] as test images."""
-    return posterior_study(*tiny, images[:2], images[1:], num_points=41)
-
-
-def test_posterior_study_kls_are_quadrature_kls_on_windows_holding_the_posterior(tiny, images, study):
-    enc_params, dec_params = tiny
-    summary = study["summary"]
+def test_posterior_study_kls_are_quadrature_kls_on_windows_holding_the_posterior(untrained_vae, posterior_images,
+                                                                                 posterior_result):
+    enc_params, dec_params = untrained_vae
+    summary = posterior_result["summary"]
     assert json.loads(json.dumps(summary)) == summary
-    for name, x in (("train", images[:2]), ("test", images[1:])):
-        part, numbers = study[name], summary["true_vs_approx"][name]
+    for name, x in (("train", posterior_images[:2]), ("test", posterior_images[1:])):
+        part, numbers = posterior_result[name], summary["true_vs_approx"][name]
         mean, log_std = encoder(enc_params, x)
         np.testing.assert_array_equal(part["q_mean"], mean)
         z_grids, dz, log_joint = part["windows"]
@@ -200,47 +138,11 @@ def test_posterior_study_kls_are_quadrature_kls_on_windows_holding_the_posterior
     assert len(summary["bottom_dependence"]) == 2
 
 
-def test_true_vs_approx_figure_has_a_row_of_training_and_a_row_of_test_images(images, study):
-    fig = fig_true_vs_approx_posterior(study)
-    panels = [ax for ax in fig.axes if ax.get_title()]
-    summary = study["summary"]["true_vs_approx"]
-    assert [ax.get_title() for ax in panels] == kl_titles(summary["train"]) + kl_titles(summary["test"])
-    assert panels[0].get_title().startswith(f"KL(q || p) = {summary['train']['kl'][0]:.3f} nats")
-    for ax, image in zip(panels, np.concatenate([images[:2], images[1:]])):  # each panel's inset is its digit
-        np.testing.assert_array_equal(ax.child_axes[0].images[0].get_array().ravel(), image)
-
-
-def test_top_half_figure_shows_the_top_half_and_its_wider_posterior(tiny, images, study):
-    dec_params = tiny[1]
-    fig = fig_top_half_posterior(study)
-    panels = [ax for ax in fig.axes if ax.get_title()]
-    summary = study["summary"]["top_half"]
-    assert [ax.get_title() for ax in panels] == top_half_titles(summary)
-    _, (_, whole_std) = brute_force(dec_params, images[1:])
-    _, (_, half_std) = brute_force(dec_params, top_half(images[1:]))
-    np.testing.assert_allclose(summary["posterior_std"], half_std, rtol=1e-3)
-    assert np.all(half_std > whole_std)  # half the pixels: a wider posterior
-    for ax, image in zip(panels, images[1:]):
-        shown = ax.child_axes[0].images[0].get_array()
-        np.testing.assert_array_equal(shown[:14].ravel(), image[:392])
-        assert shown[14:].mask.all()  # the bottom is drawn as unobserved
-
-
-# ---------------------------------------------------------------- windows, modes, the best Gaussian
-
 def gaussian_mixture(z_grid, weights, means, std):
     """log of a mixture of isotropic Gaussians of one std at the points z_grid (G, 2) -> (G,)."""
     parts = [np.log(w) + diag_gaussian_log_density(z_grid, np.array(m, float), np.log([std, std]))
              for w, m in zip(weights, means)]
     return scipy.special.logsumexp(parts, axis=0)
-
-
-def test_edge_mass_is_small_for_a_held_density_and_large_for_a_cut_one():
-    z_grid, axis = latent_grid(-3, 3, 0.05)
-    held = diag_gaussian_log_density(z_grid, np.zeros(2), np.log([0.5, 0.5]))
-    cut = diag_gaussian_log_density(z_grid, np.array([2.5, 0.0]), np.log([0.5, 0.5]))
-    masses = edge_mass(np.stack([held, cut]), len(axis))
-    assert masses[0] < 1e-6 and masses[1] > 0.01
 
 
 @pytest.mark.parametrize("weights, means, std, expected", [
@@ -291,8 +193,6 @@ def test_whole_posterior_windows_widen_to_hold_two_modes():
     assert peaks[0] < -1.5 and peaks[1] > 1.5 and abs(peaks[0] + peaks[1]) < 1e-9
 
 
-# ---------------------------------------------------------------- p(x_bottom | x_top)
-
 def four_pixel_decoder(bottom_weights, bottom_bias=(0.5, -0.3)):
     """A decoder (2 -> 2 -> 4, float64): top pixels follow tanh(z1) and tanh(z2), the bottom two
     tanh(z1) times bottom_weights (zeros: they ignore z)."""
@@ -329,54 +229,6 @@ def test_bottom_pixel_dependence_is_the_covariance_of_the_enumerated_conditional
         assert abs(record["covariance"]) < 1e-12
     else:  # both pixels follow z1 (or one against it): coupled through z
         assert sign * record["correlation"] > 0.05
-
-
-# ---------------------------------------------------------------- captions
-
-def true_vs_approx_summary(train_kl, test_kl, train_best, test_best):
-    def part(kl, best):
-        return {"kl": kl, "best_gaussian_kl": best, "edge_mass": [1e-6] * len(kl)}
-    return {"train": part(train_kl, train_best), "test": part(test_kl, test_best)}
-
-
-def test_describe_true_vs_approx_follows_the_numbers():
-    text = describe_true_vs_approx(true_vs_approx_summary([1.0, 2.0], [10.0, 5.0], [0.1, 0.1], [0.1, 0.2]))
-    assert "1.00-2.00 nats on the four training images and 5.00-10.00" in text
-    assert "q misses p more on the test images (mean 7.50 nats against 1.50" in text
-    assert "most of the gap is amortization gap" in text and "93% of the KL on the training panels" in text
-    text = describe_true_vs_approx(true_vs_approx_summary([1.0, 2.0], [0.5, 0.5], [0.8, 1.5], [0.4, 0.4]))
-    assert "q is no further from p on the test images" in text
-    assert "most of the gap is the Gaussian family's approximation gap" in text
-
-
-def top_half_summary(num_modes, mode_shares):
-    n = len(num_modes)
-    return {"posterior_std": [[0.2, 0.2]] * n, "whole_image_std": [[0.1, 0.1]] * n, "edge_mass": [1e-5] * n,
-            "mass_outside_window": [1e-6] * n, "num_modes": num_modes, "mode_shares": mode_shares,
-            "mode_mass": 0.99, "mode_min_share": 0.01}
-
-
-def test_describe_top_half_calls_a_posterior_multimodal_only_when_counted():
-    text = describe_top_half(top_half_summary([1, 1], [[0.983, 0.007], [0.99]]))
-    assert "wider in all 2 panels (the product of its two stds is 4.00 times" in text
-    assert "every one of the 2 posteriors has a single mode" in text
-    assert "in panel 1 a separate piece holding 0.7% of the mass is too small to count" in text
-    assert "multi-modal" not in text
-    text = describe_top_half(top_half_summary([1, 2], [[0.99], [0.6, 0.39]]))
-    assert "1 of the 2 posteriors is multi-modal (panel 2: 2 modes)" in text
-
-
-def test_describe_factorization_states_the_largest_correlation():
-    records = [{"pixels": [400, 430], "max_abs_correlation": 0.2, "correlation": -0.2, "joint": 0.05,
-                "product_of_marginals": 0.09},
-               {"pixels": [500, 501], "max_abs_correlation": 0.05, "correlation": 0.05, "joint": 0.3,
-                "product_of_marginals": 0.28}]
-    text = describe_factorization(records)
-    assert "the largest correlation between two bottom pixels is -0.200 (digit 1, pixels at row 14, column 8 " \
-           "and row 15, column 10: P(both on) = 0.050 against 0.090" in text
-    assert "couples the pixels through z" in text and "the largest |correlation| per digit is 0.200, 0.050" in text
-    small = [dict(r, max_abs_correlation=0.001, correlation=0.001) for r in records]
-    assert "nearly one product" in describe_factorization(small)
 
 
 def test_connected_pieces_joins_diagonal_neighbours_and_separates_gaps():

@@ -1,6 +1,6 @@
-"""SVI for the posterior given the top half of a digit (vae_autograd.svi) and its figures.
+"""SVI for the posterior given the top half of a digit (vae_autograd.study.svi).
 
-The maths runs on a tiny untrained 784 -> 8 -> 2 decoder in float32 (the dtype SVI runs
+The maths runs on conftest's untrained 784 -> 8 -> 2 decoder in float32 (the dtype SVI runs
 in for a trained model), whose posteriors given 392 pixels are close to Gaussian, so a
 Gaussian q fitted by SVI must nearly reach them. Monte Carlo comparisons use a band of 4
 standard errors (false alarm ~6e-5 per check for a correct estimator). One test checks
@@ -15,42 +15,22 @@ from autograd import make_vjp
 
 from vae_autograd.core.adam import adam_update, init_adam_state
 from vae_autograd.core.distributions import diag_gaussian_log_density
-from vae_autograd.core.logspace import logsumexp
-from vae_autograd.core.model import decoder, init_vae_params
-from vae_autograd.figures.posteriors import fig_svi_posterior, fig_svi_prediction, svi_titles
-from vae_autograd.report.posteriors import describe_svi
 from vae_autograd.study.grids import grid_moments, log_integrate_grid, quadrature_kl
 from vae_autograd.study.posterior import top_half, whole_posterior_windows
 from vae_autograd.study.svi import convergence_report, svi_log_weights, svi_study, svi_top_half
 
 
-@pytest.fixture(scope="module")
-def dec_params():
-    return init_vae_params(np.random.default_rng(0), 784, 8, 2, scale=0.3)[1]
-
-
-@pytest.fixture(scope="module")
-def images():
-    """Two random binary images (2, 784), float32."""
-    return (np.random.default_rng(1).random((2, 784)) < 0.3).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def study(dec_params, images):
-    return svi_study(dec_params, images, np.random.default_rng(0), num_steps=400, num_points=61)
-
-
-def test_svi_steps_are_the_packages_adam_on_the_negated_elbo_gradient(dec_params, images):
+def test_svi_steps_are_the_packages_adam_on_the_negated_elbo_gradient(svi_decoder, svi_images):
     # Ten steps by hand, with the same noise: the same iterates, the same ELBO trace.
-    x_top = top_half(images)
-    fit = svi_top_half(dec_params, x_top, np.random.default_rng(3), num_samples=5, num_steps=10,
+    x_top = top_half(svi_images)
+    fit = svi_top_half(svi_decoder, x_top, np.random.default_rng(3), num_samples=5, num_steps=10,
                        num_eval_samples=10)
     rng = np.random.default_rng(3)
     params = np.zeros((2, 2, 2), np.float32)
     state, trace, iterates = init_adam_state([params]), [], []
     for _ in range(10):
         eps = rng.standard_normal((5, 2, 2), np.float32)
-        vjp, elbo = make_vjp(lambda p, eps=eps: anp.mean(svi_log_weights(dec_params, x_top, p[0], p[1], eps),
+        vjp, elbo = make_vjp(lambda p, eps=eps: anp.mean(svi_log_weights(svi_decoder, x_top, p[0], p[1], eps),
                                                        axis=0))(params)
         trace.append(elbo)
         adam_update([params], [-vjp(np.ones_like(elbo))], state, 0.05)
@@ -60,23 +40,23 @@ def test_svi_steps_are_the_packages_adam_on_the_negated_elbo_gradient(dec_params
     assert fit["mu"].dtype == np.float32
 
 
-def test_svi_elbo_rises_levels_off_and_q_reaches_the_posterior(dec_params, images, study):
-    summary = study["summary"]
+def test_svi_elbo_rises_levels_off_and_q_reaches_the_posterior(svi_decoder, svi_images, svi_result):
+    summary = svi_result["summary"]
     kl, se = np.array(summary["kl"]), np.array(summary["svi_elbo_se"])
     assert np.all(summary["converged"])
     assert np.all(kl > -4 * se)  # ELBO <= log p(x_top), up to Monte Carlo error
     # Measured: 0.14 and 0.15 nats; the tanh decoder's posteriors are not quite Gaussian.
     assert np.all(kl < 0.3), kl
-    z_grids, dz, log_joint = study["windows"]
+    z_grids, dz, log_joint = svi_result["windows"]
     post_mean, post_std = grid_moments(z_grids, log_joint)
-    np.testing.assert_allclose(study["mu"], post_mean, atol=0.2 * post_std.min())
+    np.testing.assert_allclose(svi_result["mu"], post_mean, atol=0.2 * post_std.min())
     # KL(q || p) is minimized by a q narrower than p where p has heavier tails than a Gaussian.
-    ratio = np.exp(study["log_std"]) / post_std
+    ratio = np.exp(svi_result["log_std"]) / post_std
     assert np.all((ratio > 0.7) & (ratio < 1.0)), ratio
 
 
-def test_svi_study_summary_is_json_ready_and_its_two_kls_agree(dec_params, images, study):
-    summary = study["summary"]
+def test_svi_study_summary_is_json_ready_and_its_two_kls_agree(svi_decoder, svi_images, svi_result):
+    summary = svi_result["summary"]
     assert json.loads(json.dumps(summary)) == summary
     kl, kl_from_elbo, se = (np.array(summary[k]) for k in ("kl", "kl_from_elbo", "svi_elbo_se"))
     assert kl.shape == (2,)
@@ -86,31 +66,32 @@ def test_svi_study_summary_is_json_ready_and_its_two_kls_agree(dec_params, image
     assert summary["kl_agree"] == [True, True]
     assert max(summary["edge_mass"]) < 1e-4
     # kl is the quadrature KL of the fitted q on the study's windows.
-    z_grids, dz, log_joint = study["windows"]
-    log_q = diag_gaussian_log_density(z_grids, study["mu"][:, None], study["log_std"][:, None])
+    z_grids, dz, log_joint = svi_result["windows"]
+    log_q = diag_gaussian_log_density(z_grids, svi_result["mu"][:, None], svi_result["log_std"][:, None])
     np.testing.assert_allclose(kl, quadrature_kl(log_q, log_joint - np.array(summary["log_p_x_top"])[:, None], dz),
                                rtol=1e-12)
     # The arrays handed to the figures are the summary's numbers, and the windows its quadrature.
-    np.testing.assert_array_equal(study["mu"], np.array(summary["mu"], np.float32))
-    z_grids, dz, log_joint = study["windows"]
+    np.testing.assert_array_equal(svi_result["mu"], np.array(summary["mu"], np.float32))
+    z_grids, dz, log_joint = svi_result["windows"]
     assert z_grids.shape == (2, 61**2, 2)
     np.testing.assert_allclose(log_integrate_grid(log_joint, dz, 61), summary["log_p_x_top"], rtol=1e-15)
-    again, _ = whole_posterior_windows(dec_params, top_half(images), study["mu"], np.exp(study["log_std"]), 61)
-    for a, b in zip(again, study["windows"]):
+    again, _ = whole_posterior_windows(svi_decoder, top_half(svi_images), svi_result["mu"],
+                                       np.exp(svi_result["log_std"]), 61)
+    for a, b in zip(again, svi_result["windows"]):
         np.testing.assert_array_equal(a, b)
 
 
-def test_svi_same_seed_same_result(dec_params, images):
-    runs = [svi_top_half(dec_params, top_half(images[:1]), np.random.default_rng(7), num_steps=30,
+def test_svi_same_seed_same_result(svi_decoder, svi_images):
+    runs = [svi_top_half(svi_decoder, top_half(svi_images[:1]), np.random.default_rng(7), num_steps=30,
                          num_eval_samples=100) for _ in range(2)]
     for key in ("mu", "log_std", "elbo_trace", "elbo"):
         np.testing.assert_array_equal(runs[0][key], runs[1][key])
     assert runs[0]["mu"].shape == (1, 2) and runs[0]["elbo_trace"].shape == (30, 1)
 
 
-def test_svi_rejects_bad_settings(dec_params, images):
+def test_svi_rejects_bad_settings(svi_decoder, svi_images):
     with pytest.raises(ValueError, match="num_samples >= 1 and num_steps >= 2"):
-        svi_top_half(dec_params, top_half(images), np.random.default_rng(0), num_steps=1)
+        svi_top_half(svi_decoder, top_half(svi_images), np.random.default_rng(0), num_steps=1)
 
 
 def test_convergence_report_of_a_flat_and_of_a_climbing_trace():
@@ -125,25 +106,6 @@ def test_convergence_report_of_a_flat_and_of_a_climbing_trace():
     assert np.all(flat["steps_to_converge"] < 400)
 
 
-def test_svi_figures_draw_the_studys_q_and_its_completions(dec_params, images, study):
-    fig = fig_svi_posterior(images, study)
-    panels = [ax for ax in fig.axes if ax.get_title()]
-    # The titles state the summary's KL, the one the report's table reads.
-    assert [ax.get_title() for ax in panels] == svi_titles(study["summary"])
-    assert panels[0].get_title().startswith(f"KL(q || p) = {study['summary']['kl'][0]:.3f} nats")
-    fig = fig_svi_prediction(dec_params, images, study, np.random.default_rng(0), num_shown=2, num_average=50)
-    rows = np.array(fig.axes).reshape(2, 1 + 2 + 2)
-    z_grids, _, log_joint = study["windows"]
-    weights = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
-    true_mean = np.einsum("ng,ngd->nd", weights, 1 / (1 + np.exp(-decoder(dec_params, z_grids))))
-    for n, row in enumerate(rows):
-        shown = [ax.images[0].get_array().ravel() for ax in row]
-        np.testing.assert_array_equal(shown[0], images[n])
-        for completed in shown[1:]:  # every completion keeps the observed top half
-            np.testing.assert_array_equal(completed[:392], images[n, :392])
-        np.testing.assert_allclose(shown[-1][392:], true_mean[n, 392:], rtol=1e-5)
-
-
 def test_svi_on_trained_digits_reaches_the_posterior(trained_params, mnist):
     # Measured for the first three test digits (5 epochs, 500-1000 steps, K = 20-100): KL of
     # 0.11, 0.40, 0.01 nats; the 0.40 is a skewed posterior no Gaussian fits better. A q
@@ -153,17 +115,3 @@ def test_svi_on_trained_digits_reaches_the_posterior(trained_params, mnist):
     assert np.all(summary["converged"])
     assert np.all(kl > -4 * se) and np.all(kl < 0.6), kl
     assert np.all(np.array(summary["mu_error_in_posterior_stds"]) < 0.5)
-
-
-def svi_summary(kl, difference_in_se, converged):
-    return {"kl": kl, "kl_difference_in_se": difference_in_se,
-            "kl_agree": [abs(d) <= 4 for d in difference_in_se], "agreement_se": 4.0, "converged": converged}
-
-
-def test_describe_svi_follows_the_numbers():
-    text = describe_svi(svi_summary([0.116, 0.378], [-0.5, 1.2], [True, True]))
-    assert "the quadrature on the window, 0.116-0.378 nats" in text
-    assert "within 4 standard errors on all 2 images (at most 1.2 SE apart)" in text
-    assert "levelled off" not in text
-    text = describe_svi(svi_summary([0.116, 0.378], [-0.5, 6.0], [True, False]))
-    assert "on 1 of 2 images (at most 6.0 SE apart)" in text and "1 of 2 fits had not levelled off" in text

@@ -1,0 +1,87 @@
+"""The parameters and networks of vae_autograd.core.model: shapes, dtypes, seeding, values.
+
+Monte Carlo checks use fixed seeds and a 4-standard-error band.
+"""
+import numpy as np
+from autograd import elementwise_grad
+from autograd.test_util import check_grads
+
+from tests.helpers import all_arrays, binary_images
+from vae_autograd.core.model import decoder, encoder, init_mlp_params, init_vae_params, mlp, tanh
+
+
+def test_init_mlp_params_shapes_dtypes_scale():
+    scale = 0.01
+    params = init_mlp_params([784, 500, 4], np.random.default_rng(0), scale=scale)
+    assert [(W.shape, b.shape) for W, b in params] == [((784, 500), (500,)), ((500, 4), (4,))]
+    assert all(a.dtype == np.float32 for layer in params for a in layer)
+    W = params[0][0].astype(np.float64)
+    n = W.size
+    # entries are N(0, scale^2): SE of the mean = scale/sqrt(n), of the std ~ scale/sqrt(2n)
+    assert abs(W.mean()) < 4 * scale / np.sqrt(n)
+    assert abs(W.std() - scale) < 4 * scale / np.sqrt(2 * n)
+    b = params[0][1].astype(np.float64)
+    assert abs(b.std() - scale) < 4 * scale / np.sqrt(2 * b.size)
+    # scale enters multiplicatively: same seed, 50x the scale, 50x the numbers
+    p1 = init_mlp_params([7, 5, 3], np.random.default_rng(1), scale=0.01, dtype=np.float64)
+    p2 = init_mlp_params([7, 5, 3], np.random.default_rng(1), scale=0.5, dtype=np.float64)
+    for a1, a2 in zip(all_arrays([p1]), all_arrays([p2])):
+        assert a1.dtype == np.float64
+        np.testing.assert_allclose(a2, 50 * a1, rtol=1e-15)
+
+
+def test_init_vae_params_defaults_and_seeding():
+    enc, dec = init_vae_params(np.random.default_rng(0))
+    assert [(W.shape, b.shape) for W, b in enc] == [((784, 500), (500,)), ((500, 4), (4,))]
+    assert [(W.shape, b.shape) for W, b in dec] == [((2, 500), (500,)), ((500, 784), (784,))]
+    assert all(a.dtype == np.float32 for a in all_arrays((enc, dec)))
+    again = init_vae_params(np.random.default_rng(0))
+    other = init_vae_params(np.random.default_rng(1))
+    for a, b, c in zip(all_arrays((enc, dec)), all_arrays(again), all_arrays(other)):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)
+
+
+def test_mlp_is_tanh_then_linear():
+    rng = np.random.default_rng(2)
+    (W1, b1), (W2, b2) = params = init_mlp_params([7, 5, 3], rng, scale=0.5, dtype=np.float64)
+    x = rng.normal(size=(4, 7))
+    np.testing.assert_allclose(mlp(params, x), np.tanh(x @ W1 + b1) @ W2 + b2, rtol=1e-13)
+    # every hidden layer gets tanh, the last layer none
+    deep = init_mlp_params([7, 5, 4, 3], rng, scale=0.5, dtype=np.float64)
+    (V1, c1), (V2, c2), (V3, c3) = deep
+    ref = np.tanh(np.tanh(x @ V1 + c1) @ V2 + c2) @ V3 + c3
+    np.testing.assert_allclose(mlp(deep, x), ref, rtol=1e-13)
+
+
+def test_tanh_primitive_gradient():
+    np.random.seed(0)  # check_grads draws its random directions from np.random
+    a = np.random.default_rng(3).uniform(-5, 5, 30)
+    check_grads(tanh, modes=["rev"], order=1)(a)
+    # 1 - tanh^2 = 1/cosh^2: the two differ by a few ulps of 1, hence atol 1e-15
+    np.testing.assert_allclose(elementwise_grad(tanh)(a), 1 / np.cosh(a) ** 2, rtol=1e-14, atol=1e-15)
+    ext = np.array([-1e3, -30.0, 30.0, 1e3])
+    np.testing.assert_array_equal(elementwise_grad(tanh)(ext), 0.0)
+    a32 = a.astype(np.float32)
+    assert tanh(a32).dtype == np.float32 and elementwise_grad(tanh)(a32).dtype == np.float32
+
+
+def test_encoder_and_decoder_shapes_and_values():
+    rng = np.random.default_rng(4)
+    enc, dec = init_vae_params(rng, scale=0.1)
+    x = binary_images(rng, 5)
+    mean, log_std = encoder(enc, x)
+    assert mean.shape == (5, 2) and log_std.shape == (5, 2)
+    assert mean.dtype == np.float32 and log_std.dtype == np.float32
+    (W1, b1), (W2, b2) = [(W.astype(np.float64), b.astype(np.float64)) for W, b in enc]
+    out = np.tanh(x.astype(np.float64) @ W1 + b1) @ W2 + b2
+    # float32 forward pass vs float64: a sum of 784 terms, errors ~ sqrt(784)*eps32 relative
+    np.testing.assert_allclose(mean, out[:, :2], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(log_std, out[:, 2:], rtol=1e-4, atol=1e-5)
+
+    z = rng.normal(size=(3, 5, 2)).astype(np.float32)
+    logits = decoder(dec, z)
+    assert logits.shape == (3, 5, 784) and logits.dtype == np.float32
+    for s in range(3):
+        np.testing.assert_allclose(logits[s], decoder(dec, z[s]), rtol=1e-6, atol=1e-6)
+    assert decoder(dec, z[0]).shape == (5, 784)

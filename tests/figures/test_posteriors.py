@@ -1,0 +1,76 @@
+"""The posterior figures (vae_autograd.figures.posteriors): density levels, the true
+against the approximate posterior, top halves, and SVI's fits and completions.
+"""
+import numpy as np
+
+from tests.helpers import brute_force
+from vae_autograd.core.distributions import diag_gaussian_log_density
+from vae_autograd.core.logspace import logsumexp
+from vae_autograd.core.model import decoder
+from vae_autograd.figures.posteriors import (
+    fig_svi_posterior,
+    fig_svi_prediction,
+    fig_top_half_posterior,
+    fig_true_vs_approx_posterior,
+    hdr_log_levels,
+    kl_titles,
+    svi_titles,
+    top_half_titles,
+)
+from vae_autograd.study.grids import latent_grid
+from vae_autograd.study.posterior import top_half
+
+
+def test_hdr_levels_enclose_the_requested_masses():
+    z_grid, _ = latent_grid(-6, 6, 0.02)
+    log_density = diag_gaussian_log_density(z_grid, np.zeros(2), np.zeros(2))
+    levels = hdr_log_levels(log_density, (0.5, 0.9, 0.99))
+    # A standard 2-D Gaussian's region of mass m is the disc of radius sqrt(-2 log(1 - m)).
+    expected = -np.log(2 * np.pi) + np.log(1 - np.array([0.5, 0.9, 0.99]))
+    np.testing.assert_allclose(levels, np.sort(expected), atol=2e-3)
+
+
+def test_true_vs_approx_figure_has_a_row_of_training_and_a_row_of_test_images(posterior_images, posterior_result):
+    fig = fig_true_vs_approx_posterior(posterior_result)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    summary = posterior_result["summary"]["true_vs_approx"]
+    assert [ax.get_title() for ax in panels] == kl_titles(summary["train"]) + kl_titles(summary["test"])
+    assert panels[0].get_title().startswith(f"KL(q || p) = {summary['train']['kl'][0]:.3f} nats")
+    # each panel's inset is its digit
+    for ax, image in zip(panels, np.concatenate([posterior_images[:2], posterior_images[1:]])):
+        np.testing.assert_array_equal(ax.child_axes[0].images[0].get_array().ravel(), image)
+
+
+def test_top_half_figure_shows_the_top_half_and_its_wider_posterior(untrained_vae, posterior_images, posterior_result):
+    dec_params = untrained_vae[1]
+    fig = fig_top_half_posterior(posterior_result)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    summary = posterior_result["summary"]["top_half"]
+    assert [ax.get_title() for ax in panels] == top_half_titles(summary)
+    _, (_, whole_std) = brute_force(dec_params, posterior_images[1:])
+    _, (_, half_std) = brute_force(dec_params, top_half(posterior_images[1:]))
+    np.testing.assert_allclose(summary["posterior_std"], half_std, rtol=1e-3)
+    assert np.all(half_std > whole_std)  # half the pixels: a wider posterior
+    for ax, image in zip(panels, posterior_images[1:]):
+        shown = ax.child_axes[0].images[0].get_array()
+        np.testing.assert_array_equal(shown[:14].ravel(), image[:392])
+        assert shown[14:].mask.all()  # the bottom is drawn as unobserved
+
+
+def test_svi_figures_draw_the_studys_q_and_its_completions(svi_decoder, svi_images, svi_result):
+    fig = fig_svi_posterior(svi_images, svi_result)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    # The titles state the summary's KL, the one the report's table reads.
+    assert [ax.get_title() for ax in panels] == svi_titles(svi_result["summary"])
+    assert panels[0].get_title().startswith(f"KL(q || p) = {svi_result['summary']['kl'][0]:.3f} nats")
+    fig = fig_svi_prediction(svi_decoder, svi_images, svi_result, np.random.default_rng(0), num_shown=2, num_average=50)
+    rows = np.array(fig.axes).reshape(2, 1 + 2 + 2)
+    z_grids, _, log_joint = svi_result["windows"]
+    weights = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
+    true_mean = np.einsum("ng,ngd->nd", weights, 1 / (1 + np.exp(-decoder(svi_decoder, z_grids))))
+    for n, row in enumerate(rows):
+        shown = [ax.images[0].get_array().ravel() for ax in row]
+        np.testing.assert_array_equal(shown[0], svi_images[n])
+        for completed in shown[1:]:  # every completion keeps the observed top half
+            np.testing.assert_array_equal(completed[:392], svi_images[n, :392])
+        np.testing.assert_allclose(shown[-1][392:], true_mean[n, 392:], rtol=1e-5)

@@ -1,0 +1,109 @@
+"""Plain helpers shared by several test files (fixtures shared by several files live in
+conftest.py): the repository path, one-line error checks, small models and synthetic data.
+
+Tolerance constants: deterministic float computations are compared with a few machine
+epsilons (EPS64 / EPS32) times the size of the intermediates the formula goes through;
+tests feeding extreme inputs run under NO_OVERFLOW, so a naive formula fails loudly.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vae_autograd.core.model import init_vae_params
+from vae_autograd.study.estimators import estimator_names
+from vae_autograd.study.grids import grid_moments, latent_grid, log_integrate_grid
+from vae_autograd.study.posterior import log_joint_on_grid
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def assert_one_line_error(result, *fragments):
+    """A command refused its input: exit 1, one line "error: ..." holding each fragment."""
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stderr.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def dir_listing(path):
+    """Every entry in path, including hidden temporary files such as .name.xyz.part."""
+    return sorted(os.listdir(path))
+
+
+EPS64 = np.finfo(np.float64).eps
+EPS32 = float(np.finfo(np.float32).eps)
+
+# Extreme inputs must not even overflow internally (e.g. exp(1e4) -> inf): tests that
+# feed them run under this error state, so a naive formula fails loudly.
+NO_OVERFLOW = dict(over="raise", invalid="raise", divide="raise")
+
+
+def tiny_model(seed=20, n=3):
+    """(enc, dec, x): data_dim 6, hidden 5, latent 2, float64, weights N(0, 0.5^2)."""
+    rng = np.random.default_rng(seed)
+    enc, dec = init_vae_params(rng, 6, 5, 2, scale=0.5, dtype=np.float64)
+    x = rng.integers(0, 2, (n, 6)).astype(np.float64)
+    return enc, dec, x
+
+
+def binary_images(rng, n, dtype=np.float32):
+    return (rng.random((n, 784)) < 0.5).astype(dtype)
+
+
+def all_arrays(params):
+    return [a for net in params for layer in net for a in layer]
+
+
+def six_pixel_vae(seed=0):
+    """(enc, dec): data_dim 6, hidden 5, latent 2, float64, weights N(0, 1.5^2)."""
+    return init_vae_params(np.random.default_rng(seed), 6, 5, 2, scale=1.5, dtype=np.float64)
+
+
+def random_binary_images(n, dtype=np.float64):
+    """n random binary images (n, 784), each pixel on with probability 0.3 (seed 1): the first
+    rows are the same whatever n."""
+    return (np.random.default_rng(1).random((n, 784)) < 0.3).astype(dtype)
+
+
+META = {"data_dim": 784, "hidden_dim": 20, "latent_dim": 2, "seed": 0}
+
+
+def small_params(seed=0, hidden=20):
+    return init_vae_params(np.random.default_rng(seed), 784, hidden, 2)
+
+
+def synthetic_images(n=300, seed=1):
+    return (np.random.default_rng(seed).random((n, 784)) < 0.15).astype(np.float32)
+
+
+def blobs(centres, per_class, scale, rng):
+    """(z (C * per_class, 2), labels): per_class N(centre, scale^2 I) points for class c at centres[c]."""
+    centres = np.asarray(centres, dtype=np.float64)
+    labels = np.repeat(np.arange(len(centres)), per_class)
+    return centres[labels] + scale * rng.standard_normal((len(labels), 2)), labels
+
+
+def ring_centres(num_classes, radius):
+    angle = 2 * np.pi * np.arange(num_classes) / num_classes
+    return radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+
+
+def brute_force(dec_params, x, low=-5.0, high=5.0, spacing=0.1):
+    """log p(x) (N,) and the posterior's mean and std (N, 2) on one global grid.
+
+    For posteriors at least 0.15 wide (checked below), a midpoint rule of spacing h errs by
+    about exp(-2 pi^2 std^2 / h^2) < 1e-19: this grid is exact to rounding.
+    """
+    z_grid, axis = latent_grid(low, high, spacing)
+    log_joint = log_joint_on_grid(dec_params, x, z_grid)
+    return log_integrate_grid(log_joint, spacing, len(axis)), grid_moments(z_grid, log_joint)
+
+
+# The gradient estimators' setting (conftest.estimator_setting): images, estimates per image.
+
+
+NUM_IMAGES, NUM_ESTIMATES = 5, 10000
+ESTIMATORS = estimator_names()
+LOO = [name for name in ESTIMATORS if name.startswith("score_function_loo_")]

@@ -1,0 +1,90 @@
+"""The sentences on log p(x), the ELBO's gap, the coarse grid and IWAE
+(vae_autograd.report.marginal_likelihood) follow the numbers.
+"""
+import json
+
+from vae_autograd.report.marginal_likelihood import (
+    describe_coarse_grid,
+    describe_gaps,
+    describe_iwae,
+)
+from vae_autograd.study.marginal_likelihood import (
+    student_t_min_reference,
+)
+
+
+def gap_summary(min_z, num_above=3, num_images=10000, samples=20):
+    expected_min, probability = student_t_min_reference(num_images, samples - 1, min_z)
+    return {"num_images": num_images, "num_above": num_above, "fraction_above": num_above / num_images,
+            "min_gap_in_se": min_z, "elbo_samples": samples, "expected_min_z": expected_min,
+            "min_gap_probability": probability, "consistent_with_mc_error": probability >= 1e-3}
+
+
+def test_describe_gaps_calls_it_monte_carlo_error_only_when_it_is():
+    consistent = describe_gaps(gap_summary(-4.1), "training")
+    assert "3 of the 10000 training images (0.03%)" in consistent and "-4.1" in consistent
+    assert "no more than Monte Carlo error" in consistent and "is in error" not in consistent
+    inconsistent = describe_gaps(gap_summary(-10.0), "training")
+    assert "-10.0" in inconsistent and "does not explain" in inconsistent and "is in error" in inconsistent
+    assert "no more than Monte Carlo error" not in inconsistent
+    none = describe_gaps(gap_summary(0.7, num_above=0), "test")
+    assert none.startswith("The ELBO of every test image lies below log p(x)") and "0.7" in none
+
+
+def coarse(mean_abs, at_edge=0, inside=None, narrow=None, wide=None):
+    return {"bound": 4.0, "spacing": 0.1, "points_per_axis": 81, "max_abs_log_normalized_integral": 2e-15,
+            "mean_error": -mean_abs, "mean_abs_error": mean_abs, "max_abs_error": 5 * mean_abs,
+            "edge_threshold": 1e-3, "images_at_edge": at_edge,
+            "mean_abs_error_inside": mean_abs if inside is None else inside,
+            "max_abs_error_inside": 5 * (mean_abs if inside is None else inside), "median_q_std": 0.03,
+            "narrow_fraction": 0.25, "mean_abs_error_narrow": narrow, "mean_abs_error_wide": wide}
+
+
+def test_describe_coarse_grid_follows_the_numbers():
+    good = describe_coarse_grid({"test": {"coarse_grid": coarse(1e-4)}, "train": {"coarse_grid": coarse(2e-4)}})
+    assert "81 x 81 grid of spacing 0.1 on [-4, 4]^2" in good and "within 2e-15" in good
+    assert "No posterior leaves the square" in good and "For the test images the grid is off by 0.0001" in good
+    assert "narrow" not in good
+    # Wide posteriors that leave the square: the error is theirs, not the spacing's.
+    leaving = describe_coarse_grid({"test": {"coarse_grid": coarse(0.5, at_edge=470, inside=0.002)}})
+    assert "470 test images leave the square" in leaving and "error is the mass outside the square" in leaving
+    assert "narrow" not in leaving
+    # Inside the square, narrow posteriors are off the most.
+    narrow = describe_coarse_grid({"test": {"coarse_grid": coarse(0.08, at_edge=400, inside=0.04, narrow=0.1,
+                                                                   wide=0.001)}})
+    assert "off by 0.04 nats on average (at most 0.2), more where the posterior is narrow" in narrow
+    assert "0.1 on average for the 25% of them whose q(z|x) has a standard deviation below 0.05" in narrow
+    assert "0.001 for the others" in narrow and "mass outside" not in narrow
+    not_narrow = describe_coarse_grid({"test": {"coarse_grid": coarse(0.08, inside=0.04, narrow=0.01,
+                                                                       wide=0.05)}})
+    assert "more where" not in not_narrow and "off by 0.04 nats on average (at most 0.2)." in not_narrow
+
+
+def iwae_summary(values, log_px=-141.0, images=500):
+    return {"iwae": dict(zip((1, 10, 100, 1000), values)), "log_px_on_iwae_images": log_px, "iwae_images": images}
+
+
+def test_describe_iwae_follows_the_numbers():
+    text = describe_iwae(iwae_summary([-157.809, -153.839, -151.379, -149.799], log_px=-141.191))
+    assert "stays 8.61 nats below log p(x) (16.62, 12.65, 10.19, 8.61 at K = 1, 10, 100, 1000)" in text
+    assert "closed 3.97, 2.46, 1.58 nats" in text and "less than log 10 = 2.30 for K = 100-1000" in text
+    assert "10^8.4 or more" in text
+    slower = describe_iwae(iwae_summary([-151.0, -149.0, -148.0, -147.5]))
+    assert "stays 6.50 nats" in slower and "less than log 10 = 2.30 for K = 1-10, 10-100, 100-1000" in slower
+    reached = describe_iwae(iwae_summary([-150.0, -145.0, -142.0, -141.05]))
+    assert "reaches log p(x) within 0.1 nats" in reached and "poor proposal" not in reached
+    above = describe_iwae(iwae_summary([-150.0, -145.0, -142.0, -140.5]))
+    assert "0.50 nats above log p(x)" in above and "in error" in above and "poor proposal" not in above
+    assert describe_iwae({"iwae": {}, "log_px_on_iwae_images": None, "iwae_images": 0}) is None
+    # JSON turns the K keys into strings
+    assert describe_iwae(json.loads(json.dumps(iwae_summary([-150.0, -145.0])))).count("K = 1, 10") == 1
+
+
+def test_a_probability_near_one_is_not_rounded_to_certainty():
+    from vae_autograd.report.marginal_likelihood import describe_gaps
+    summary = {"num_images": 100, "num_above": 3, "min_gap_in_se": -1.2, "fraction_above": 0.03,
+               "elbo_samples": 20, "expected_min_z": -2.7, "min_gap_probability": 0.9997,
+               "consistent_with_mc_error": True}
+    said = describe_gaps(summary, "test")
+    assert "with probability above 0.99" in said and "probability 1" not in said
+    assert "with probability 0.42" in describe_gaps({**summary, "min_gap_probability": 0.42}, "test")

@@ -1,0 +1,67 @@
+"""The captions of the posterior parts (vae_autograd.report.posteriors) follow the numbers."""
+from vae_autograd.report.posteriors import (
+    describe_factorization,
+    describe_svi,
+    describe_top_half,
+    describe_true_vs_approx,
+)
+
+
+def true_vs_approx_summary(train_kl, test_kl, train_best, test_best):
+    def part(kl, best):
+        return {"kl": kl, "best_gaussian_kl": best, "edge_mass": [1e-6] * len(kl)}
+    return {"train": part(train_kl, train_best), "test": part(test_kl, test_best)}
+
+
+def test_describe_true_vs_approx_follows_the_numbers():
+    text = describe_true_vs_approx(true_vs_approx_summary([1.0, 2.0], [10.0, 5.0], [0.1, 0.1], [0.1, 0.2]))
+    assert "1.00-2.00 nats on the four training images and 5.00-10.00" in text
+    assert "q misses p more on the test images (mean 7.50 nats against 1.50" in text
+    assert "most of the gap is amortization gap" in text and "93% of the KL on the training panels" in text
+    text = describe_true_vs_approx(true_vs_approx_summary([1.0, 2.0], [0.5, 0.5], [0.8, 1.5], [0.4, 0.4]))
+    assert "q is no further from p on the test images" in text
+    assert "most of the gap is the Gaussian family's approximation gap" in text
+
+
+def top_half_summary(num_modes, mode_shares):
+    n = len(num_modes)
+    return {"posterior_std": [[0.2, 0.2]] * n, "whole_image_std": [[0.1, 0.1]] * n, "edge_mass": [1e-5] * n,
+            "mass_outside_window": [1e-6] * n, "num_modes": num_modes, "mode_shares": mode_shares,
+            "mode_mass": 0.99, "mode_min_share": 0.01}
+
+
+def test_describe_top_half_calls_a_posterior_multimodal_only_when_counted():
+    text = describe_top_half(top_half_summary([1, 1], [[0.983, 0.007], [0.99]]))
+    assert "wider in all 2 panels (the product of its two stds is 4.00 times" in text
+    assert "every one of the 2 posteriors has a single mode" in text
+    assert "in panel 1 a separate piece holding 0.7% of the mass is too small to count" in text
+    assert "multi-modal" not in text
+    text = describe_top_half(top_half_summary([1, 2], [[0.99], [0.6, 0.39]]))
+    assert "1 of the 2 posteriors is multi-modal (panel 2: 2 modes)" in text
+
+
+def test_describe_factorization_states_the_largest_correlation():
+    records = [{"pixels": [400, 430], "max_abs_correlation": 0.2, "correlation": -0.2, "joint": 0.05,
+                "product_of_marginals": 0.09},
+               {"pixels": [500, 501], "max_abs_correlation": 0.05, "correlation": 0.05, "joint": 0.3,
+                "product_of_marginals": 0.28}]
+    text = describe_factorization(records)
+    assert "the largest correlation between two bottom pixels is -0.200 (digit 1, pixels at row 14, column 8 " \
+           "and row 15, column 10: P(both on) = 0.050 against 0.090" in text
+    assert "couples the pixels through z" in text and "the largest |correlation| per digit is 0.200, 0.050" in text
+    small = [dict(r, max_abs_correlation=0.001, correlation=0.001) for r in records]
+    assert "nearly one product" in describe_factorization(small)
+
+
+def svi_summary(kl, difference_in_se, converged):
+    return {"kl": kl, "kl_difference_in_se": difference_in_se,
+            "kl_agree": [abs(d) <= 4 for d in difference_in_se], "agreement_se": 4.0, "converged": converged}
+
+
+def test_describe_svi_follows_the_numbers():
+    text = describe_svi(svi_summary([0.116, 0.378], [-0.5, 1.2], [True, True]))
+    assert "the quadrature on the window, 0.116-0.378 nats" in text
+    assert "within 4 standard errors on all 2 images (at most 1.2 SE apart)" in text
+    assert "levelled off" not in text
+    text = describe_svi(svi_summary([0.116, 0.378], [-0.5, 6.0], [True, False]))
+    assert "on 1 of 2 images (at most 6.0 SE apart)" in text and "1 of 2 fits had not levelled off" in text
