@@ -3,6 +3,8 @@
 CAPTIONS names every figure of the study, in the report's order: run_all.py draws exactly
 these, and the tests check them by this list.
 """
+import math
+
 from ..io.files import atomic_write
 from .estimators import describe_estimators, estimator_section
 from .format import table_row, with_se
@@ -116,7 +118,8 @@ def report_text(results):
     captions = computed_captions(results)
     for name in CAPTIONS:
         lines += [f"![{name}]({name}.png)", "", captions[name], ""]
-    lines += questions_section(results["posteriors"]["bottom_dependence"], test["coarse_grid"]["median_q_std"])
+    lines += questions_section(results["posteriors"]["bottom_dependence"], math.isqrt(training["data_dim"]),
+                               test["coarse_grid"]["median_q_std"])
     return "\n".join(lines) + "\n"
 
 
@@ -200,13 +203,13 @@ def readme_results(results):
     return "\n".join(lines) + "\n"
 
 
-def questions_section(bottom_dependence, median_q_std):
+def questions_section(bottom_dependence, side, median_q_std):
     return [
         "## The study's true/false questions", "",
         "(a) Does p(x_bottom | z) factorize over the bottom pixels? **True**: given z the decoder "
         "makes every pixel an independent Bernoulli.",
         "",
-        "(b) Does p(x_bottom | x_top)? **False**: " + describe_factorization(bottom_dependence) + ".",
+        "(b) Does p(x_bottom | x_top)? **False**: " + describe_factorization(bottom_dependence, side) + ".",
         "",
         "(c) If the ELBO increases while training theta and phi jointly, must KL(q(z|x) || p(z|x)) "
         "have decreased? **False**: ELBO = log p_theta(x) - KL, so the ELBO can rise through "

@@ -6,7 +6,6 @@ the comparison: when the numbers change, so does what the sentence says.
 """
 import numpy as np
 
-from ..core.images import SIDE
 from .format import panel_list, span
 
 
@@ -86,14 +85,15 @@ def describe_svi(summary):
             f"window, {span(kl, 3)} nats; {check}{steps}.")
 
 
-def describe_factorization(bottom_dependence):
-    """The reason of question (b)'s answer from posterior_study's summary["bottom_dependence"]."""
+def describe_factorization(bottom_dependence, side):
+    """The reason of question (b)'s answer from posterior_study's summary["bottom_dependence"];
+    side: the images' width in pixels, to name a pixel's row and column."""
     records = [r for r in bottom_dependence if r["pixels"] is not None]
     if not records:
         return ("no bottom pixel of these digits is uncertain given the top half, so none can be correlated "
                 "here; the coupling through z is still there in general")
     n, r = max(enumerate(bottom_dependence), key=lambda item: item[1]["max_abs_correlation"])
-    (row_i, col_i), (row_j, col_j) = (divmod(p, SIDE) for p in r["pixels"])
+    (row_i, col_i), (row_j, col_j) = (divmod(p, side) for p in r["pixels"])
     per_digit = ", ".join(f"{x['max_abs_correlation']:.3f}" for x in bottom_dependence)
     numbers = (f"computed exactly under that mixture with the quadrature weights of 6.2, the largest "
                f"correlation between two bottom pixels is {r['correlation']:+.3f} (digit {n + 1}, pixels at row "
