@@ -67,7 +67,7 @@ def test_svi_elbo_rises_levels_off_and_q_reaches_the_posterior(dec_params, image
     assert np.all(kl > -4 * se)  # ELBO <= log p(x_top), up to Monte Carlo error
     # Measured: 0.14 and 0.15 nats; the tanh decoder's posteriors are not quite Gaussian.
     assert np.all(kl < 0.3), kl
-    z_grids, dz, log_joint = study["windows"]
+    z_grids, log_joint = study["windows"].z_grids, study["windows"].log_joint
     post_mean, post_std = grid_moments(z_grids, log_joint)
     np.testing.assert_allclose(study["mu"], post_mean, atol=0.2 * post_std.min())
     # KL(q || p) is minimized by a q narrower than p where p has heavier tails than a Gaussian.
@@ -86,18 +86,18 @@ def test_svi_study_summary_is_json_ready_and_its_two_kls_agree(dec_params, image
     assert summary["kl_agree"] == [True, True]
     assert max(summary["edge_mass"]) < 1e-4
     # kl is the quadrature KL of the fitted q on the study's windows.
-    z_grids, dz, log_joint = study["windows"]
+    z_grids, dz, log_joint = study["windows"].z_grids, study["windows"].dz, study["windows"].log_joint
     log_q = diag_gaussian_log_density(z_grids, study["mu"][:, None], study["log_std"][:, None])
     np.testing.assert_allclose(kl, quadrature_kl(log_q, log_joint - np.array(summary["log_p_x_top"])[:, None], dz),
                                rtol=1e-12)
     # The arrays handed to the figures are the summary's numbers, and the windows its quadrature.
     np.testing.assert_array_equal(study["mu"], np.array(summary["mu"], np.float32))
-    z_grids, dz, log_joint = study["windows"]
+    z_grids, dz, log_joint = study["windows"].z_grids, study["windows"].dz, study["windows"].log_joint
     assert z_grids.shape == (2, 61**2, 2)
     np.testing.assert_allclose(log_integrate_grid(log_joint, dz, 61), summary["log_p_x_top"], rtol=1e-15)
     again, _ = whole_posterior_windows(dec_params, top_half(images), study["mu"], np.exp(study["log_std"]), 61)
-    for a, b in zip(again, study["windows"]):
-        np.testing.assert_array_equal(a, b)
+    for field in ("z_grids", "dz", "log_joint"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(study["windows"], field))
 
 
 def test_svi_same_seed_same_result(dec_params, images):
@@ -133,7 +133,7 @@ def test_svi_figures_draw_the_studys_q_and_its_completions(dec_params, images, s
     assert panels[0].get_title().startswith(f"KL(q || p) = {study['summary']['kl'][0]:.3f} nats")
     fig = fig_svi_prediction(dec_params, images, study, np.random.default_rng(0), num_shown=2, num_average=50)
     rows = np.array(fig.axes).reshape(2, 1 + 2 + 2)
-    z_grids, _, log_joint = study["windows"]
+    z_grids, log_joint = study["windows"].z_grids, study["windows"].log_joint
     weights = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
     true_mean = np.einsum("ng,ngd->nd", weights, 1 / (1 + np.exp(-decoder(dec_params, z_grids))))
     for n, row in enumerate(rows):
