@@ -82,10 +82,11 @@ def main():
 
     p = result["per_image"]
     n = min(args.check_images, len(x))
-    tabulate, _ = decoder_target(dec_params, x[:n])
+    tabulate = decoder_target(dec_params, x[:n]).tabulate
     failed = False
-    for name in ("amortized", "optimal"):
-        mean, log_std = p["mean_" + name][:n], p["log_std_" + name][:n]
+    for name, mean_key, log_std_key in (("amortized", "mean_amortized", "log_std_amortized"),
+                                        ("optimal", "mean_optimal", "log_std_optimal")):
+        mean, log_std = p[mean_key][:n], p[log_std_key][:n]
         lattice = gaussian_elbo(tabulate, np.arange(n), mean, log_std)
         eps_rule = quadrature_elbo(dec_params, x[:n], mean, log_std).astype(np.float64)
         mc, mc_se = monte_carlo_elbo(dec_params, x[:n], mean, log_std, np.random.default_rng(0))

@@ -65,7 +65,7 @@ def test_svi_figures_draw_the_studys_q_and_its_completions(svi_decoder, svi_imag
     assert panels[0].get_title().startswith(f"KL(q || p) = {svi_result['summary']['kl'][0]:.3f} nats")
     fig = fig_svi_prediction(svi_decoder, svi_images, svi_result, np.random.default_rng(0), num_shown=2, num_average=50)
     rows = np.array(fig.axes).reshape(2, 1 + 2 + 2)
-    z_grids, _, log_joint = svi_result["windows"]
+    z_grids, log_joint = svi_result["windows"].z_grids, svi_result["windows"].log_joint
     weights = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
     true_mean = np.einsum("ng,ngd->nd", weights, 1 / (1 + np.exp(-decoder(svi_decoder, z_grids))))
     for n, row in enumerate(rows):

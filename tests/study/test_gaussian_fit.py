@@ -4,7 +4,7 @@ Gaussians and mixtures, and a tiny VAE.
 import numpy as np
 
 from vae_autograd.core.distributions import LOG_2PI
-from vae_autograd.study.gaussian_fit import fit_on_windows, global_fit, posterior_starts, window_serves
+from vae_autograd.study.gaussian_fit import Gaussians, fit_on_windows, global_fit, posterior_starts, window_serves
 from vae_autograd.study.windows import (
     explicit_target,
     gaussian_elbo,
@@ -36,11 +36,11 @@ def gaussian_target(rho=0.0):
 
 
 def test_fit_recovers_a_gaussian_posterior_exactly():
-    tabulate, _ = gaussian_target()
+    tabulate = gaussian_target().tabulate
     rows = np.arange(3)
     # Starts two stds off and twice too wide.
-    mean, log_std, fitted, _, converged = fit_on_windows(tabulate, rows, MEANS + 2 * STDS, np.log(2 * STDS),
-                                                         num_steps=300)
+    fit = fit_on_windows(tabulate, Gaussians(rows, MEANS + 2 * STDS, np.log(2 * STDS)), num_steps=300)
+    mean, log_std, fitted, converged = fit.fitted.mean, fit.fitted.log_std, fit.fitted.elbo, fit.converged
     assert converged.all()
     np.testing.assert_allclose(mean, MEANS, atol=1e-3 * STDS.max())
     np.testing.assert_allclose(np.exp(log_std), STDS, rtol=1e-3)
@@ -55,8 +55,9 @@ def test_correlated_gaussian_has_the_known_approximation_gap():
     # The best diagonal Gaussian under KL(q || p) keeps the mean and the target's
     # conditional stds s_i sqrt(1 - rho^2); its gap is -log(1 - rho^2) / 2.
     rho = 0.8
-    tabulate, log_joint_grid = gaussian_target(rho)
-    elbo, mean, log_std = global_fit(tabulate, 3, posterior_starts(tabulate, log_joint_grid)[:3], num_steps=300)
+    target = gaussian_target(rho)
+    best = global_fit(target.tabulate, 3, posterior_starts(target).local, num_steps=300)
+    elbo, mean, log_std = best.elbo, best.mean, best.log_std
     np.testing.assert_allclose(OFFSETS - elbo, -0.5 * np.log(1 - rho**2), atol=1e-4)
     np.testing.assert_allclose(np.exp(log_std), STDS * np.sqrt(1 - rho**2), rtol=2e-3)
     np.testing.assert_allclose(mean, MEANS, atol=2e-3 * STDS.max())
@@ -84,22 +85,28 @@ def two_mode_target(weights=(0.8, 0.2)):
 
 
 def test_global_search_finds_the_better_mode_from_the_worse_one():
-    (tabulate, log_joint_grid), modes, std = two_mode_target()
+    target, modes, std = two_mode_target()
     rows = np.zeros(1, int)
     # Local fit started in the worse mode stays there: ELBO = -100 + log 0.2.
-    local_mean, local_log_std, local, _, _ = fit_on_windows(tabulate, rows, modes[1:], np.log(std)[None])
-    np.testing.assert_allclose(local, -100.0 + np.log(0.2), atol=1e-4)
-    starts = posterior_starts(tabulate, log_joint_grid)[:3]
-    best, mean, _ = global_fit(tabulate, 1, starts, extra=(rows, local_mean, local_log_std, local))
+    local = fit_on_windows(target.tabulate, Gaussians(rows, modes[1:], np.log(std)[None])).fitted
+    np.testing.assert_allclose(local.elbo, -100.0 + np.log(0.2), atol=1e-4)
+    starts = posterior_starts(target).local
+    found = global_fit(target.tabulate, 1, starts, extra=local)
+    best, mean = found.elbo, found.mean
     np.testing.assert_allclose(best, -100.0 + np.log(0.8), atol=1e-4)
     np.testing.assert_allclose(mean[0], modes[0], atol=1e-3)
 
 
 def test_batched_fit_equals_fitting_each_image_alone():
-    tabulate, _ = gaussian_target(rho=0.5)
+    tabulate = gaussian_target(rho=0.5).tabulate
     start_mean, start_log_std = MEANS + STDS, np.log(STDS) - 0.5
-    together = fit_on_windows(tabulate, np.arange(3), start_mean, start_log_std, num_steps=50)
+
+    def arrays(fit):
+        return fit.fitted.mean, fit.fitted.log_std, fit.fitted.elbo, fit.start_elbo, fit.converged
+
+    together = arrays(fit_on_windows(tabulate, Gaussians(np.arange(3), start_mean, start_log_std), num_steps=50))
     for n in range(3):
-        alone = fit_on_windows(tabulate, np.array([n]), start_mean[n:n + 1], start_log_std[n:n + 1], num_steps=50)
+        alone = arrays(fit_on_windows(tabulate, Gaussians(np.array([n]), start_mean[n:n + 1], start_log_std[n:n + 1]),
+                                      num_steps=50))
         for a, b in zip(together, alone):
             np.testing.assert_allclose(a[n:n + 1], b, rtol=1e-12, atol=1e-12)

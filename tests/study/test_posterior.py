@@ -95,7 +95,8 @@ def test_windows_give_the_log_marginal_and_mean_of_a_fine_global_grid(untrained_
     log_px, (mean, std) = brute_force(dec_params, x)
     assert np.all(std > 0.15) and np.all(np.abs(mean) + 6 * std < 5.0)  # resolved by both grids
     for num_points, num_stds in ((41, 5.0), (81, 7.0)):
-        z_grids, dz, log_joint = posterior_windows(dec_params, x, num_points=num_points, num_stds=num_stds)
+        windows = posterior_windows(dec_params, x, num_points=num_points, num_stds=num_stds)
+        z_grids, dz, log_joint = windows.z_grids, windows.dz, windows.log_joint
         assert z_grids.shape == (3, num_points**2, 2) and dz.shape == (3,)
         np.testing.assert_allclose(log_integrate_grid(log_joint, dz, num_points), log_px, atol=1e-6)
         window_mean, window_std = grid_moments(z_grids, log_joint)
@@ -106,7 +107,7 @@ def test_windows_give_the_log_marginal_and_mean_of_a_fine_global_grid(untrained_
 
 def test_windows_cover_the_extra_gaussian(untrained_vae, posterior_images):
     far = np.full((3, 2), 2.5)
-    z_grids, _, _ = posterior_windows(untrained_vae[1], posterior_images, far, np.full((3, 2), 0.1), num_points=21)
+    z_grids = posterior_windows(untrained_vae[1], posterior_images, far, np.full((3, 2), 0.1), num_points=21).z_grids
     assert np.all(z_grids.max(axis=1) >= 2.5 + 5 * 0.1 - 1e-12)
 
 
@@ -119,7 +120,7 @@ def test_posterior_study_kls_are_quadrature_kls_on_windows_holding_the_posterior
         part, numbers = posterior_result[name], summary["true_vs_approx"][name]
         mean, log_std = encoder(enc_params, x)
         np.testing.assert_array_equal(part["q_mean"], mean)
-        z_grids, dz, log_joint = part["windows"]
+        dz, log_joint = part["windows"].dz, part["windows"].log_joint
         log_px, _ = brute_force(dec_params, x)
         np.testing.assert_allclose(log_integrate_grid(log_joint, dz, 41), log_px, atol=1e-6)
         # KL(q || p) = log p(x) - ELBO(q), against a fine quadrature of the ELBO in eps space
@@ -182,8 +183,9 @@ def test_whole_posterior_windows_widen_to_hold_two_modes():
     log_px, _ = brute_force(dec_params, x, spacing=0.02)
     # Windows of +-1 std cut the posterior; widened ones hold it all.
     cut = posterior_windows(dec_params, x, num_points=61, num_stds=1.0)
-    assert edge_mass(cut[2], 61)[0] > 1e-3
-    (z_grids, dz, log_joint), checks = whole_posterior_windows(dec_params, x, num_points=61, num_stds=1.0)
+    assert edge_mass(cut.log_joint, 61)[0] > 1e-3
+    windows, checks = whole_posterior_windows(dec_params, x, num_points=61, num_stds=1.0)
+    z_grids, dz, log_joint = windows.z_grids, windows.dz, windows.log_joint
     assert checks["edge_mass"][0] < 1e-4 and checks["mass_outside_window"][0] < 1e-4
     # 61 points over a window ~8 wide resolve log p(x) to ~3e-4; a mode left out would cost log 2.
     np.testing.assert_allclose(log_integrate_grid(log_joint, dz, 61), log_px, atol=2e-3)

@@ -47,7 +47,7 @@ def test_svi_elbo_rises_levels_off_and_q_reaches_the_posterior(svi_decoder, svi_
     assert np.all(kl > -4 * se)  # ELBO <= log p(x_top), up to Monte Carlo error
     # Measured: 0.14 and 0.15 nats; the tanh decoder's posteriors are not quite Gaussian.
     assert np.all(kl < 0.3), kl
-    z_grids, dz, log_joint = svi_result["windows"]
+    z_grids, log_joint = svi_result["windows"].z_grids, svi_result["windows"].log_joint
     post_mean, post_std = grid_moments(z_grids, log_joint)
     np.testing.assert_allclose(svi_result["mu"], post_mean, atol=0.2 * post_std.min())
     # KL(q || p) is minimized by a q narrower than p where p has heavier tails than a Gaussian.
@@ -66,19 +66,19 @@ def test_svi_study_summary_is_json_ready_and_its_two_kls_agree(svi_decoder, svi_
     assert summary["kl_agree"] == [True, True]
     assert max(summary["edge_mass"]) < 1e-4
     # kl is the quadrature KL of the fitted q on the study's windows.
-    z_grids, dz, log_joint = svi_result["windows"]
+    z_grids, dz, log_joint = svi_result["windows"].z_grids, svi_result["windows"].dz, svi_result["windows"].log_joint
     log_q = diag_gaussian_log_density(z_grids, svi_result["mu"][:, None], svi_result["log_std"][:, None])
     np.testing.assert_allclose(kl, quadrature_kl(log_q, log_joint - np.array(summary["log_p_x_top"])[:, None], dz),
                                rtol=1e-12)
     # The arrays handed to the figures are the summary's numbers, and the windows its quadrature.
     np.testing.assert_array_equal(svi_result["mu"], np.array(summary["mu"], np.float32))
-    z_grids, dz, log_joint = svi_result["windows"]
+    z_grids, dz, log_joint = svi_result["windows"].z_grids, svi_result["windows"].dz, svi_result["windows"].log_joint
     assert z_grids.shape == (2, 61**2, 2)
     np.testing.assert_allclose(log_integrate_grid(log_joint, dz, 61), summary["log_p_x_top"], rtol=1e-15)
     again, _ = whole_posterior_windows(svi_decoder, top_half(svi_images), svi_result["mu"],
                                        np.exp(svi_result["log_std"]), 61)
-    for a, b in zip(again, svi_result["windows"]):
-        np.testing.assert_array_equal(a, b)
+    for field in ("z_grids", "dz", "log_joint"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(svi_result["windows"], field))
 
 
 def test_svi_same_seed_same_result(svi_decoder, svi_images):

@@ -46,12 +46,14 @@ def fig_gaps_over_training(rows, train_curve=None):
         if not mine:
             continue
         epochs = [r["epoch"] for r in mine]
-        for color, key, label in ((0, "log_px", "log p(x)"), (1, "elbo_amortized", "ELBO(q(z|x))")):
-            value_ax.errorbar(epochs, [r[key] for r in mine], [r[key + "_se"] for r in mine], color=f"C{color}",
+        for color, key, se_key, label in ((0, "log_px", "log_px_se", "log p(x)"),
+                                          (1, "elbo_amortized", "elbo_amortized_se", "ELBO(q(z|x))")):
+            value_ax.errorbar(epochs, [r[key] for r in mine], [r[se_key] for r in mine], color=f"C{color}",
                               ls=style, marker="o", ms=3, label=f"{label}, {split}")
-        for color, key, label in ((1, "total_gap", "q(z|x)"), (2, "gap_after_refinement", "q refined"),
-                                  (3, "approximation_gap", "q*")):
-            gap_ax.errorbar(epochs, [r[key] for r in mine], [r[key + "_se"] for r in mine], color=f"C{color}",
+        for color, key, se_key, label in ((1, "total_gap", "total_gap_se", "q(z|x)"),
+                                          (2, "gap_after_refinement", "gap_after_refinement_se", "q refined"),
+                                          (3, "approximation_gap", "approximation_gap_se", "q*")):
+            gap_ax.errorbar(epochs, [r[key] for r in mine], [r[se_key] for r in mine], color=f"C{color}",
                             ls=style, marker="o", ms=3, label=f"{label}, {split}")
     value_ax.set(xscale="log", xlabel="epoch", ylabel="nats per image", title="log p(x) and the encoder's ELBO")
     gap_ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="log p(x) - ELBO (nats per image)",
@@ -75,9 +77,11 @@ def fig_worst_amortization(dec_params, x, per_image, num_shown=4, num_points=101
     shown += [n for n in wrong[np.argsort(-amort[wrong])] if n not in shown][:num_shown - len(shown)]
     shown += [n for n in by_gap if n not in shown][:num_shown - len(shown)]  # if wrong basins are few
     shown = np.array(shown)
-    kinds = [("amortized", "q(z|x)", "C1", "--"), ("refined", "q refined", "C2", ":"), ("optimal", "q*", "C3", "-.")]
-    means = np.stack([per_image["mean_" + k][shown] for k, *_ in kinds], axis=1)
-    stds = np.exp(np.stack([per_image["log_std_" + k][shown] for k, *_ in kinds], axis=1))
+    # Each Gaussian: its mean and log std keys in per_image, and how it is drawn.
+    kinds = [("mean_amortized", "log_std_amortized", "C1", "--"), ("mean_refined", "log_std_refined", "C2", ":"),
+             ("mean_optimal", "log_std_optimal", "C3", "-.")]
+    means = np.stack([per_image[mean_key][shown] for mean_key, _, _, _ in kinds], axis=1)
+    stds = np.exp(np.stack([per_image[log_std_key][shown] for _, log_std_key, _, _ in kinds], axis=1))
     # The window covers the posterior's mode (at q*) and all three Gaussians.
     z_grids, dz = covering_grids(means, stds, num_points, 3.0)
     log_joint = log_joint_on_windows(dec_params, x[shown], z_grids)
@@ -85,7 +89,7 @@ def fig_worst_amortization(dec_params, x, per_image, num_shown=4, num_points=101
     axes = np.atleast_1d(fig.subplots(1, len(shown)))
     for ax, n, grid, values, k in zip(axes, shown, z_grids, log_joint, range(len(shown))):
         contour_density(ax, grid, values, "k", "-")
-        for (*_, color, style), m, s in zip(kinds, means[k], stds[k]):
+        for (_, _, color, style), m, s in zip(kinds, means[k], stds[k]):
             log_q = np.sum(-0.5 * ((grid - m) / s)**2 - np.log(s), axis=1)
             contour_density(ax, grid, log_q, color, style)
         show_digit(ax.inset_axes([0.0, 0.78, 0.22, 0.22]), x[n])

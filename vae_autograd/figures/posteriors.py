@@ -2,8 +2,9 @@
 top half of a digit (6.2), and the SVI fit with its completions of the bottom half (6.3).
 
 Each panel draws highest-density contours on a window holding the whole posterior
-(``posterior.whole_posterior_windows``). The figures draw what the studies computed:
-6.1 and 6.2 from ``posterior.posterior_study``, 6.3 from ``svi.svi_study``, so each
+(``study/posterior.py``'s ``whole_posterior_windows``, as ``study/grids.py``'s ``Windows``).
+The figures draw what the studies computed: 6.1 and 6.2 from ``posterior_study`` in
+``study/posterior.py``, 6.3 from ``svi_study`` in ``study/svi.py``, so each
 posterior is located once and every number in a title is an entry of a summary.
 """
 import math
@@ -80,11 +81,10 @@ def posterior_panels(rows, styles, suptitle, row_labels=None):
 
 
 def gaussian_panels(x, mean, log_std, windows, titles):
-    """Panels of a Gaussian q (mean, log_std (N, 2)) over p(z|x) on its windows, x (N, P)."""
-    z_grids, _, _ = windows
-    log_q = diag_gaussian_log_density(z_grids, mean[:, None], log_std[:, None])
+    """Panels of a Gaussian q (mean, log_std (N, 2)) over p(z|x) on its Windows, x (N, P)."""
+    log_q = diag_gaussian_log_density(windows.z_grids, mean[:, None], log_std[:, None])
     log_post = normalized(windows)
-    return [(z_grids[n], [log_post[n], log_q[n]], x[n], titles[n]) for n in range(len(x))]
+    return [(windows.z_grids[n], [log_post[n], log_q[n]], x[n], titles[n]) for n in range(len(x))]
 
 
 def kl_titles(summary):
@@ -123,7 +123,7 @@ def top_half_titles(summary):
 def fig_top_half_posterior(study):
     """p(z|x_top) (solid) beside p(z|x) of the whole image (dotted); study = posterior.posterior_study(...)."""
     top = study["top"]
-    z_grids, _, _ = top["windows"]
+    z_grids = top["windows"].z_grids
     log_post_top = normalized(top["windows"])
     titles = top_half_titles(study["summary"]["top_half"])
     panels = [(z_grids[n], [log_post_top[n], top["log_post_whole"][n]], top["x_top"][n], titles[n])
@@ -159,9 +159,9 @@ def fig_svi_prediction(dec_params, x, svi, rng, num_shown=4, num_average=1000):
     mu, log_std = (np.asarray(svi[k], np.float64) for k in ("mu", "log_std"))  # z in float64, as on the windows
     shown = sigmoid(decoder(dec_params, sample_diag_gaussian(mu, log_std, rng, num_shown)))
     q_mean = np.mean(sigmoid(decoder(dec_params, sample_diag_gaussian(mu, log_std, rng, num_average))), axis=0)
-    z_grids, _, log_joint = svi["windows"]
+    log_joint = svi["windows"].log_joint
     weights = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
-    true_mean = np.einsum("ng,ngd->nd", weights, sigmoid(decoder(dec_params, z_grids)))
+    true_mean = np.einsum("ng,ngd->nd", weights, sigmoid(decoder(dec_params, svi["windows"].z_grids)))
     columns = ([("original", x)] + [(f"z ~ q, #{s + 1}", shown[s]) for s in range(num_shown)]
                + [(f"mean over\n{num_average} z ~ q", q_mean), ("mean over\ntrue p(z|x_top)", true_mean)])
     fig = Figure(figsize=(1.3 * len(columns), 1.45 * len(x) + 0.6), layout="constrained")

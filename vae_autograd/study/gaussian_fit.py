@@ -1,4 +1,5 @@
-"""The best diagonal Gaussian for a 2-D posterior known up to its constant, image by image.
+"""The best diagonal Gaussian for a 2-D posterior known up to its constant, image by image:
+sets of per-row Gaussians (Gaussians), local fits (fit_on_windows) and the global search.
 
 For an image x, a Gaussian q(z) = N(mean, diag(exp(log_std)^2)) has
     ELBO(q) = E_q[log p(x, z)] + H(q) = log p(x) - KL(q || p(z|x)),
@@ -8,27 +9,18 @@ given start (test-time refinement of the encoder's q(z|x)), and q*, the global o
 the best of the fits started at the posterior's highest modes and q_refined.
 
 The ELBO of a Gaussian is computed without sampling and without a decoder call inside
-the optimization: log p(x, z) is tabulated once on a square window of size x size
-points around each Gaussian, with per-axis spacing at most std / 1.25
-(window_log_joint). On that window, E_q[log p(x, z)] is a Riemann sum with normalized
-Gaussian weights (window_elbo); for a Gaussian times a smooth function its error falls
-as exp(-2 pi^2 std^2 / spacing^2), about 4e-14 at spacing std / 1.25, and a window centred
-on the Gaussian reaches at least 5.3 std to either side. A fit may leave its window
-(window_serves), so fits run in rounds on new windows until they converge
-(fit_on_windows). benchmarks/bench_gaps.py checks these ELBOs against a rule that decodes
-every point and against Monte Carlo. The window points lie on
-lattices shared by all images (spacings are powers of sqrt 2 and points are integer
-multiples of them), so one decoder call serves every window that contains a point.
-The decoder runs in float32 (its rounding, ~1e-4 nats on log p(x, z) ~ -150, is far
-below the effects measured); weights, sums and all optimization run in float64.
+the optimization, on lattice windows of log p(x, z) (study/windows.py: window_log_joint,
+window_elbo). A fit may leave its window (window_serves), so fits run in rounds on new
+windows until they converge (fit_on_windows).
 """
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 
 from ..core.adam import adam_update, init_adam_state
 from ..core.logspace import logsumexp
-from .grids import latent_grid
+from .grids import latent_grid, neighbourhood_max
 from .windows import MOVING_WINDOW_SIZE, POINTS_PER_STD, WINDOW_SIZE, gaussian_elbo, lattice_level, window_elbo
 
 SERVING_POINTS_PER_STD = 1.0  # a window serves a Gaussian while its spacing <= std / this
@@ -56,6 +48,53 @@ CONVERGED_NATS = 1e-3   # a fit has converged when fitting again gains less than
 
 
 MAX_ROUNDS = 30         # of fitting on a new window, for a Gaussian still rising
+
+
+@dataclass(frozen=True, eq=False)
+class Gaussians:
+    """Diagonal Gaussians, one per row: row r is a Gaussian for image image_of_row[r] (R,).
+
+    mean, log_std (R, 2); elbo (R,) where it is known (a fit's result), else None.
+    """
+    image_of_row: np.ndarray
+    mean: np.ndarray
+    log_std: np.ndarray
+    elbo: np.ndarray | None = None
+
+
+def joined(*sets):
+    """The rows of several Gaussians, in order; with ELBOs if every set has them."""
+    elbos = [g.elbo for g in sets]
+    return Gaussians(np.concatenate([g.image_of_row for g in sets]), np.concatenate([g.mean for g in sets]),
+                     np.concatenate([g.log_std for g in sets]),
+                     None if any(e is None for e in elbos) else np.concatenate(elbos))
+
+
+@dataclass(frozen=True, eq=False)
+class Fit:
+    """What fit_on_windows returns: the fitted Gaussians with their ELBO, the ELBO (R,) of
+    the starts (each on a serving window), and whether each row converged (R,) bool."""
+    fitted: Gaussians
+    start_elbo: np.ndarray
+    converged: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class ModeStarts:
+    """Starts at the posterior's modes (posterior_starts): the posterior's local mean and
+    log std around each mode (local), and the best lattice point (R, 2) seen there."""
+    local: Gaussians
+    best_point: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class BestGaussians:
+    """What best_gaussians returns for N images: the ELBO (N,) of the starts, q_refined and
+    q* (Gaussians with their ELBOs, one row per image) and whether each q_refined converged."""
+    start_elbo: np.ndarray
+    refined: Gaussians
+    optimal: Gaussians
+    refined_converged: np.ndarray
 
 
 def fit_gaussians(objective, mean, log_std, num_steps=100, lr=0.1, final_lr=0.002):
@@ -95,9 +134,8 @@ def window_serves(axes, mean, log_std):
     return serves.all(axis=1)
 
 
-def fit_on_windows(tabulate, image_of_row, mean, log_std, num_steps=100, max_rounds=MAX_ROUNDS,
-                   tol=CONVERGED_NATS):
-    """Local optimum of the ELBO from each row's start mean, log_std (R, 2).
+def fit_on_windows(tabulate, starts, num_steps=100, max_rounds=MAX_ROUNDS, tol=CONVERGED_NATS):
+    """Local optimum of the ELBO from each row of starts (Gaussians; their elbo is not used).
 
     Each round tabulates log p(x, z) on windows centred on the current Gaussians and runs
     fit_gaussians on them. A fitted Gaussian that its window still serves (window_serves)
@@ -106,10 +144,11 @@ def fit_on_windows(tabulate, image_of_row, mean, log_std, num_steps=100, max_rou
     window, up to max_rounds (after which a fresh window evaluates them). Rounds after the
     first use wider windows (MOVING_WINDOW_SIZE): a Gaussian still rising may be
     travelling along a narrow ridge of the posterior, a few std per round.
-    Returns the fitted mean, log_std (R, 2), their ELBO (R,), the ELBO (R,) of the starts
-    (each on a serving window) and whether each row converged (R,) bool.
+    Returns a Fit: the fitted Gaussians (R rows) and their ELBO, the ELBO of the starts
+    and whether each row converged.
     """
-    mean, log_std = np.array(mean, np.float64), np.array(log_std, np.float64)
+    image_of_row = starts.image_of_row
+    mean, log_std = np.array(starts.mean, np.float64), np.array(starts.log_std, np.float64)
     elbo, start_elbo = np.empty(len(mean)), np.empty(len(mean))
     active = np.arange(len(mean))
     for round_ in range(max_rounds):
@@ -120,7 +159,7 @@ def fit_on_windows(tabulate, image_of_row, mean, log_std, num_steps=100, max_rou
         if round_ == 0:  # the starts' own centred windows
             start_elbo[:] = window_elbo(mean, log_std, axes, log_joint, escape_nats=0.0)
         fit_mean, fit_log_std = fit_gaussians(partial(window_elbo, axes=axes, log_joint=log_joint),
-                                                 mean[active], log_std[active], num_steps)
+                                              mean[active], log_std[active], num_steps)
         served = np.flatnonzero(window_serves(axes, fit_mean, fit_log_std))
         first = window_elbo(fit_mean[served], fit_log_std[served], axes[served], log_joint[served], escape_nats=0.0)
         again_mean, again_log_std = fit_gaussians(
@@ -136,7 +175,7 @@ def fit_on_windows(tabulate, image_of_row, mean, log_std, num_steps=100, max_rou
         elbo[active] = gaussian_elbo(tabulate, image_of_row[active], mean[active], log_std[active])
     converged = np.ones(len(mean), bool)
     converged[active] = False
-    return mean, log_std, elbo, start_elbo, converged
+    return Fit(Gaussians(image_of_row, mean, log_std, elbo), start_elbo, converged)
 
 
 def posterior_modes(log_joint_grid, num_modes=NUM_MODES, within_nats=MODE_WITHIN_NATS, bound=MODE_GRID_BOUND,
@@ -150,9 +189,7 @@ def posterior_modes(log_joint_grid, num_modes=NUM_MODES, within_nats=MODE_WITHIN
     z_grid, axis = latent_grid(-bound, bound, spacing)
     side = len(axis)
     grid = log_joint_grid(z_grid).reshape(-1, side, side)
-    padded = np.pad(grid, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
-    neighbours = np.max([padded[:, 1 + di:1 + di + side, 1 + dj:1 + dj + side]
-                            for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj], axis=0)
+    neighbours = neighbourhood_max(grid, -np.inf, include_centre=False)
     peaks = np.where(grid >= neighbours, grid, -np.inf).reshape(len(grid), -1)
     best = np.argsort(-peaks, axis=1)[:, :num_modes]
     height = np.take_along_axis(peaks, best, 1)
@@ -174,69 +211,60 @@ def window_moments(axes, log_joint):
     return mean, std, np.stack([axes[rows, 0, i], axes[rows, 1, j]], axis=1)
 
 
-def posterior_starts(tabulate, log_joint_grid, num_modes=NUM_MODES, within_nats=MODE_WITHIN_NATS, zoom_spacing=0.05,
-                     num_zooms=2, size=17):
-    """Gaussian starts from the true posterior around its highest modes (posterior_modes).
+def posterior_starts(target, num_modes=NUM_MODES, within_nats=MODE_WITHIN_NATS, zoom_spacing=0.05, num_zooms=2,
+                     size=17):
+    """Gaussian starts from the true posterior of a Target around its highest modes (posterior_modes).
 
     Around each coarse mode, windows zoom in num_zooms times: the first at zoom_spacing,
     then each centred on the last one's local posterior mean with spacing from its local
-    std. Returns image_of_row (R,), mean, log_std (R, 2) (local moments of the posterior)
-    and best (R, 2) (the best lattice point seen), rows ordered image-major.
+    std. Returns ModeStarts: local, the local moments of the posterior as Gaussians, and
+    best_point (R, 2), the best lattice point seen; rows ordered image-major.
     """
-    image_of_row, center = posterior_modes(log_joint_grid, num_modes, within_nats)
+    image_of_row, center = posterior_modes(target.log_joint_grid, num_modes, within_nats)
     level = np.full(center.shape, lattice_level(zoom_spacing * POINTS_PER_STD))
     for _ in range(num_zooms):
-        log_joint, axes = tabulate(image_of_row, center, level, size)
+        log_joint, axes = target.tabulate(image_of_row, center, level, size)
         center, std, best = window_moments(axes, log_joint)
         level = lattice_level(std)
-    return image_of_row, center, np.log(std), best
+    return ModeStarts(Gaussians(image_of_row, center, np.log(std)), best)
 
 
-def best_per_image(num_images, image_of_row, elbo, mean, log_std):
-    """For each image, the row with the highest ELBO: (elbo (N,), mean, log_std (N, 2))."""
+def best_per_image(num_images, candidates):
+    """For each image, the row of candidates (Gaussians with ELBOs) with the highest ELBO:
+    Gaussians with one row per image (image_of_row = 0, ..., num_images - 1)."""
+    elbo, image_of_row = candidates.elbo, candidates.image_of_row
     order = np.lexsort((-elbo, image_of_row))
     first = order[np.searchsorted(image_of_row[order], np.arange(num_images))]
-    return elbo[first], mean[first], log_std[first]
+    return Gaussians(np.arange(num_images), candidates.mean[first], candidates.log_std[first], elbo[first])
 
 
 def global_fit(tabulate, num_images, starts, num_steps=100, extra=None):
     """The best Gaussian per image among fits from starts and the candidates in extra.
 
-    starts: (image_of_row (R,), mean, log_std (R, 2)), e.g. from posterior_starts; extra:
-    optional (image_of_row, mean, log_std, elbo) of Gaussians already fitted (q_refined, so
-    that ELBO(q*) >= ELBO(q_refined) by construction). Returns elbo (N,), mean, log_std (N, 2).
+    starts: Gaussians, e.g. from posterior_starts; extra: optional Gaussians already
+    fitted, with their ELBOs (q_refined, so that ELBO(q*) >= ELBO(q_refined) by
+    construction). Returns best_per_image: Gaussians with their ELBOs, one row per image.
     """
-    image_of_row = starts[0]
-    mean, log_std, elbo, _, _ = fit_on_windows(tabulate, *starts, num_steps)
-    if extra is not None:
-        image_of_row = np.concatenate([image_of_row, extra[0]])
-        mean, log_std = np.concatenate([mean, extra[1]]), np.concatenate([log_std, extra[2]])
-        elbo = np.concatenate([elbo, extra[3]])
-    return best_per_image(num_images, image_of_row, elbo, mean, log_std)
+    fitted = fit_on_windows(tabulate, starts, num_steps).fitted
+    return best_per_image(num_images, fitted if extra is None else joined(fitted, extra))
 
 
-def best_gaussians(tabulate, log_joint_grid, mean, log_std, num_steps=100, num_modes=NUM_MODES):
+def best_gaussians(target, mean, log_std, num_steps=100, num_modes=NUM_MODES):
     """q_refined, the local optimum from each image's start mean, log_std (N, 2) (e.g. the
     encoder's q(z|x)), and q*, the best of it and the fits from the posterior's num_modes
-    highest modes, for the N images of a target (decoder_target or explicit_target).
+    highest modes, for the N images of a Target (decoder_target or explicit_target).
 
     Each mode gives two starts of different widths: the posterior's local mean and spread
     there, and its best lattice point with half that spread (where two close modes look
     like one, the best Gaussian may cover both or only one).
 
-    Returns {"elbo_start", "elbo_refined", "elbo_optimal": (N,), "mean_refined",
-    "log_std_refined", "mean_optimal", "log_std_optimal": (N, 2), "refined_converged":
-    (N,) bool (fit_on_windows)}. All images are
+    Returns BestGaussians: the starts' ELBO, q_refined and q* (one row per image, with
+    their ELBOs) and whether each q_refined converged (fit_on_windows). All images are
     fitted together, each with its own Gaussians.
     """
-    images = np.arange(len(mean))
-    ref_mean, ref_log_std, elbo_refined, elbo_start, converged = fit_on_windows(tabulate, images, mean, log_std,
-                                                                                num_steps)
-    image_of_row, local_mean, local_log_std, best_point = posterior_starts(tabulate, log_joint_grid, num_modes)
-    elbo_optimal, opt_mean, opt_log_std = global_fit(
-        tabulate, len(mean), (np.tile(image_of_row, 2), np.concatenate([local_mean, best_point]),
-                              np.concatenate([local_log_std, local_log_std - np.log(2.0)])),
-        num_steps, extra=(images, ref_mean, ref_log_std, elbo_refined))
-    return {"elbo_start": elbo_start, "elbo_refined": elbo_refined, "elbo_optimal": elbo_optimal,
-            "mean_refined": ref_mean, "log_std_refined": ref_log_std, "mean_optimal": opt_mean,
-            "log_std_optimal": opt_log_std, "refined_converged": converged}
+    refined = fit_on_windows(target.tabulate, Gaussians(np.arange(len(mean)), mean, log_std), num_steps)
+    modes = posterior_starts(target, num_modes)
+    local = modes.local
+    starts = joined(local, Gaussians(local.image_of_row, modes.best_point, local.log_std - np.log(2.0)))
+    optimal = global_fit(target.tabulate, len(mean), starts, num_steps, extra=refined.fitted)
+    return BestGaussians(refined.start_elbo, refined.fitted, optimal, refined.converged)

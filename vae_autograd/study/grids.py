@@ -1,5 +1,8 @@
 """Quadrature on 2-D latent grids, shared by every part that integrates over z: grids, their
-log-integrals and moments, and the neighbour and edge-ring masks of square grids."""
+log-integrals and moments, posterior windows (Windows), and the neighbourhood and edge-ring
+helpers of square grids."""
+from dataclasses import dataclass
+
 import autograd.numpy as anp
 import numpy as np
 
@@ -86,6 +89,18 @@ def square_windows(centers, half_widths, num_points):
     return centers[:, None, :] + half_widths[:, None, None] * unit_grid, 2 * half_widths / (num_points - 1)
 
 
+@dataclass(frozen=True, eq=False)
+class Windows:
+    """Square grids, one per image, and log p(x, z) on them (posterior.posterior_windows).
+
+    z_grids (N, G, 2), G = K * K points in latent_grid's order; dz (N,) their spacings;
+    log_joint (N, G). Integrate with log_integrate_grid(log_joint, dz, K).
+    """
+    z_grids: np.ndarray
+    dz: np.ndarray
+    log_joint: np.ndarray
+
+
 def quadrature_kl(log_q, log_p, dz):
     """KL(q || p) = sum q (log q - log p) dz^2 for normalized log-densities (N, G) on windows."""
     return np.sum(np.exp(log_q) * (log_q - log_p), axis=-1) * dz**2
@@ -97,9 +112,33 @@ def edge_mass(log_f, num_points):
     A posterior cut off by its window leaves a visible share there; one the window holds
     whole leaves only its far tail (~1e-6 for a Gaussian at 5 stds).
     """
-    on_edge = np.ones((num_points, num_points), bool)
+    on_edge = edge_ring(num_points).ravel()
+    return np.exp(logsumexp(log_f[:, on_edge], axis=-1) - logsumexp(log_f, axis=-1))
+
+
+def edge_ring(points_per_axis):
+    """The outermost ring of points of a K x K grid, K = points_per_axis: (K, K) bool."""
+    on_edge = np.ones((points_per_axis, points_per_axis), bool)
     on_edge[1:-1, 1:-1] = False
-    return np.exp(logsumexp(log_f[:, on_edge.ravel()], axis=-1) - logsumexp(log_f, axis=-1))
+    return on_edge
+
+
+def neighbourhood_max(a, fill, include_centre=True):
+    """The largest value in each point's 3 x 3 neighbourhood over the last two axes of a.
+
+    a (..., K, L) -> (..., K, L); points beyond the edge count as fill. Without
+    include_centre, only the 8 neighbours count. On a bool array the max is an "or": a
+    mask grown by one point in all eight directions.
+    """
+    rows, columns = a.shape[-2:]
+    padded = np.pad(a, [(0, 0)] * (a.ndim - 2) + [(1, 1), (1, 1)], constant_values=fill)
+    out = None
+    for di in range(3):
+        for dj in range(3):
+            if include_centre or (di, dj) != (1, 1):
+                shifted = padded[..., di:di + rows, dj:dj + columns]
+                out = shifted.copy() if out is None else np.maximum(out, shifted, out=out)
+    return out
 
 
 def hdr_mask(log_density, mass):

@@ -5,7 +5,7 @@ Following Cremer, Li & Duvenaud (2018), three Gaussians are compared per image
     q          the encoder's q(z|x) (amortized inference);
     q_refined  the ELBO's local optimum reached from q (test-time refinement);
     q*         the global optimum over diagonal Gaussians for this one image.
-With log p(x) from the 2-D quadrature (integrate.log_marginal_likelihood):
+With log p(x) from the 2-D quadrature (marginal_likelihood.log_marginal_likelihood):
     approximation gap = log p(x) - ELBO(q*)       (the Gaussian family's limit)
     amortization gap  = ELBO(q*) - ELBO(q)        (the encoder's limit)
     refinement gain   = ELBO(q_refined) - ELBO(q)
@@ -21,14 +21,16 @@ from ..core.model import data_dim, encoder
 from .gaussian_fit import (
     MODE_GRID_BOUND,
     MODE_GRID_SPACING,
+    Gaussians,
     best_gaussians,
     fit_on_windows,
     global_fit,
+    joined,
     posterior_starts,
 )
 from .grids import grid_moments, latent_grid
 from .marginal_likelihood import iwae_bound, log_marginal_likelihood
-from .windows import decoder_target
+from .windows import Target, decoder_target
 
 WRONG_BASIN_NATS = 0.1  # q_refined this far below q* counts as a wrong basin
 
@@ -43,7 +45,7 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
                         iwae_encoder=None):
     """Part 8: split log p(x) - ELBO(q) of every image x (N, 784) into its two gaps.
 
-    log_px (N,): integrate.log_marginal_likelihood of x if already computed (part 3), and
+    log_px (N,): marginal_likelihood.log_marginal_likelihood of x if already computed (part 3), and
     iwae_encoder: {K: bounds (M,)} with the encoder's q(z|x) as the proposal on the first
     M >= iwae_images images, if already computed (part 3; its Ks replace iwae_ks).
     The convergence checks run on the first convergence_images images.
@@ -57,22 +59,23 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
     """
     x = check_images(x, data_dim(dec_params)).astype(np.float32)
     log_px = log_marginal_likelihood(dec_params, x) if log_px is None else np.asarray(log_px, np.float64)
-    tabulate, log_joint_grid = decoder_target(dec_params, x)
+    target = decoder_target(dec_params, x)
     enc_mean, enc_log_std = (np.asarray(a, np.float64) for a in encoder(enc_params, x))
-    fits = best_gaussians(tabulate, log_joint_grid, enc_mean, enc_log_std, num_steps)
-    per_image = {"log_px": log_px, "elbo_amortized": fits["elbo_start"], "elbo_refined": fits["elbo_refined"],
-                 "elbo_optimal": fits["elbo_optimal"], "mean_amortized": enc_mean, "log_std_amortized": enc_log_std,
-                 **{k + "_" + kind: fits[k + "_" + kind] for k in ("mean", "log_std")
-                    for kind in ("refined", "optimal")}, "refined_converged": fits["refined_converged"]}
+    fits = best_gaussians(target, enc_mean, enc_log_std, num_steps)
+    per_image = {"log_px": log_px, "elbo_amortized": fits.start_elbo, "elbo_refined": fits.refined.elbo,
+                 "elbo_optimal": fits.optimal.elbo, "mean_amortized": enc_mean, "log_std_amortized": enc_log_std,
+                 "mean_refined": fits.refined.mean, "mean_optimal": fits.optimal.mean,
+                 "log_std_refined": fits.refined.log_std, "log_std_optimal": fits.optimal.log_std,
+                 "refined_converged": fits.refined_converged}
     summary = gap_summary(per_image)
     if convergence_images:
         subset = {k: v[:convergence_images] for k, v in per_image.items()}
         # The check images are the first rows of x: the same tabulate, and its decoded points, serve them.
-        check_grid = decoder_target(dec_params, x[:convergence_images])[1]
-        summary["convergence"] = convergence_checks((tabulate, check_grid), subset, num_steps)
+        check_grid = decoder_target(dec_params, x[:convergence_images]).log_joint_grid
+        summary["convergence"] = convergence_checks(Target(target.tabulate, check_grid), subset, num_steps)
     if iwae_images and rng is not None:
         subset = slice(0, iwae_images)
-        optimal = (fits["mean_optimal"][subset], fits["log_std_optimal"][subset])
+        optimal = (fits.optimal.mean[subset], fits.optimal.log_std[subset])  # iwae_bound's proposal
         if iwae_encoder is None:
             iwae_encoder = {k: iwae_bound(enc_params, dec_params, x[subset], rng, k) for k in iwae_ks}
         summary["iwae"] = {
@@ -88,25 +91,23 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
 def convergence_checks(target, per_image, num_steps):
     """How much better than q* other starts and more iterations do, for the images of per_image.
 
-    target: (tabulate, log_joint_grid) of those images. The other starts are each
+    target: the Target of those images. The other starts are each
     posterior mode's best lattice point with twice the local spread, and the whole
     posterior's mean and spread on the coarse grid of posterior_modes; their best, if
     above q*, is what q* missed ("another_start", >= 0: the mean gain, and its largest on
     one image). More iterations is one more round of num_steps from q* on fresh windows
     (their mean change, either sign).
     """
-    tabulate, log_joint_grid = target
     num_images = len(per_image["log_px"])
     images = np.arange(num_images)
-    image_of_row, _, local_log_std, best_point = posterior_starts(tabulate, log_joint_grid, within_nats=np.inf)
-    whole_mean, whole_std = coarse_posterior_moments(log_joint_grid)
-    starts = (np.concatenate([image_of_row, images]), np.concatenate([best_point, whole_mean]),
-              np.concatenate([local_log_std + np.log(2.0), np.log(whole_std)]))
+    modes = posterior_starts(target, within_nats=np.inf)
+    whole_mean, whole_std = coarse_posterior_moments(target.log_joint_grid)
+    starts = joined(Gaussians(modes.local.image_of_row, modes.best_point, modes.local.log_std + np.log(2.0)),
+                    Gaussians(images, whole_mean, np.log(whole_std)))
     optimal = per_image["elbo_optimal"]
-    other, _, _ = global_fit(tabulate, num_images, starts, num_steps,
-                             extra=(images, per_image["mean_optimal"], per_image["log_std_optimal"], optimal))
-    _, _, longer, _, _ = fit_on_windows(tabulate, images, per_image["mean_optimal"], per_image["log_std_optimal"],
-                                   num_steps, max_rounds=1)
+    q_star = Gaussians(images, per_image["mean_optimal"], per_image["log_std_optimal"], optimal)
+    other = global_fit(target.tabulate, num_images, starts, num_steps, extra=q_star).elbo
+    longer = fit_on_windows(target.tabulate, q_star, num_steps, max_rounds=1).fitted.elbo
     return {"num_images": num_images,
             "another_start": float(np.mean(other - optimal)),
             "another_start_max_per_image": float(np.max(other - optimal)),
@@ -135,13 +136,17 @@ def gap_summary(per_image):
     refined, optimal = per_image["elbo_refined"], per_image["elbo_optimal"]
     wrong_basin = in_wrong_basin(per_image)
     total_gap, approximation_gap, amortization_gap = log_px - amortized, log_px - optimal, optimal - amortized
-    columns = {"log_px": log_px, "elbo_amortized": amortized, "elbo_refined": refined, "elbo_optimal": optimal,
-               "approximation_gap": approximation_gap, "amortization_gap": amortization_gap,
-               "total_gap": total_gap, "gap_after_refinement": log_px - refined,
-               "refinement_gain": refined - amortized, "wrong_basin_fraction": wrong_basin}
+    columns = [  # the summary's key of each mean, of its standard error, and the values
+        ("log_px", "log_px_se", log_px), ("elbo_amortized", "elbo_amortized_se", amortized),
+        ("elbo_refined", "elbo_refined_se", refined), ("elbo_optimal", "elbo_optimal_se", optimal),
+        ("approximation_gap", "approximation_gap_se", approximation_gap),
+        ("amortization_gap", "amortization_gap_se", amortization_gap), ("total_gap", "total_gap_se", total_gap),
+        ("gap_after_refinement", "gap_after_refinement_se", log_px - refined),
+        ("refinement_gain", "refinement_gain_se", refined - amortized),
+        ("wrong_basin_fraction", "wrong_basin_fraction_se", wrong_basin)]
     summary = {"num_images": len(log_px)}
-    for name, values in columns.items():
-        summary[name], summary[name + "_se"] = mean_and_se(values)
+    for key, se_key, values in columns:
+        summary[key], summary[se_key] = mean_and_se(values)
     summary["wrong_basin_share_of_gap"] = float(total_gap[wrong_basin].sum() / total_gap.sum())
     summary["wrong_basin_share_of_amortization_gap"] = float(
         amortization_gap[wrong_basin].sum() / amortization_gap.sum())

@@ -253,7 +253,7 @@ def choose_faithful_pairs(labels, predicted, rng, num_pairs=3, agreement=None, m
     Returns (a (num_pairs,), b (num_pairs,), faithful): faithful is True when every chosen
     image passed those tests, so each end of an interpolation lies among training
     embeddings of its own digit. If fewer than num_pairs images pass, or they cover only
-    one class, the pairs are drawn from all images instead (as visualize.choose_pairs) and
+    one class, the pairs are drawn from all images instead (any two of different classes) and
     faithful is False: the caption must then name the end points' classes.
     """
     labels = np.asarray(labels)

@@ -1,4 +1,4 @@
-"""Exact integrals over the 2-D latent plane (study part 3).
+"""log p(x) by quadrature over the 2-D latent plane, against the ELBO and IWAE bounds (study part 3).
 
 With two latent dimensions, log p(x) = log of the integral of p(x|z) p(z) dz can be
 computed by quadrature instead of bounded. Everything stays in log space: the
@@ -14,7 +14,7 @@ from ..core.elbo import log_importance_weights, log_prior
 from ..core.images import check_images
 from ..core.logspace import logsumexp
 from ..core.model import data_dim, decoder, encoder, params_dtype
-from .grids import grid_log_likelihood, latent_grid, log_integrate_grid
+from .grids import edge_ring, grid_log_likelihood, latent_grid, log_integrate_grid, neighbourhood_max
 
 
 def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=8, check=1e-4,
@@ -52,8 +52,7 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=8, ch
     coarse_logits = decoder(dec_params, z_grid)
     log_prior_grid = log_prior(z_grid)
     cell_log_area = 2.0 * float(np.log(spacing))
-    on_edge = np.ones((size, size), bool)
-    on_edge[1:-1, 1:-1] = False
+    on_edge = edge_ring(size)
     every_other = np.zeros((size, size), bool)
     every_other[::2, ::2] = True
 
@@ -69,7 +68,7 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=8, ch
         log_total_2h = logsumexp(log_cells[:, every_other], axis=1) + np.log(4.0)
         too_coarse = np.abs(log_total - log_total_2h) > check
         near_max = log_cells > log_cells.max(axis=(1, 2), keepdims=True) - threshold
-        selected = _dilate(near_max) & too_coarse[:, None, None]
+        selected = neighbourhood_max(near_max, False) & too_coarse[:, None, None]  # and their neighbours
         selected_t[:, rows] = selected.reshape(len(selected), -1).T
         log_px[rows] = logsumexp(np.where(selected, -np.inf, log_cells), axis=(1, 2))
         edge_mass[rows] = np.exp(logsumexp(log_cells[:, on_edge], axis=1) - log_total)
@@ -92,17 +91,6 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=8, ch
     if not return_info:
         return log_px
     return log_px, {"edge_mass": edge_mass, "refined_cells": selected_t.sum(axis=0)}
-
-
-def _dilate(mask):
-    """Grow a boolean (B, K, K) mask by one cell in all eight directions."""
-    padded = np.pad(mask, ((0, 0), (1, 1), (1, 1)))
-    size = mask.shape[1]
-    grown = np.zeros_like(mask)
-    for di in range(3):
-        for dj in range(3):
-            grown |= padded[:, di:di + size, dj:dj + size]
-    return grown
 
 
 def iwae_bound(enc_params, dec_params, x, rng, num_samples, batch_size=None, proposal=None):
@@ -136,9 +124,7 @@ def coarse_grid_log_marginal_likelihood(dec_params, x, bound=4.0, spacing=0.1, b
     z_grid = z_grid.astype(params_dtype(dec_params))
     logits = decoder(dec_params, z_grid)
     log_prior_grid = log_prior(z_grid)
-    on_edge = np.ones((size, size), bool)
-    on_edge[1:-1, 1:-1] = False
-    on_edge = on_edge.ravel()
+    on_edge = edge_ring(size).ravel()
     out = {key: np.empty(len(x)) for key in ("log_px", "log_normalized_integral", "edge_mass")}
     for start in range(0, len(x), block_size):  # blocks keep the (B, G) matrix small
         rows = slice(start, start + block_size)

@@ -4,22 +4,24 @@ With a 2-D latent space p(z|x) = p(x, z) / p(x) is computable on a grid, so the
 encoder's q(z|x) can be drawn against the exact answer (6.1). Observing only the top
 half of a digit leaves a factorized Bernoulli likelihood over the observed pixels: the
 unobserved ones sum out to 1 pixel by pixel, so log p(x_top|z) just drops their terms
-(6.2). Stochastic variational inference for that posterior is in ``svi.py`` (6.3), the
-contour figures in ``posterior_figures.py``.
+(6.2). Stochastic variational inference for that posterior is in ``study/svi.py`` (6.3),
+the contour figures in ``figures/posteriors.py``.
 
 Posteriors of a trained 2-D VAE can be a few hundredths wide, far narrower than a grid
 over the prior can resolve, so the quadratures here run on square windows fitted to each
-posterior (``posterior_windows``), widened until they hold it whole, small far modes
-included (``whole_posterior_windows``, which reports the mass left at each window's edge).
-On a window the study also counts the posterior's modes (``count_modes``) and measures
-how far p(x_bottom | x_top) is from a product over pixels (``bottom_pixel_dependence``);
-the Gaussian closest to the posterior, which separates the encoder's KL into the
-amortization and the approximation gap, comes from ``gaussian_fit.best_gaussians``. ``posterior_study`` runs all
-of it for the images of 6.1 and 6.2. Images are rows of 784 pixels (row-major 28 x 28), so
-the top 14 rows are the first 392 pixels; for a decoder of any output size D, "whole"
-means D pixels and "top half" the first D // 2. Images are binary batches (N, P), as
-``images.check_images`` states.
+posterior (``posterior_windows``, which returns them as ``grids.Windows``), widened until
+they hold it whole, small far modes included (``whole_posterior_windows``, which reports
+the mass left at each window's edge). On a window the study also counts the posterior's
+modes (``count_modes``) and measures how far p(x_bottom | x_top) is from a product over
+pixels (``bottom_pixel_dependence``); the Gaussian closest to the posterior, which
+separates the encoder's KL into the amortization and the approximation gap, comes from
+``gaussian_fit.best_gaussians``. ``posterior_study`` runs all of it for the images of 6.1
+and 6.2. Images are rows of 784 pixels (row-major 28 x 28), so the top 14 rows are the
+first 392 pixels; for a decoder of any output size D, "whole" means D pixels and "top
+half" the first D // 2. Images are binary batches (N, P), as ``check_images`` in
+``core/images.py`` states.
 """
+import dataclasses
 import math
 
 import numpy as np
@@ -31,6 +33,7 @@ from ..core.logspace import logsumexp, sigmoid, softplus
 from ..core.model import data_dim, decoder, encoder, params_dtype
 from .gaussian_fit import best_gaussians
 from .grids import (
+    Windows,
     covering_grids,
     edge_mass,
     grid_log_likelihood,
@@ -38,6 +41,7 @@ from .grids import (
     hdr_mask,
     latent_grid,
     log_integrate_grid,
+    neighbourhood_max,
     square_windows,
 )
 from .windows import decoder_target
@@ -64,7 +68,7 @@ def log_joint_on_grid(dec_params, x, z_grid):
     """log p(x, z) for images x (N, P) at all points of a shared grid z_grid (G, 2) -> (N, G).
 
     P = D (whole images) or D // 2 (top halves: only the first P pixels are observed).
-    Through integrate.grid_log_likelihood: all images meet all grid points in one matrix
+    Through grids.grid_log_likelihood: all images meet all grid points in one matrix
     product after one decoder call. The grid runs in the decoder's dtype (float32: 3x
     faster than float64, and its rounding, ~1e-5 nats on log p(x, z) ~ -100, is far below
     any Monte Carlo error here); the result is float64.
@@ -96,8 +100,8 @@ def posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_poin
     x (N, P) (whole images or top halves); extra_means, extra_stds (N, 2): a Gaussian per
     image (e.g. q) that the windows must cover too. p(z|x) is located on a coarse shared
     grid over [-bound, bound]^2, then twice on windows at mean +- num_stds * std.
-    Returns z_grids (N, G, 2), dz (N,), log_joint (N, G), G = num_points**2; integrate
-    with integrate.log_integrate_grid(log_joint, dz, num_points).
+    Returns Windows: z_grids (N, G, 2), dz (N,), log_joint (N, G), G = num_points**2;
+    integrate with grids.log_integrate_grid(log_joint, dz, num_points).
     """
     x = check_images(x, (data_dim(dec_params), data_dim(dec_params) // 2))
     z_grid, _ = latent_grid(-bound, bound, coarse_spacing)
@@ -112,7 +116,7 @@ def posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_poin
         z_grids, spacing = covering_grids(means, stds, points, num_stds)
         log_joint = log_joint_on_windows(dec_params, x, z_grids)
         mean, std = grid_moments(z_grids, log_joint)
-    return z_grids, spacing, log_joint
+    return Windows(z_grids, spacing, log_joint)
 
 
 def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_points=101, num_stds=4.0,
@@ -126,13 +130,12 @@ def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, nu
     coarse_mass, wherever it lies, and then (b) by grow about its centre until at most
     max_edge_mass of the posterior lies on its outermost ring (at most max_rounds times).
     x (N, P), extra_means, extra_stds (N, 2) as in posterior_windows.
-    Returns (z_grids (N, G, 2), dz (N,), log_joint (N, G)) as posterior_windows, and a
-    dict of (N,) arrays: edge_mass (on the final window) and mass_outside_window (the
-    coarse grid's share of the posterior outside the final window; a midpoint estimate,
-    enough to see a mode the window misses).
+    Returns Windows as posterior_windows, and a dict of (N,) arrays: edge_mass (on the
+    final window) and mass_outside_window (the coarse grid's share of the posterior
+    outside the final window; a midpoint estimate, enough to see a mode the window misses).
     """
-    z_grids, dz, log_joint = posterior_windows(dec_params, x, extra_means, extra_stds, num_points, num_stds,
-                                               bound, coarse_spacing)
+    windows = posterior_windows(dec_params, x, extra_means, extra_stds, num_points, num_stds, bound, coarse_spacing)
+    z_grids, dz, log_joint = windows.z_grids, windows.dz, windows.log_joint
     coarse_grid, _ = latent_grid(-bound, bound, coarse_spacing)
     coarse_log_joint = log_joint_on_grid(dec_params, x, coarse_grid)
     low, high = z_grids.min(axis=1), z_grids.max(axis=1)
@@ -151,8 +154,8 @@ def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, nu
                     (coarse_grid[None] <= z_grids.max(axis=1)[:, None]), axis=-1)  # (N, Gc)
     outside = np.exp(logsumexp(np.where(inside, -np.inf, coarse_log_joint), axis=-1)
                      - logsumexp(coarse_log_joint, axis=-1))
-    return (z_grids, dz, log_joint), {"edge_mass": edge_mass(log_joint, num_points),
-                                      "mass_outside_window": outside}
+    return Windows(z_grids, dz, log_joint), {"edge_mass": edge_mass(log_joint, num_points),
+                                             "mass_outside_window": outside}
 
 
 def count_modes(log_density, num_points, mass=0.99, min_share=0.01):
@@ -185,12 +188,9 @@ def connected_pieces(mask):
     Each point starts with its own label and takes the largest label among its neighbours
     in the mask until nothing changes, so every piece ends with one label (its largest).
     """
-    size = mask.shape[0]
     labels = np.where(mask, np.arange(1, mask.size + 1).reshape(mask.shape), 0)
     while True:
-        padded = np.pad(labels, 1)
-        grown = np.max([padded[i:i + size, j:j + size] for i in range(3) for j in range(3)], axis=0)
-        grown = np.where(mask, grown, 0)
+        grown = np.where(mask, neighbourhood_max(labels, 0), 0)
         if np.array_equal(grown, labels):
             return labels
         labels = grown
@@ -199,8 +199,7 @@ def connected_pieces(mask):
 def bottom_pixel_dependence(dec_params, windows, min_marginal=0.01):
     """How far p(x_bottom | x_top) is from a product over the bottom pixels, per image.
 
-    windows: (z_grids (N, G, 2), dz (N,), log_joint (N, G)) of p(z | x_top), e.g. from
-    whole_posterior_windows of the top halves. Under
+    windows: Windows of p(z | x_top), e.g. from whole_posterior_windows of the top halves. Under
     p(x_bottom | x_top) = integral of prod_i p(x_i | z) p(z | x_top) dz,
     with the quadrature weights w_g of p(z | x_top) and p_i(z) = sigmoid(logit_i(z)):
     P(x_i = 1) = m_i = sum_g w_g p_i(z_g) and, as the pixels are independent given z,
@@ -213,11 +212,10 @@ def bottom_pixel_dependence(dec_params, windows, min_marginal=0.01):
     for that pair, pixel (indices among all D pixels), marginals m_i, m_j,
     joint P(x_i = 1, x_j = 1), product m_i m_j, covariance, correlation.
     """
-    z_grids, _, log_joint = windows
     split = data_dim(dec_params) // 2
-    weights = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
+    weights = np.exp(windows.log_joint - logsumexp(windows.log_joint, axis=-1, keepdims=True))
     out = []
-    for z_grid, w in zip(z_grids, weights):
+    for z_grid, w in zip(windows.z_grids, weights):
         probs = sigmoid(decoder(dec_params, z_grid)[:, split:]).astype(np.float64)  # (G, D - D // 2)
         marginal = w @ probs
         uncertain = np.flatnonzero((marginal >= min_marginal) & (marginal <= 1 - min_marginal))
@@ -239,9 +237,9 @@ def bottom_pixel_dependence(dec_params, windows, min_marginal=0.01):
 
 
 def normalized(windows):
-    """log p(z|x) (N, G) on the windows (z_grids, dz, log_joint) of posterior_windows."""
-    z_grids, dz, log_joint = windows
-    return log_joint - log_integrate_grid(log_joint, dz, math.isqrt(z_grids.shape[1]))[:, None]
+    """log p(z|x) (N, G) on Windows, e.g. of posterior_windows."""
+    points_per_axis = math.isqrt(windows.z_grids.shape[1])
+    return windows.log_joint - log_integrate_grid(windows.log_joint, windows.dz, points_per_axis)[:, None]
 
 
 def encoder_against_posterior(enc_params, dec_params, x, num_points):
@@ -251,14 +249,13 @@ def encoder_against_posterior(enc_params, dec_params, x, num_points):
     of q and of the best Gaussian q* from gaussian_fit (as in part 8, so the two KLs
     differ by exactly that image's amortization gap).
     Returns {"summary": {"kl", "best_gaussian_kl", "amortization_gap", "edge_mass",
-    "mass_outside_window": lists (N,)}, "x", "q_mean", "q_log_std" (N, 2), "windows"}.
+    "mass_outside_window": lists (N,)}, "x", "q_mean", "q_log_std" (N, 2), "windows" (Windows)}.
     """
     q_mean, q_log_std = (np.asarray(a, dtype=np.float64) for a in encoder(enc_params, x))
     windows, checks = whole_posterior_windows(dec_params, x, q_mean, np.exp(q_log_std), num_points)
-    z_grids, dz, log_joint = windows
-    log_px = log_integrate_grid(log_joint, dz, num_points)
-    fits = best_gaussians(*decoder_target(dec_params, x), q_mean, q_log_std)
-    kl, best = log_px - fits["elbo_start"], log_px - fits["elbo_optimal"]
+    log_px = log_integrate_grid(windows.log_joint, windows.dz, num_points)
+    fits = best_gaussians(decoder_target(dec_params, x), q_mean, q_log_std)
+    kl, best = log_px - fits.start_elbo, log_px - fits.optimal.elbo
     summary = {"kl": kl, "best_gaussian_kl": best, "amortization_gap": kl - best, **checks}
     return {"summary": {k: np.asarray(v).tolist() for k, v in summary.items()},
             "x": x, "q_mean": q_mean, "q_log_std": q_log_std, "windows": windows}
@@ -271,7 +268,7 @@ def posterior_study(enc_params, dec_params, train_x_shown, test_x_shown, num_poi
     train_x_shown, test_x_shown (N, D): whole images. Every window is located once here
     (whole_posterior_windows) and shared by the figures.
     Returns {"summary": JSON-ready dict, "train", "test": encoder_against_posterior of
-    each set (6.1), "top": {"x_top" (N, D // 2), "windows" of p(z | x_top), "log_post_whole"
+    each set (6.1), "top": {"x_top" (N, D // 2), "windows" (Windows) of p(z | x_top), "log_post_whole"
     (N, G) p(z|x) of the whole image on the same grids} (6.2)}. The summary holds
     "true_vs_approx": {"train", "test": per-panel kl = KL(q || p), best_gaussian_kl,
     amortization_gap, edge_mass, mass_outside_window}; "top_half": per test image
@@ -284,12 +281,12 @@ def posterior_study(enc_params, dec_params, train_x_shown, test_x_shown, num_poi
     train = encoder_against_posterior(enc_params, dec_params, train_x_shown, num_points)
     test = encoder_against_posterior(enc_params, dec_params, test_x_shown, num_points)
     x_top = test_x_shown[:, :d // 2]
-    whole_mean, whole_std = grid_moments(test["windows"][0], test["windows"][2])
+    whole_mean, whole_std = grid_moments(test["windows"].z_grids, test["windows"].log_joint)
     top_windows, checks = whole_posterior_windows(dec_params, x_top, whole_mean, whole_std, num_points)
-    z_grids, dz, log_joint_top = top_windows
-    log_post_whole = normalized((z_grids, dz, log_joint_on_windows(dec_params, test_x_shown, z_grids)))
-    top_mean, top_std = grid_moments(z_grids, log_joint_top)
-    modes = [count_modes(f, num_points, mode_mass, mode_min_share) for f in log_joint_top]
+    whole_on_top_windows = log_joint_on_windows(dec_params, test_x_shown, top_windows.z_grids)
+    log_post_whole = normalized(dataclasses.replace(top_windows, log_joint=whole_on_top_windows))
+    top_mean, top_std = grid_moments(top_windows.z_grids, top_windows.log_joint)
+    modes = [count_modes(f, num_points, mode_mass, mode_min_share) for f in top_windows.log_joint]
     top_half = {"posterior_mean": top_mean.tolist(), "posterior_std": top_std.tolist(),
                 "whole_image_std": whole_std.tolist(), **{k: v.tolist() for k, v in checks.items()},
                 "num_modes": [m["num_modes"] for m in modes], "mode_shares": [m["shares"] for m in modes],

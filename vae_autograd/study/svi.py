@@ -1,9 +1,9 @@
 """Stochastic variational inference for the posterior given the top half of a digit (study part 6.3).
 
 The encoder never saw half images, so for x_top a Gaussian q(z) is fitted to
-p(z|x_top) by Adam (``adam.py``, the package's one optimizer) on a reparameterized
+p(z|x_top) by Adam (``core/adam.py``, the package's one optimizer) on a reparameterized
 K-sample ELBO, and its ELBO is set against log p(x_top) from quadrature on the
-posterior's window (``posterior.py``): their difference is KL(q || p(z|x_top)), which
+posterior's window (``study/posterior.py``): their difference is KL(q || p(z|x_top)), which
 the study also computes directly on the window; the two must agree within Monte Carlo
 error, and the quadrature one is the number reported.
 """
@@ -94,7 +94,7 @@ def svi_study(dec_params, x, rng, num_samples=20, num_steps=1000, lr=0.05, num_p
     """SVI on the top halves of images x (N, 784) set against quadrature.
 
     Returns {"summary": JSON-ready dict, "mu", "log_std": (N, Dz) arrays of the fitted q,
-    "windows": whole_posterior_windows of p(z|x_top) covering q (for the figures)}. The
+    "windows": Windows of whole_posterior_windows of p(z|x_top) covering q (for the figures)}. The
     summary holds, per image (lists of length N): q's mu and sigma; its ELBO (+- MC
     standard error); log p(x_top) by quadrature on the window; kl = KL(q || p(z|x_top))
     by quadrature on the window, the one KL the table and the figure's titles show;
@@ -107,13 +107,12 @@ def svi_study(dec_params, x, rng, num_samples=20, num_steps=1000, lr=0.05, num_p
     fit = svi_top_half(dec_params, x_top, rng, num_samples, num_steps, lr)
     sigma = np.exp(fit["log_std"])
     windows, checks = whole_posterior_windows(dec_params, x_top, fit["mu"], sigma, num_points)
-    z_grids, dz, log_joint = windows
-    log_p_x_top = log_integrate_grid(log_joint, dz, num_points)
-    log_q = diag_gaussian_log_density(z_grids, fit["mu"][:, None], fit["log_std"][:, None])
-    kl = quadrature_kl(log_q, log_joint - log_p_x_top[:, None], dz)
+    log_p_x_top = log_integrate_grid(windows.log_joint, windows.dz, num_points)
+    log_q = diag_gaussian_log_density(windows.z_grids, fit["mu"][:, None], fit["log_std"][:, None])
+    kl = quadrature_kl(log_q, windows.log_joint - log_p_x_top[:, None], windows.dz)
     kl_from_elbo = log_p_x_top - fit["elbo"]
     difference_in_se = (kl_from_elbo - kl) / fit["elbo_se"]
-    post_mean, post_std = grid_moments(z_grids, log_joint)
+    post_mean, post_std = grid_moments(windows.z_grids, windows.log_joint)
     numbers = {
         "mu": fit["mu"], "log_std": fit["log_std"], "sigma": sigma,
         "svi_elbo": fit["elbo"], "svi_elbo_se": fit["elbo_se"],

@@ -1,28 +1,23 @@
-"""The best diagonal Gaussian for a 2-D posterior known up to its constant, image by image.
+"""log p(x, z) tabulated on lattice windows, and the exact ELBO of a Gaussian on them: the
+targets of the Gaussian fits (Target, decoder_target, explicit_target) and window_elbo.
 
-For an image x, a Gaussian q(z) = N(mean, diag(exp(log_std)^2)) has
-    ELBO(q) = E_q[log p(x, z)] + H(q) = log p(x) - KL(q || p(z|x)),
-so the Gaussian of highest ELBO is the one closest to the true posterior. This module
-finds two per image, for parts 6.1 and 8: q_refined, the local optimum reached from a
-given start (test-time refinement of the encoder's q(z|x)), and q*, the global optimum,
-the best of the fits started at the posterior's highest modes and q_refined.
-
-The ELBO of a Gaussian is computed without sampling and without a decoder call inside
-the optimization: log p(x, z) is tabulated once on a square window of size x size
+The ELBO of a Gaussian q = N(mean, diag(exp(log_std)^2)), E_q[log p(x, z)] + H(q), is
+computed without sampling and without a decoder call inside the optimization
+(gaussian_fit.py): log p(x, z) is tabulated once on a square window of size x size
 points around each Gaussian, with per-axis spacing at most std / 1.25
 (window_log_joint). On that window, E_q[log p(x, z)] is a Riemann sum with normalized
 Gaussian weights (window_elbo); for a Gaussian times a smooth function its error falls
 as exp(-2 pi^2 std^2 / spacing^2), about 4e-14 at spacing std / 1.25, and a window centred
-on the Gaussian reaches at least 5.3 std to either side. A fit may leave its window
-(window_serves), so fits run in rounds on new windows until they converge
-(fit_on_windows). benchmarks/bench_gaps.py checks these ELBOs against a rule that decodes
-every point and against Monte Carlo. The window points lie on
-lattices shared by all images (spacings are powers of sqrt 2 and points are integer
-multiples of them), so one decoder call serves every window that contains a point.
+on the Gaussian reaches at least 5.3 std to either side. benchmarks/bench_gaps.py checks
+these ELBOs against a rule that decodes every point and against Monte Carlo. The window
+points lie on lattices shared by all images (spacings are powers of sqrt 2 and points are
+integer multiples of them), so one decoder call serves every window that contains a point.
 The decoder runs in float32 (its rounding, ~1e-4 nats on log p(x, z) ~ -150, is far
 below the effects measured); weights, sums and all optimization run in float64.
 """
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -122,12 +117,23 @@ def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZ
     return values, axes
 
 
-def decoder_target(dec_params, x, block_size=1000):
-    """log p(x, z) of the VAE for images x (N, 784), as the two functions the fits need.
+@dataclass(frozen=True)
+class Target:
+    """log p(x, z) of N images, as the two functions the Gaussian fits need.
 
-    Returns tabulate(image_of_row, center, level, size) -> (log_joint (R, W, W), axes
-    (R, 2, W)) on lattice windows, and log_joint_grid(z_grid (G, 2)) -> (N, G) on a
-    shared grid (one decoder call, one matrix product per block of images).
+    tabulate(image_of_row (R,), center (R, 2), level (R, 2), size) -> (log_joint (R, W, W),
+    axes (R, 2, W)) on lattice windows (window_log_joint, W = size), and
+    log_joint_grid(z_grid (G, 2)) -> (N, G) on a grid shared by the images.
+    """
+    tabulate: Callable
+    log_joint_grid: Callable
+
+
+def decoder_target(dec_params, x, block_size=1000):
+    """log p(x, z) of the VAE for images x (N, 784), as a Target.
+
+    tabulate is window_log_joint with its decoded points cached between calls;
+    log_joint_grid makes one decoder call and one matrix product per block of images.
     """
     def log_joint_grid(z_grid):
         z_grid = np.asarray(z_grid, params_dtype(dec_params))
@@ -135,11 +141,11 @@ def decoder_target(dec_params, x, block_size=1000):
         return np.concatenate([(grid_log_likelihood(logits, x[start:start + block_size]) + prior).astype(np.float64)
                                for start in range(0, len(x), block_size)])
 
-    return partial(window_log_joint, dec_params, x, cache={}), log_joint_grid
+    return Target(tabulate=partial(window_log_joint, dec_params, x, cache={}), log_joint_grid=log_joint_grid)
 
 
 def explicit_target(log_density, num_images):
-    """The same two functions for an explicit log_density(image_of_row (R,), z (R, ..., 2)) -> (R, ...).
+    """The Target of an explicit log_density(image_of_row (R,), z (R, ..., 2)) -> (R, ...).
 
     For targets whose answers are known (the tests).
     """
@@ -152,7 +158,7 @@ def explicit_target(log_density, num_images):
         images = np.arange(num_images)
         return log_density(images, np.broadcast_to(z_grid, (num_images,) + z_grid.shape))
 
-    return tabulate, log_joint_grid
+    return Target(tabulate=tabulate, log_joint_grid=log_joint_grid)
 
 
 def window_elbo(mean, log_std, axes, log_joint, escape_nats=100.0, with_grad=False):
@@ -200,8 +206,7 @@ def window_elbo(mean, log_std, axes, log_joint, escape_nats=100.0, with_grad=Fal
 def gaussian_elbo(tabulate, image_of_row, mean, log_std):
     """ELBO (R,) of each row's Gaussian (mean, log_std (R, 2)) for image image_of_row.
 
-    tabulate(image_of_row, center, level, size) -> (log_joint, axes), as window_log_joint
-    with its model and images bound (decoder_target) or as explicit_target.
+    tabulate: a Target's tabulate (decoder_target or explicit_target).
 
     On a fresh window centred on the Gaussian at spacing <= std / 1.25; no penalty applies
     (nothing to escape). Deterministic, float64.
