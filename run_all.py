@@ -252,9 +252,12 @@ def run_study(args, log):
     return figures, results
 
 
-def write_outputs(folder, figures, results_text, results):
-    """Write the figures, results.json and report.md of one run into folder."""
-    check_results(results)  # the report reads results.json by its schema (report/schema.py, report/conform.py)
+def write_outputs(folder, figures, results_text):
+    """Write the figures, results.json and report.md of one run into folder.
+
+    The report is written from results.json as read back, exactly as `python -m vae_autograd.report` would.
+    """
+    results = json.loads(results_text)
     if set(figures) != set(CAPTIONS):
         raise ValueError(f"the study drew {sorted(figures)}, but the report captions {sorted(CAPTIONS)}")
     for name, fig in figures.items():
@@ -280,7 +283,10 @@ def main(argv=None):
         except ValueError:
             sys.exit(f"error: the study produced non-finite numbers, so nothing was written to {args.out_dir}; "
                      f"check the model in {args.params} or train it anew with --retrain")
-        replace_folder(args.out_dir, lambda folder: write_outputs(folder, figures, results_text, results))
+        # The report reads results.json by its schema (report/schema.py): a study that wrote
+        # other keys is a bug, and nothing is written rather than a report that misreads it.
+        check_results(json.loads(results_text))
+        replace_folder(args.out_dir, lambda folder: write_outputs(folder, figures, results_text))
     except (DataError, CheckpointError, OutputError, TrainingDiverged) as err:
         sys.exit(f"error: {err}")
     except KeyboardInterrupt:

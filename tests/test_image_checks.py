@@ -1,7 +1,8 @@
 """Every public function that takes images as data applies the one image check
-(vae_autograd.core.images.check_images), whatever its layer: grey-level or 0-255 images,
-NaN, one image instead of a batch, an empty batch are refused with a message naming the
-problem and the fix. A tiny untrained 784 -> 8 -> 2 model keeps each call to milliseconds.
+(vae_autograd.core.images.check_images), whatever its layer (the figures take the study's
+arrays, not images): grey-level or 0-255 images, NaN, one image instead of a batch, an
+empty batch are refused with a message naming the problem and the fix. A tiny untrained
+784 -> 8 -> 2 model keeps each call to milliseconds.
 """
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from tests.helpers import random_binary_images
 from vae_autograd.core.elbo import elbo, log_importance_weights
 from vae_autograd.core.model import encoder, init_vae_params
-from vae_autograd.figures.digits import fig_interpolations, fig_latent_embedding, fig_reconstructions
+from vae_autograd.study.decodings import embedding_bounds, interpolate_latents, latent_means, reconstructions
 from vae_autograd.study.estimator_study import gradient_estimator_study
 from vae_autograd.study.estimators import exact_elbo_and_gradient, single_sample_estimates
 from vae_autograd.study.marginal_likelihood import iwae_bound, log_marginal_likelihood, marginal_likelihood_study
@@ -48,9 +49,10 @@ ENTRY_POINTS = {
     "gradient_estimator_study": lambda x: gradient_estimator_study(ENC, DEC, x, rng(), 4),
     "posterior_study (training images)": lambda x: posterior_study(ENC, DEC, x, X[:2], num_points=11),
     "posterior_study (test images)": lambda x: posterior_study(ENC, DEC, X[:2], x, num_points=11),
-    "fig_reconstructions": lambda x: fig_reconstructions(ENC, DEC, x, rng()),
-    "fig_latent_embedding": lambda x: fig_latent_embedding(ENC, x, LABELS[:len(x)]),
-    "fig_interpolations": lambda x: fig_interpolations(ENC, DEC, x, LABELS[:len(x)], ([0], [0])),
+    "reconstructions": lambda x: reconstructions(ENC, DEC, x, rng()),
+    "latent_means": lambda x: latent_means(ENC, x),
+    "embedding_bounds": lambda x: embedding_bounds(ENC, x),
+    "interpolate_latents": lambda x: interpolate_latents(ENC, x, x, 3),
 }
 
 

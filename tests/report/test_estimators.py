@@ -1,14 +1,18 @@
 """The description of the gradient estimators (vae_autograd.report.estimators) names every
 estimator and states only what the study's numbers show.
 """
-import json
-
-from vae_autograd.report.estimators import describe_estimators
+from vae_autograd.report.estimators import describe_estimators, estimator_section
 
 
-def test_description_names_every_estimator_and_states_only_what_passes(estimator_result):
-    summary = estimator_result["summary"]
-    text = " ".join(describe_estimators(summary))
+def said(summary):
+    return " ".join(describe_estimators(summary).values())
+
+
+def test_description_names_every_estimator_and_states_only_what_passes(results):
+    summary = results["gradient_estimators"]
+    for check in summary["unbiasedness"]["estimators"].values():
+        check["max_abs_z"] = 1.0
+    text = said(summary)
     assert "leave-one-out baseline within K = 2, 5 and 10 draws" in text
     assert "score function (REINFORCE)" in text and "reparameterization estimator" in text
     assert "No estimator shows a detectable bias" in text and "do not support" not in text
@@ -16,9 +20,8 @@ def test_description_names_every_estimator_and_states_only_what_passes(estimator
     assert f"{q['median']:,.3g} (quartiles {q['q25']:,.3g} to {q['q75']:,.3g}" in text
     assert f"{summary['unbiasedness']['z_threshold']:.2f}" in text
 
-    biased = json.loads(json.dumps(summary))
-    biased["unbiasedness"]["estimators"]["score_function_loo_5"]["max_abs_z"] = 9.0
-    text = " ".join(describe_estimators(biased))
+    summary["unbiasedness"]["estimators"]["score_function_loo_5"]["max_abs_z"] = 9.0
+    text = said(summary)
     assert "No estimator shows a detectable bias" not in text
     assert ("score function, leave-one-out baseline within K = 5 estimator's mean differs from the exact "
             "gradient by up to 9.0 standard errors") in text
@@ -26,16 +29,30 @@ def test_description_names_every_estimator_and_states_only_what_passes(estimator
     assert "reparameterization estimators pass" in text
 
 
-def test_description_follows_the_ratios(estimator_result):
-    summary = json.loads(json.dumps(estimator_result["summary"]))
+def test_description_follows_the_ratios(results):
+    summary = results["gradient_estimators"]
     for name in ("score_function_loo_2", "score_function_loo_5", "score_function_loo_10"):
         for part in ("mean", "log_std"):
             summary["images"]["variance_ratio"][name][part]["min"] = 2.0
     summary["images"]["variance_ratio"]["score_function_loo_5"]["mean"]["median"] = 1e6
-    text = " ".join(describe_estimators(summary))
+    text = said(summary)
     assert "no baseline estimator has a lower variance than reparameterization" in text
     assert "does not fall steadily as K grows" in text
     summary["images"]["variance_ratio"]["score_function_loo_10"]["log_std"]["min"] = 0.5
-    text = " ".join(describe_estimators(summary))
+    text = said(summary)
     assert "on some components the baseline within K = 10 gives a lower variance than reparameterization" in text
     assert "(smallest ratios 0.5)" in text
+
+
+def test_the_group_sizes_are_read_from_the_results(results):
+    summary = results["gradient_estimators"]
+    summary["group_size"]["score_function_loo_10"] = 12  # as another run might record them
+    assert "within K = 2, 5 and 12 draws" in said(summary)
+
+
+def test_the_section_tables_every_estimator_and_ends_with_the_description(results):
+    summary = results["gradient_estimators"]
+    lines = estimator_section(summary)
+    rows = [line for line in lines if line.startswith("| score function") or line.startswith("| reparam")]
+    assert len(rows) == len(summary["focus"]["table"]) + len(summary["estimators"]) - 1
+    assert lines[-2] == describe_estimators(summary)["across_images"]

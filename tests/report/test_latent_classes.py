@@ -1,58 +1,46 @@
 """The captions of the latent classes (vae_autograd.report.latent_classes) name only what
-the numbers show, on synthetic blobs whose answers are known by construction.
+the numbers show, on the stored run's summary with its numbers set to known answers.
 """
 import numpy as np
-import pytest
 
-from tests.helpers import blobs, ring_centres
 from vae_autograd.report.latent_classes import (
     describe_classified,
     describe_interpolations,
     describe_latent_classes,
     describe_reconstructions,
 )
-from vae_autograd.study.latent_classes import accuracies, class_clusters, confused_pairs, confusion_table, knn_classify
-
-pytestmark = pytest.mark.usefixtures("no_open_figures")
 
 
-def synthetic_summary(overlap):
-    """Summary of a study on synthetic blobs: ten separated classes, 4 and 9 overlapping if asked,
-    and the 2s drawn as two distant groups."""
-    rng = np.random.default_rng(8)
-    centres = ring_centres(10, 30.0)
-    if overlap:
-        centres[9] = centres[4] + [1.0, 0.0]
-    train_z, train_labels = blobs(centres, 150, 1.0, rng)
-    twos = np.flatnonzero(train_labels == 2)
-    train_z[twos[:50]] += [0.0, 15.0]
-    test_z, test_labels = blobs(centres, 80, 1.0, rng)
-    predicted = knn_classify(train_z, train_labels, test_z, 15)
-    table = confusion_table(test_labels, predicted)
-    per_class, overall = accuracies(table)
-    return {"k": 15, "num_train": len(train_z), "num_test": len(test_z), "test_accuracy": overall,
-            "class_accuracy": per_class.tolist(), "confusion": table.tolist(), "min_pair_share": 0.05,
-            "confused_pairs": confused_pairs(table, 0.05), "min_cluster_share": 0.1,
-            "clusters": class_clusters(train_z, train_labels, k=15, sparse_share=0.1, min_cluster_share=0.1)}
+def summary_with(results, split_twos=True, confused=()):
+    """The stored run's latent-class summary, with every test image labelled right but for the
+    confused pairs given as (a, b, share), and the 2s split into two clusters if asked."""
+    summary = results["latent_classes"]
+    summary.update(test_accuracy=1.0, class_accuracy=[1.0] * 10,
+                   confused_pairs=[{"pair": [a, b], "share": share, "a_as_b": 1, "b_as_a": 1}
+                                   for a, b, share in confused])
+    for c in summary["clusters"]:
+        c.update(clusters=1, component_shares=[1.0])
+    if split_twos:
+        summary["clusters"][2].update(clusters=2, component_shares=[2 / 3, 1 / 3])
+    return summary
 
 
-def test_caption_names_only_what_the_numbers_show():
-    clean = describe_latent_classes(synthetic_summary(overlap=False))
-    assert "labels 100% of the 800 test images" in clean
+def test_caption_names_only_what_the_numbers_show(results):
+    summary = summary_with(results)
+    clean = describe_latent_classes(summary)
+    assert f"labels 100% of the {summary['num_test']:,} test images" in clean
     assert "/" not in clean and "No pair of classes is mistaken" in clean
     assert "The 2s lie in two separate clusters, holding 67% and 33% of them." in clean
     assert "The 4s" not in clean and "No class splits" not in clean
 
-    confused = describe_latent_classes(synthetic_summary(overlap=True))
-    assert "The most confused pair is 4/9 (" in confused and "No pair" not in confused
-    share = confused_pairs(np.array(synthetic_summary(True)["confusion"]), 0.05)[0]["share"]
-    assert f"4/9 ({100 * share:.0f}% of their test images" in confused
+    confused = describe_latent_classes(summary_with(results, confused=[(4, 9, 0.37), (3, 5, 0.08)]))
+    assert "The most confused pairs are 4/9 (37% of their test images taken for the other) and 3/5 (8%)." \
+        in confused and "No pair" not in confused
 
 
-def test_caption_without_any_split_says_so():
-    summary = synthetic_summary(overlap=False)
-    summary["clusters"] = [dict(c, clusters=1, component_shares=[1.0]) for c in summary["clusters"]]
-    assert "No class splits into separate clusters" in describe_latent_classes(summary)
+def test_caption_without_any_split_says_so(results):
+    summary = summary_with(results, split_twos=False)
+    assert "No class splits into separate clusters each holding 10% or more" in describe_latent_classes(summary)
 
 
 def test_describe_classified_names_every_mismatch_in_plain_grammar():

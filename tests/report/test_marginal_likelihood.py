@@ -8,26 +8,25 @@ from vae_autograd.report.marginal_likelihood import (
     describe_gaps,
     describe_iwae,
 )
-from vae_autograd.study.marginal_likelihood import (
-    student_t_min_reference,
-)
 
 
-def gap_summary(min_z, num_above=3, num_images=10000, samples=20):
-    expected_min, probability = student_t_min_reference(num_images, samples - 1, min_z)
+def gap_summary(min_z, probability, num_above=3, num_images=10000, samples=20):
+    """Part 3's statistics of a set whose smallest gap is min_z standard errors, as the study would
+    record them (the smallest of 10,000 Student-t(19) draws lies near -4.5)."""
     return {"num_images": num_images, "num_above": num_above, "fraction_above": num_above / num_images,
-            "min_gap_in_se": min_z, "elbo_samples": samples, "expected_min_z": expected_min,
+            "min_gap_in_se": min_z, "elbo_samples": samples, "expected_min_z": -4.5,
             "min_gap_probability": probability, "consistent_with_mc_error": probability >= 1e-3}
 
 
 def test_describe_gaps_calls_it_monte_carlo_error_only_when_it_is():
-    consistent = describe_gaps(gap_summary(-4.1), "training")
+    consistent = describe_gaps(gap_summary(-4.1, 0.8), "training")
     assert "3 of the 10000 training images (0.03%)" in consistent and "-4.1" in consistent
+    assert "is -4.5 on average and lies at or below -4.1 with probability 0.8" in consistent
     assert "no more than Monte Carlo error" in consistent and "is in error" not in consistent
-    inconsistent = describe_gaps(gap_summary(-10.0), "training")
+    inconsistent = describe_gaps(gap_summary(-10.0, 2e-9), "training")
     assert "-10.0" in inconsistent and "does not explain" in inconsistent and "is in error" in inconsistent
     assert "no more than Monte Carlo error" not in inconsistent
-    none = describe_gaps(gap_summary(0.7, num_above=0), "test")
+    none = describe_gaps(gap_summary(0.7, 1.0, num_above=0), "test")
     assert none.startswith("The ELBO of every test image lies below log p(x)") and "0.7" in none
 
 
@@ -81,7 +80,6 @@ def test_describe_iwae_follows_the_numbers():
 
 
 def test_a_probability_near_one_is_not_rounded_to_certainty():
-    from vae_autograd.report.marginal_likelihood import describe_gaps
     summary = {"num_images": 100, "num_above": 3, "min_gap_in_se": -1.2, "fraction_above": 0.03,
                "elbo_samples": 20, "expected_min_z": -2.7, "min_gap_probability": 0.9997,
                "consistent_with_mc_error": True}

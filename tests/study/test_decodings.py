@@ -17,12 +17,21 @@ from vae_autograd.study.decodings import (
     embedding_bounds,
     interpolate_latents,
     latent_lattice,
+    latent_means,
     normal_inverse_cdf,
     prior_samples,
     reconstructions,
 )
 
 pytestmark = pytest.mark.usefixtures("no_open_figures")
+
+
+def test_decodings_reject_images_of_the_wrong_length(small_vae):
+    enc_params, dec_params = small_vae
+    with pytest.raises(ValueError, match=r"\(N, 784\)"):
+        reconstructions(enc_params, dec_params, np.zeros((10, 783)), np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"\(N, 784\)"):
+        latent_means(enc_params, np.zeros((1, 783)))
 
 
 def test_prior_samples_draw_z_from_the_prior_with_the_given_rng(small_vae):

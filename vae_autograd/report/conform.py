@@ -1,5 +1,6 @@
 """Whether a parsed results.json follows the schema of report.schema: every problem named by its
 path, so a results.json from another version of the study is refused, never half read."""
+from types import UnionType
 from typing import Literal, Union, get_args, get_origin, get_type_hints
 
 from .schema import Results
@@ -9,10 +10,10 @@ def schema_problems(value, kind=Results, where="results"):
     """Every way value (parsed JSON) departs from kind (a type of this module), as lines like
     'results.inference_gaps lacks settings'; an empty list when it conforms."""
     origin, args = get_origin(kind), get_args(kind)
-    if origin is Union or (origin is not None and type(None) in args):  # X | None
-        if value is None and type(None) in args:
-            return []
-        return schema_problems(value, next(a for a in args if a is not type(None)), where)
+    if kind is None or kind is type(None):
+        return [] if value is None else [f"{where} is {type(value).__name__}, not null"]
+    if origin in (Union, UnionType):  # X | Y: the alternative it fits best
+        return min((schema_problems(value, alternative, where) for alternative in args), key=len)
     if origin is Literal:
         return [] if value in args else [f"{where} is {value!r}, not one of {list(args)}"]
     if isinstance(kind, type) and issubclass(kind, dict) and hasattr(kind, "__annotations__"):  # a TypedDict

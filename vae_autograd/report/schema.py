@@ -144,11 +144,18 @@ class TopHalf(WindowChecks):
     mode_min_share: float
 
 
-class BottomDependence(TypedDict, total=False):
+class NoUncertainPair(TypedDict):
+    """(b) for a digit with fewer than two uncertain bottom pixels: nothing can be correlated."""
+    num_uncertain_pixels: int
+    max_abs_correlation: float
+    pixels: None
+
+
+class UncertainPair(TypedDict):
     """(b): the most correlated pair of uncertain bottom pixels under p(x_bottom | x_top)."""
     num_uncertain_pixels: int
     max_abs_correlation: float
-    pixels: list[int] | None
+    pixels: list[int]
     marginals: list[float]
     joint: float
     product_of_marginals: float
@@ -159,7 +166,7 @@ class BottomDependence(TypedDict, total=False):
 class Posteriors(TypedDict):
     true_vs_approx: TrueVsApprox
     top_half: TopHalf
-    bottom_dependence: list[BottomDependence]
+    bottom_dependence: list[UncertainPair | NoUncertainPair]
 
 
 class Svi(WindowChecks):
