@@ -100,9 +100,8 @@ class LatentClasses(TypedDict):
     clusters: list[ClassClusters]
 
 
-class Reconstructions(TypedDict):
-    labels: list[int]
-    knn_classes: list[int]               # of the z each reconstruction decodes
+# The shown test images' labels, and the k-NN classes of the z each reconstruction decodes.
+Reconstructions = TypedDict("Reconstructions", {"labels": list[int], "knn_classes": list[int]})
 
 
 class Interpolations(TypedDict):
@@ -236,9 +235,7 @@ class OverImages(TypedDict):
     focus_rank: dict[str, float]
 
 
-class EstimatorTest(TypedDict):
-    max_abs_z: float
-    passes: bool
+EstimatorTest = TypedDict("EstimatorTest", {"max_abs_z": float, "passes": bool})
 
 
 class Unbiasedness(TypedDict):
