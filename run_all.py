@@ -45,10 +45,11 @@ from vae_autograd.study.decodings import (
 )
 from vae_autograd.study.estimator_study import gradient_estimator_study
 from vae_autograd.study.gap_study import gap_studies
+from vae_autograd.study.inference_gaps import worst_amortized
 from vae_autograd.study.latent_classes import choose_faithful_pairs, knn_classify, latent_class_study, path_classes
 from vae_autograd.study.marginal_likelihood import marginal_likelihood_study
 from vae_autograd.study.posterior import posterior_study
-from vae_autograd.study.svi import svi_study
+from vae_autograd.study.svi import bottom_half_predictions, svi_study
 from vae_autograd.train.checkpoints import CheckpointError
 from vae_autograd.train.loop import TrainingDiverged
 from vae_autograd.train.options import TrainConfig, add_options, option_type
@@ -196,12 +197,13 @@ def posterior_part(enc, dec, train_x, test_x, sizes, streams, log):
         f"{posteriors['summary']['top_half']['num_modes']}")
     svi_x = test_x[:sizes["svi_images"]]
     svi = svi_study(dec, svi_x, streams["svi"], num_steps=sizes["svi_steps"])
+    predictions = bottom_half_predictions(dec, svi, streams["svi_prediction"])
     log(f"  SVI: KL(q || p(z|x_top)) {np.round(svi['summary']['kl'], 3).tolist()}, agreeing with "
         f"log p - ELBO: {svi['summary']['kl_agree']}")
     figures = {"true_vs_approx_posterior": fig_true_vs_approx_posterior(posteriors),
                "top_half_posterior": fig_top_half_posterior(posteriors),
                "svi_posterior": fig_svi_posterior(svi_x, svi),
-               "svi_prediction": fig_svi_prediction(dec, svi_x, svi, streams["svi_prediction"])}
+               "svi_prediction": fig_svi_prediction(svi_x, predictions)}
     return figures, {"posteriors": posteriors["summary"], "svi": svi["summary"]}
 
 
@@ -223,7 +225,8 @@ def gap_part(params, training, kept, train_x, test_x, log_px, iwae_encoder, size
                                   sizes["gap_iwae_images"], sizes["gap_check_images"], sizes["gap_epoch_images"], log)
     figures = {"inference_gaps": fig_gap_histograms(per_image),
                "gaps_over_training": fig_gaps_over_training(gaps["over_training"], training["train_curve"]),
-               "worst_amortization": fig_worst_amortization(params[1], test_x, per_image["test"])}
+               "worst_amortization": fig_worst_amortization(test_x, per_image["test"],
+                                                            worst_amortized(params[1], test_x, per_image["test"]))}
     return figures, {"inference_gaps": gaps}
 
 

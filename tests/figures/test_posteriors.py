@@ -5,8 +5,6 @@ import numpy as np
 
 from tests.helpers import brute_force
 from vae_autograd.core.distributions import diag_gaussian_log_density
-from vae_autograd.core.logspace import logsumexp
-from vae_autograd.core.model import decoder
 from vae_autograd.figures.posteriors import (
     fig_svi_posterior,
     fig_svi_prediction,
@@ -19,6 +17,7 @@ from vae_autograd.figures.posteriors import (
 )
 from vae_autograd.study.grids import latent_grid
 from vae_autograd.study.posterior import top_half
+from vae_autograd.study.svi import bottom_half_predictions
 
 
 def test_hdr_levels_enclose_the_requested_masses():
@@ -63,14 +62,16 @@ def test_svi_figures_draw_the_studys_q_and_its_completions(svi_decoder, svi_imag
     # The titles state the summary's KL, the one the report's table reads.
     assert [ax.get_title() for ax in panels] == svi_titles(svi_result["summary"])
     assert panels[0].get_title().startswith(f"KL(q || p) = {svi_result['summary']['kl'][0]:.3f} nats")
-    fig = fig_svi_prediction(svi_decoder, svi_images, svi_result, np.random.default_rng(0), num_shown=2, num_average=50)
+    predictions = bottom_half_predictions(svi_decoder, svi_result, np.random.default_rng(0), num_shown=2,
+                                          num_average=50)
+    fig = fig_svi_prediction(svi_images, predictions)
     rows = np.array(fig.axes).reshape(2, 1 + 2 + 2)
-    z_grids, log_joint = svi_result["windows"].z_grids, svi_result["windows"].log_joint
-    weights = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
-    true_mean = np.einsum("ng,ngd->nd", weights, 1 / (1 + np.exp(-decoder(svi_decoder, z_grids))))
+    assert rows[0, 3].get_title() == "mean over\n50 z ~ q"
     for n, row in enumerate(rows):
         shown = [ax.images[0].get_array().ravel() for ax in row]
         np.testing.assert_array_equal(shown[0], svi_images[n])
         for completed in shown[1:]:  # every completion keeps the observed top half
             np.testing.assert_array_equal(completed[:392], svi_images[n, :392])
-        np.testing.assert_allclose(shown[-1][392:], true_mean[n, 392:], rtol=1e-5)
+        for completed, predicted in zip(shown[1:], [*predictions["shown"][:, n], predictions["q_mean"][n],
+                                                    predictions["true_mean"][n]]):
+            np.testing.assert_array_equal(completed[392:], predicted[392:])

@@ -3,8 +3,9 @@ gaps add up, and given encoder bounds are used as they are.
 """
 import numpy as np
 
-from vae_autograd.study.inference_gaps import inference_gap_study
+from vae_autograd.study.inference_gaps import in_wrong_basin, inference_gap_study, worst_amortized
 from vae_autograd.study.marginal_likelihood import iwae_bound
+from vae_autograd.study.posterior import log_joint_on_windows
 
 
 def test_bounds_are_ordered_per_image(gap_result):
@@ -49,3 +50,24 @@ def test_given_encoder_iwae_bounds_are_used_and_set_the_ks(tiny_vae):
                                   iwae_images=10, convergence_images=0, iwae_encoder=given)["summary"]["iwae"]
     assert summary["encoder"][1] == [-4.5, float(np.std(np.arange(10.0), ddof=1) / np.sqrt(10))]
     assert summary["encoder"][7] == [-1.0, 0.0] and set(summary["optimal"]) == {1, 7}
+
+
+def test_worst_amortized_shows_the_largest_gaps_and_the_worst_wrong_basins(tiny_vae, gap_result):
+    _, dec_params, x = tiny_vae
+    per_image = dict(gap_result["per_image"])
+    amort = per_image["elbo_optimal"] - per_image["elbo_amortized"]
+    # Put the images of the 4th and 6th largest gaps in wrong basins, 1 nat below q*.
+    order = np.argsort(-amort)
+    per_image["elbo_refined"] = per_image["elbo_optimal"].copy()
+    per_image["elbo_refined"][order[[3, 5]]] -= 1.0
+    assert set(np.flatnonzero(in_wrong_basin(per_image))) == set(order[[3, 5]])
+    worst = worst_amortized(dec_params, x, per_image, num_shown=4, num_points=21)
+    np.testing.assert_array_equal(worst["images"], order[[0, 1, 3, 5]])
+    np.testing.assert_array_equal(worst["means"][:, 2], per_image["mean_optimal"][worst["images"]])
+    np.testing.assert_array_equal(worst["stds"][:, 0], np.exp(per_image["log_std_amortized"][worst["images"]]))
+    # Each window covers its three Gaussians to 3 standard deviations, and holds log p(x, z) on it.
+    low, high = worst["z_grids"].min(axis=1), worst["z_grids"].max(axis=1)
+    assert np.all(low[:, None] <= worst["means"] - 3 * worst["stds"] + 1e-9)
+    assert np.all(high[:, None] >= worst["means"] + 3 * worst["stds"] - 1e-9)
+    np.testing.assert_array_equal(worst["log_joint"], log_joint_on_windows(dec_params, x[worst["images"]],
+                                                                           worst["z_grids"]))

@@ -15,9 +15,17 @@ from autograd import make_vjp
 
 from vae_autograd.core.adam import adam_update, init_adam_state
 from vae_autograd.core.distributions import diag_gaussian_log_density
+from vae_autograd.core.logspace import logsumexp
+from vae_autograd.core.model import decoder
 from vae_autograd.study.grids import grid_moments, log_integrate_grid, quadrature_kl
 from vae_autograd.study.posterior import top_half, whole_posterior_windows
-from vae_autograd.study.svi import convergence_report, svi_log_weights, svi_study, svi_top_half
+from vae_autograd.study.svi import (
+    bottom_half_predictions,
+    convergence_report,
+    svi_log_weights,
+    svi_study,
+    svi_top_half,
+)
 
 
 def test_svi_steps_are_the_packages_adam_on_the_negated_elbo_gradient(svi_decoder, svi_images):
@@ -79,6 +87,21 @@ def test_svi_study_summary_is_json_ready_and_its_two_kls_agree(svi_decoder, svi_
                                        np.exp(svi_result["log_std"]), 61)
     for field in ("z_grids", "dz", "log_joint"):
         np.testing.assert_array_equal(getattr(again, field), getattr(svi_result["windows"], field))
+
+
+def test_bottom_half_predictions_average_the_decoder_over_q_and_over_the_true_posterior(svi_decoder, svi_result):
+    predictions = bottom_half_predictions(svi_decoder, svi_result, np.random.default_rng(0), num_shown=3,
+                                          num_average=4000)
+    z_grids, log_joint = svi_result["windows"].z_grids, svi_result["windows"].log_joint
+    weights = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
+    true_mean = np.einsum("ng,ngd->nd", weights, 1 / (1 + np.exp(-decoder(svi_decoder, z_grids))))
+    np.testing.assert_allclose(predictions["true_mean"], true_mean, rtol=1e-5)
+    assert predictions["shown"].shape == (3, 2, 784) and predictions["num_average"] == 4000
+    # q is close to the true posterior (KL ~ 0.1 nats), so its predictive mean is close to the true one.
+    np.testing.assert_allclose(predictions["q_mean"], predictions["true_mean"], atol=0.05)
+    again = bottom_half_predictions(svi_decoder, svi_result, np.random.default_rng(0), num_shown=3, num_average=4000)
+    for key in ("shown", "q_mean", "true_mean"):
+        np.testing.assert_array_equal(again[key], predictions[key])
 
 
 def test_svi_same_seed_same_result(svi_decoder, svi_images):

@@ -2,9 +2,7 @@
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..study.grids import covering_grids
 from ..study.inference_gaps import in_wrong_basin
-from ..study.posterior import log_joint_on_windows
 from .posteriors import contour_density, show_digit
 
 
@@ -63,33 +61,21 @@ def fig_gaps_over_training(rows, train_curve=None):
     return fig
 
 
-def fig_worst_amortization(dec_params, x, per_image, num_shown=4, num_points=101):
+def fig_worst_amortization(x, per_image, worst):
     """True p(z|x) with q(z|x), q_refined and q* for the images with the largest amortization gaps.
 
-    x (N, 784) and per_image from inference_gap_study; half the panels show the largest
-    gaps overall, half the largest among wrong-basin images (or the next largest overall,
-    if there are fewer).
+    x (N, 784) and per_image from inference_gap_study; worst = inference_gaps.worst_amortized(...):
+    the images shown, their Gaussians and their windows.
     """
     amort = per_image["elbo_optimal"] - per_image["elbo_amortized"]
     wrong = np.flatnonzero(in_wrong_basin(per_image))
-    by_gap = np.argsort(-amort)
-    shown = list(by_gap[:num_shown - num_shown // 2])
-    shown += [n for n in wrong[np.argsort(-amort[wrong])] if n not in shown][:num_shown - len(shown)]
-    shown += [n for n in by_gap if n not in shown][:num_shown - len(shown)]  # if wrong basins are few
-    shown = np.array(shown)
-    # Each Gaussian: its mean and log std keys in per_image, and how it is drawn.
-    kinds = [("mean_amortized", "log_std_amortized", "C1", "--"), ("mean_refined", "log_std_refined", "C2", ":"),
-             ("mean_optimal", "log_std_optimal", "C3", "-.")]
-    means = np.stack([per_image[mean_key][shown] for mean_key, _, _, _ in kinds], axis=1)
-    stds = np.exp(np.stack([per_image[log_std_key][shown] for _, log_std_key, _, _ in kinds], axis=1))
-    # The window covers the posterior's mode (at q*) and all three Gaussians.
-    z_grids, dz = covering_grids(means, stds, num_points, 3.0)
-    log_joint = log_joint_on_windows(dec_params, x[shown], z_grids)
+    shown, means, stds, z_grids, log_joint = (worst[k] for k in ("images", "means", "stds", "z_grids", "log_joint"))
+    styles = [("C1", "--"), ("C2", ":"), ("C3", "-.")]  # q(z|x), q refined, q*
     fig = Figure(figsize=(3.2 * len(shown), 3.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(shown)))
     for ax, n, grid, values, k in zip(axes, shown, z_grids, log_joint, range(len(shown))):
         contour_density(ax, grid, values, "k", "-")
-        for (_, _, color, style), m, s in zip(kinds, means[k], stds[k]):
+        for (color, style), m, s in zip(styles, means[k], stds[k]):
             log_q = np.sum(-0.5 * ((grid - m) / s)**2 - np.log(s), axis=1)
             contour_density(ax, grid, log_q, color, style)
         show_digit(ax.inset_axes([0.0, 0.78, 0.22, 0.22]), x[n])

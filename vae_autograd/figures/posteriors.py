@@ -14,10 +14,9 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..core.distributions import diag_gaussian_log_density, sample_diag_gaussian
+from ..core.distributions import diag_gaussian_log_density
 from ..core.images import SIDE
-from ..core.logspace import logsumexp, sigmoid
-from ..core.model import decoder
+from ..core.logspace import logsumexp
 from ..study.posterior import TOP_ROWS, normalized, top_half
 
 MASSES = (0.5, 0.9, 0.99)  # contour levels: highest-density regions holding these masses
@@ -147,23 +146,19 @@ def fig_svi_posterior(x, svi):
                             "SVI fit to the posterior given the top half")
 
 
-def fig_svi_prediction(dec_params, x, svi, rng, num_shown=4, num_average=1000):
-    """Completing the bottom halves: rows are images x (N, 784); svi = svi.svi_study(dec_params, x, ...).
+def fig_svi_prediction(x, predictions):
+    """Completing the bottom halves: rows are images x (N, 784); predictions =
+    svi.bottom_half_predictions(...).
 
-    Columns: the original; num_shown completions sigmoid(logits(z)) for z ~ q; the
-    posterior predictive mean of the bottom, averaged over num_average z ~ q; the same
-    averaged over the true p(z|x_top) with the weights of svi's quadrature windows.
-    Red line: observed above.
+    Columns: the original; the completions sigmoid(logits(z)) for single z ~ q; the
+    posterior predictive mean of the bottom averaged over many z ~ q; the same averaged
+    over the true p(z|x_top). Red line: observed above.
     """
     x_top = top_half(x)
-    mu, log_std = (np.asarray(svi[k], np.float64) for k in ("mu", "log_std"))  # z in float64, as on the windows
-    shown = sigmoid(decoder(dec_params, sample_diag_gaussian(mu, log_std, rng, num_shown)))
-    q_mean = np.mean(sigmoid(decoder(dec_params, sample_diag_gaussian(mu, log_std, rng, num_average))), axis=0)
-    log_joint = svi["windows"].log_joint
-    weights = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
-    true_mean = np.einsum("ng,ngd->nd", weights, sigmoid(decoder(dec_params, svi["windows"].z_grids)))
-    columns = ([("original", x)] + [(f"z ~ q, #{s + 1}", shown[s]) for s in range(num_shown)]
-               + [(f"mean over\n{num_average} z ~ q", q_mean), ("mean over\ntrue p(z|x_top)", true_mean)])
+    shown = predictions["shown"]
+    columns = ([("original", x)] + [(f"z ~ q, #{s + 1}", shown[s]) for s in range(len(shown))]
+               + [(f"mean over\n{predictions['num_average']} z ~ q", predictions["q_mean"]),
+                  ("mean over\ntrue p(z|x_top)", predictions["true_mean"])])
     fig = Figure(figsize=(1.3 * len(columns), 1.45 * len(x) + 0.6), layout="constrained")
     axes = fig.subplots(len(x), len(columns), squeeze=False)
     split = TOP_ROWS * SIDE

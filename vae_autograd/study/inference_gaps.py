@@ -28,8 +28,9 @@ from .gaussian_fit import (
     joined,
     posterior_starts,
 )
-from .grids import grid_moments, latent_grid
+from .grids import covering_grids, grid_moments, latent_grid
 from .marginal_likelihood import iwae_bound, log_marginal_likelihood
+from .posterior import log_joint_on_windows
 from .windows import Target, decoder_target
 
 WRONG_BASIN_NATS = 0.1  # q_refined this far below q* counts as a wrong basin
@@ -155,3 +156,31 @@ def gap_summary(per_image):
     summary["min_approximation_gap"] = float(approximation_gap.min())
     summary["refinement_unconverged_fraction"] = float(1.0 - np.mean(per_image["refined_converged"]))
     return summary
+
+
+# Each Gaussian of part 8: its mean and log std keys in per_image.
+GAUSSIAN_KEYS = {"amortized": ("mean_amortized", "log_std_amortized"), "refined": ("mean_refined", "log_std_refined"),
+                 "optimal": ("mean_optimal", "log_std_optimal")}
+
+
+def worst_amortized(dec_params, x, per_image, num_shown=4, num_points=101):
+    """The images with the largest amortization gaps, their true posteriors and three Gaussians.
+
+    x (N, 784) and per_image from inference_gap_study; half the images are the largest
+    gaps overall, half the largest among wrong-basin images (or the next largest overall, if
+    there are fewer). Returns {"images": (M,) indices into x, "means", "stds": (M, 3, 2) of
+    q(z|x), q_refined and q* (in GAUSSIAN_KEYS' order), "z_grids" (M, G, 2) square windows
+    covering the posterior's mode (at q*) and all three, "log_joint" (M, G) log p(x, z) on them}.
+    """
+    amort = per_image["elbo_optimal"] - per_image["elbo_amortized"]
+    wrong = np.flatnonzero(in_wrong_basin(per_image))
+    by_gap = np.argsort(-amort)
+    shown = list(by_gap[:num_shown - num_shown // 2])
+    shown += [n for n in wrong[np.argsort(-amort[wrong])] if n not in shown][:num_shown - len(shown)]
+    shown += [n for n in by_gap if n not in shown][:num_shown - len(shown)]  # if wrong basins are few
+    shown = np.array(shown)
+    means = np.stack([per_image[mean_key][shown] for mean_key, _ in GAUSSIAN_KEYS.values()], axis=1)
+    stds = np.exp(np.stack([per_image[log_std_key][shown] for _, log_std_key in GAUSSIAN_KEYS.values()], axis=1))
+    z_grids, _ = covering_grids(means, stds, num_points, 3.0)
+    return {"images": shown, "means": means, "stds": stds, "z_grids": z_grids,
+            "log_joint": log_joint_on_windows(dec_params, x[shown], z_grids)}

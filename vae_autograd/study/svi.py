@@ -12,10 +12,11 @@ import numpy as np
 from autograd import make_vjp
 
 from ..core.adam import adam_update, init_adam_state
-from ..core.distributions import diag_gaussian_log_density
+from ..core.distributions import diag_gaussian_log_density, sample_diag_gaussian
 from ..core.elbo import log_prior
 from ..core.images import check_images
-from ..core.model import data_dim, latent_dim, params_dtype
+from ..core.logspace import logsumexp, sigmoid
+from ..core.model import data_dim, decoder, latent_dim, params_dtype
 from .grids import grid_moments, log_integrate_grid, quadrature_kl
 from .posterior import log_likelihood_top, top_half, whole_posterior_windows
 
@@ -127,3 +128,20 @@ def svi_study(dec_params, x, rng, num_samples=20, num_steps=1000, lr=0.05, num_p
         "steps_to_converge": fit["steps_to_converge"], "quadrature_points_per_axis": num_points}
     return {"summary": {key: np.asarray(value).tolist() for key, value in numbers.items()},
             "mu": fit["mu"], "log_std": fit["log_std"], "windows": windows}
+
+
+def bottom_half_predictions(dec_params, svi, rng, num_shown=4, num_average=1000):
+    """The bottom halves 6.3 predicts from the top half, for the images of svi = svi_study(...).
+
+    Returns {"shown": (num_shown, N, D) Bernoulli means sigmoid(logits(z)) for single z ~ q;
+    "q_mean": (N, D) the posterior predictive mean averaged over num_average z ~ q;
+    "true_mean": (N, D) the same averaged over the true p(z | x_top) with the weights of
+    svi's quadrature windows; "num_average"}. z is drawn in float64, as on the windows.
+    """
+    mu, log_std = (np.asarray(svi[k], np.float64) for k in ("mu", "log_std"))
+    shown = sigmoid(decoder(dec_params, sample_diag_gaussian(mu, log_std, rng, num_shown)))
+    q_mean = np.mean(sigmoid(decoder(dec_params, sample_diag_gaussian(mu, log_std, rng, num_average))), axis=0)
+    log_joint = svi["windows"].log_joint
+    weights = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
+    true_mean = np.einsum("ng,ngd->nd", weights, sigmoid(decoder(dec_params, svi["windows"].z_grids)))
+    return {"shown": shown, "q_mean": q_mean, "true_mean": true_mean, "num_average": num_average}
