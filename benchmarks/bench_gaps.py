@@ -3,13 +3,13 @@
     python benchmarks/bench_gaps.py --checkpoint data/vae.npz [--images 10000] [--check-images 200]
 
 What is timed. ``inference_gap_study`` on the first --images test images of a trained
-checkpoint, in two parts: log p(x) by ``integrate.log_marginal_likelihood`` (part 3's
+checkpoint, in two parts: log p(x) by ``study.marginal_likelihood.log_marginal_likelihood`` (part 3's
 quadrature, which part 8 reuses), and the rest (ELBO(q), the refinement, the global
 search, the convergence checks on 1,000 images; no IWAE). uptime's load average is printed
 beside: the machine has 2 cores, and the seconds grow with whatever else runs.
 
 Accuracy. On the first --check-images images, the lattice-window ELBO (``gaussian_elbo``)
-of q(z|x) and of q* is set against (a) ``estimators.quadrature_elbo``, a midpoint rule in
+of q(z|x) and of q* is set against (a) ``study.estimators.quadrature_elbo``, a midpoint rule in
 eps space with the decoder called at every point (41 x 41 points over +-6 std), and
 (b) Monte Carlo with 10,000 samples per image (the difference in units of its standard
 error). Exits with status 1 if the mean difference from (a) exceeds 1e-3 nats or (b)

@@ -9,7 +9,7 @@ back as autograd's ``backward_pass`` does, with autograd's own vector-Jacobian p
 What it relies on: autograd's tracing internals (``VJPNode.new_root``, ``new_box``,
 ``trace_stack``, ``toposort``, ``add_outgrads``, ``vspace`` and a box's ``_value``,
 ``_node`` and ``_trace``), the same in autograd 1.7 to 1.9; setup.cfg bounds autograd
-below 1.10 for that reason. ``tests/test_fast_grad.py`` guards it: the value and every
+below 1.10 for that reason. ``tests/core/test_fast_grad.py`` guards it: the value and every
 gradient equal ``autograd.value_and_grad``'s, stay float32, and a loss that does not
 depend on the parameters gets zero gradients and autograd's warning, as ``autograd.grad``.
 """

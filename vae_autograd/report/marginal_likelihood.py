@@ -36,7 +36,8 @@ def describe_quadrature(summaries):
     bound = max(s["quadrature_bound"] for s in summaries.values())
     parts.append(f"at most {edge:.1e} of any posterior lies in the outermost ring of cells of "
                  f"[-{bound:g}, {bound:g}]^2")
-    return "Checks of the adaptive quadrature (`integrate.log_marginal_likelihood`): " + "; ".join(parts) + "."
+    return ("Checks of the adaptive quadrature (`study.marginal_likelihood.log_marginal_likelihood`): "
+            + "; ".join(parts) + ".")
 
 
 def describe_coarse_grid(summaries, tolerance=0.01):

@@ -3,7 +3,7 @@ targets of the Gaussian fits (Target, decoder_target, explicit_target) and windo
 
 The ELBO of a Gaussian q = N(mean, diag(exp(log_std)^2)), E_q[log p(x, z)] + H(q), is
 computed without sampling and without a decoder call inside the optimization
-(gaussian_fit.py): log p(x, z) is tabulated once on a square window of size x size
+(study.gaussian_fit): log p(x, z) is tabulated once on a square window of size x size
 points around each Gaussian, with per-axis spacing at most std / 1.25
 (window_log_joint). On that window, E_q[log p(x, z)] is a Riemann sum with normalized
 Gaussian weights (window_elbo); for a Gaussian times a smooth function its error falls
