@@ -104,7 +104,7 @@ def test_study_reports_a_nonnegative_gap(trained_params, mnist):
     assert summary["iwae"][1] < summary["iwae"][100] < summary["log_px_on_iwae_images"] + 0.05
     assert abs(summary["halved_spacing_change"]) < 0.01
     assert abs(summary["coarse_grid"]["max_abs_log_normalized_integral"]) < 1e-10
-    fig = fig_log_px_vs_elbo(study["log_px"], study["elbo"], study["elbo_se"], 20)
+    fig = fig_log_px_vs_elbo(study["log_px"], study["elbo"], summary)
     assert len(fig.axes) == 2 and len(fig.axes[0].collections[0].get_offsets()) == 200
     assert "within Monte Carlo error" in fig.axes[0].get_title() or "no image" in fig.axes[0].get_title()
 
