@@ -43,7 +43,9 @@ def log_importance_weights(enc_params, dec_params, x, rng, num_samples=1, batch_
     in blocks of that many, so memory stays bounded for large sets (the draws are the
     same as for one block at a time).
     """
-    check_images(x, data_dim(dec_params))
+    # In the model's dtype: float64, int or list images must draw the same noise as float32 ones.
+    x = check_images(x, data_dim(dec_params)).astype(params_dtype(dec_params), copy=False)
+    check_num_samples(num_samples)
     if proposal is not None:
         proposal = [np.asarray(a, params_dtype(dec_params)) for a in proposal]
         if any(a.shape != (len(x), latent_dim(dec_params)) for a in proposal):
@@ -71,9 +73,16 @@ def _log_weights(enc_params, dec_params, x, rng, num_samples):
     return _proposal_log_weights(dec_params, x, *encoder(enc_params, x), rng, num_samples)
 
 
+def check_num_samples(num_samples, at_least=1, why="an average needs one"):
+    """A ValueError naming the rule unless num_samples is an integer >= at_least."""
+    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < at_least:
+        raise ValueError(f"num_samples must be an integer >= {at_least} ({why}), got {num_samples!r}")
+
+
 def elbo(enc_params, dec_params, x, rng, num_samples=1):
     """Monte Carlo estimate of the mean ELBO per image over the minibatch x (N, 784), binary."""
-    check_images(x, data_dim(dec_params))
+    x = check_images(x, data_dim(dec_params)).astype(params_dtype(dec_params), copy=False)
+    check_num_samples(num_samples)
     return elbo_unchecked(enc_params, dec_params, x, rng, num_samples)
 
 

@@ -207,6 +207,7 @@ def quadrature_elbo(dec_params, x, mean, log_std, halfwidth=6.0, spacing=0.3, ch
     Differentiable in mean and log_std by autograd (the grid is fixed in eps space and
     moves with q), so finite differences or grad of it check exact_elbo_and_gradient.
     """
+    _check_inputs(dec_params, x, mean, log_std)
     eps_grid, weights = _quadrature_rule(halfwidth, spacing)
     log_joint = _log_joint_on_grid(dec_params, x, mean, log_std, eps_grid, chunk_rows)
     return anp.dot(weights, log_joint) + diag_gaussian_entropy(log_std)

@@ -43,6 +43,9 @@ def gap_studies(params, epochs, kept, images, log_px, iwae_encoder, iwae_rng, su
     draw the epoch_images images of each split followed along training.
     Returns (summary as in results.json["inference_gaps"], {split: per_image arrays}).
     """
+    if not (iwae_images >= 1 and check_images >= 1):
+        raise ValueError(f"iwae_images and check_images must be at least 1 (results.json holds both checks), got "
+                         f"{iwae_images} and {check_images}")
     enc, dec = params
     started = time.perf_counter()
     whole, per_image = gaps_by_split(enc, dec, images, np.concatenate([log_px[s][:len(x)] for s, x in images.items()]),

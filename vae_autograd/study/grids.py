@@ -37,8 +37,9 @@ def log_integrate_grid(log_f, dz, points_per_axis):
     grids would give K one-dimensional sums.
     """
     shape = np.shape(log_f)
-    if not (isinstance(points_per_axis, (int, np.integer)) and points_per_axis >= 1):
-        raise ValueError(f"points_per_axis must be a positive integer, got {points_per_axis!r}")
+    if not (isinstance(points_per_axis, (int, np.integer)) and points_per_axis >= 2):
+        raise ValueError(f"points_per_axis must be an integer >= 2 (one point is no grid, and (..., 1, 1) would "
+                         f"read as flat), got {points_per_axis!r}")
     if not np.all(np.asarray(dz) > 0):
         raise ValueError(f"grid spacing must be > 0, got {dz}")
     size = int(points_per_axis)

@@ -172,6 +172,7 @@ def worst_amortized(dec_params, x, per_image, num_shown=4, num_points=101):
     q(z|x), q_refined and q* (in GAUSSIAN_KEYS' order), "z_grids" (M, G, 2) square windows
     covering the posterior's mode (at q*) and all three, "log_joint" (M, G) log p(x, z) on them}.
     """
+    x = check_images(x, data_dim(dec_params))
     amort = per_image["elbo_optimal"] - per_image["elbo_amortized"]
     wrong = np.flatnonzero(in_wrong_basin(per_image))
     by_gap = np.argsort(-amort)

@@ -13,6 +13,7 @@ distance matrix of 10,000 x 10,000 embeddings never exists at once.
 """
 import numpy as np
 
+from ..core.images import check_images
 from ..core.model import encoder
 
 # Each block of queries holds at most this many query-train distances; the block's
@@ -292,8 +293,9 @@ def latent_class_study(enc_params, train_x, train_labels, test_x, test_labels, k
     "test_z" (M, 2), "test_predicted" (M,) k-NN labels, "test_agreement" (M,) the share of each
     test image's k nearest training embeddings that carry its own label}.
     """
-    train_z = np.asarray(encoder(enc_params, train_x)[0], dtype=np.float64)
-    test_z = np.asarray(encoder(enc_params, test_x)[0], dtype=np.float64)
+    pixels = enc_params[0][0].shape[0]  # the encoder's input size
+    train_z = np.asarray(encoder(enc_params, check_images(train_x, pixels, "train_x"))[0], dtype=np.float64)
+    test_z = np.asarray(encoder(enc_params, check_images(test_x, pixels, "test_x"))[0], dtype=np.float64)
     train_labels = check_labels("train_labels", train_labels, len(train_z))
     test_labels = check_labels("test_labels", test_labels, len(test_z))
     ks = sorted(set(ks) | {k})

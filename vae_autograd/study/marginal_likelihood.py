@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from ..core.elbo import log_importance_weights, log_prior
+from ..core.elbo import check_num_samples, log_importance_weights, log_prior
 from ..core.images import check_images
 from ..core.logspace import logsumexp
 from ..core.model import data_dim, decoder, encoder, params_dtype
@@ -44,8 +44,9 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=8, ch
     x = check_images(x, data_dim(dec_params))
     if not refine >= 1 or int(refine) != refine:
         raise ValueError(f"refine must be a positive integer, got {refine}")
-    if not bound > 0:
-        raise ValueError(f"the grid bound must be > 0, got {bound}")
+    if not (math.isfinite(bound) and bound > 0 and 0 < spacing <= bound):
+        raise ValueError(f"need a finite bound > 0 and 0 < spacing <= bound (3 or more points per axis), got "
+                         f"bound {bound} and spacing {spacing}")
     z_grid, axis = latent_grid(-bound, bound, spacing)
     size = len(axis)
     z_grid = z_grid.astype(params_dtype(dec_params))
@@ -101,6 +102,7 @@ def iwae_bound(enc_params, dec_params, x, rng, num_samples, batch_size=None, pro
     rises to log p(x) (Burda et al. 2016), so it checks the quadrature from below with an
     independent method.
     """
+    check_num_samples(num_samples)
     batch_size = batch_size or max(1, 20000 // num_samples)
     log_w = log_importance_weights(enc_params, dec_params, x, rng, num_samples, batch_size, proposal)
     return logsumexp(log_w.astype(np.float64), axis=0) - float(np.log(num_samples))

@@ -24,8 +24,9 @@ import numpy as np
 
 from ..core.distributions import diag_gaussian_entropy
 from ..core.elbo import log_prior
+from ..core.images import check_images
 from ..core.logspace import erf, softplus
-from ..core.model import decoder, params_dtype
+from ..core.model import data_dim, decoder, params_dtype
 from .grids import grid_log_likelihood
 
 WINDOW_SIZE = 21        # points per axis of a window: +-10 spacings = +-5.7 to 8 std
@@ -134,7 +135,10 @@ def decoder_target(dec_params, x, block_size=1000):
 
     tabulate is window_log_joint with its decoded points cached between calls;
     log_joint_grid makes one decoder call and one matrix product per block of images.
+    x is checked here, once: window_log_joint, called many times on it, checks nothing.
     """
+    x = check_images(x, data_dim(dec_params))
+
     def log_joint_grid(z_grid):
         z_grid = np.asarray(z_grid, params_dtype(dec_params))
         logits, prior = decoder(dec_params, z_grid), log_prior(z_grid)

@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from ..core.adam import adam_update, init_adam_state
-from ..core.elbo import elbo_unchecked, log_importance_weights
+from ..core.elbo import check_num_samples, elbo_unchecked, log_importance_weights
 from ..core.fast_grad import flat_arrays, value_and_grad_per_array
 from ..core.images import check_images
 from ..core.model import data_dim
@@ -77,6 +77,7 @@ def evaluate_elbo(params, x, rng, num_samples=10, batch_size=1000):
     Each image's ELBO is averaged over num_samples draws of z; the standard error is
     that of the Monte Carlo noise in the set mean: sqrt(sum_i var_i / S) / N.
     """
+    check_num_samples(num_samples, 2, "a standard error needs two")
     log_w = log_importance_weights(*params, x, rng, num_samples, batch_size)
     per_image, var = log_w.mean(axis=0), log_w.var(axis=0, ddof=1)
     return float(per_image.mean()), float(np.sqrt(var.sum() / num_samples) / len(x))
