@@ -52,7 +52,7 @@ from vae_autograd.study.posterior import posterior_study
 from vae_autograd.study.svi import bottom_half_predictions, svi_study
 from vae_autograd.train.checkpoints import CheckpointError
 from vae_autograd.train.loop import TrainingDiverged
-from vae_autograd.train.options import TrainConfig, add_options, option_type
+from vae_autograd.train.options import OneLineParser, TrainConfig, add_options, option_type
 from vae_autograd.train.reuse import kept_models, reusable_model, trained_model
 
 # How much of each part runs: the full study, and --quick (checks the pipeline, not the science).
@@ -71,8 +71,7 @@ SIZES = {
 
 def parse_args(argv=None):
     """The parsed options, with args.config: the TrainConfig of the model to train or reuse."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=option_type("epochs"), default=None,
                         help=f"epochs of the model to train or reuse (default {SIZES['full']['epochs']}; "
                              f"--quick: {SIZES['quick']['epochs']})")

@@ -74,7 +74,8 @@ def test_same_seed_same_numbers_and_checkpoint_is_reused(quick_run, mnist_dir):
 def test_bad_cli_value_is_one_line(tmp_path, mnist_dir):
     result = run_quick(tmp_path / "out", mnist_dir, "--epochs", "0")
     assert result.returncode == 2 and "must be a positive int" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stderr.startswith("error: ") and "--help" in result.stderr
 
 
 # ---------------------------------------------------------------- never lose work, refuse early

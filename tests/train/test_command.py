@@ -36,11 +36,16 @@ def run_cli(*args, env_extra=None, cwd=None):
     (["--test-size", "10001"], "--test-size: must be an int in 1..10000"),
     (["--data-dir", ""], "--data-dir: must not be empty"),
     (["--out", "results.json"], "--out: must not end in .json: the results go beside the checkpoint"),
+    (["--out", "RESULTS.JSON"], "--out: must not end in .json"),
+    (["--epochs", "3", "--keep-epochs", "2,5"], "keep_epochs [5] lie beyond epochs 3"),
 ])
 def test_cli_rejects_bad_values(args, message):
     result = run_cli(*args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+    # One line, no usage screen before it, and where to look for the rules.
+    assert result.stderr.startswith("error: ") and result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stderr.strip().endswith("see python -m vae_autograd.train --help")
 
 
 def test_cli_missing_data_dir_is_one_line(tmp_path):

@@ -6,7 +6,6 @@ Epoch e draws its minibatch order and its Monte Carlo noise from a generator see
 with (seed, e), so resuming from a checkpoint saved after epoch e gives exactly the
 parameters of an uninterrupted run.
 """
-import argparse
 import json
 import math
 import sys
@@ -20,11 +19,11 @@ from ..io.mnist import DataError, load_binarized_mnist
 from ..io.process import interrupt_on_sigterm, keep_freed_memory
 from .checkpoints import CheckpointError, load_params, save_params
 from .loop import TrainingDiverged, evaluate_elbo, train
-from .options import add_options, config_from_args
+from .options import ConfigError, OneLineParser, add_options, config_from_args
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m vae_autograd.train",
         description="Train the Kingma & Welling (2013) VAE on binarized MNIST.")
     add_options(parser)
@@ -108,7 +107,10 @@ def run_training(config, log=print, data=None):
 
 def main(argv=None):
     parser = build_parser()
-    config = config_from_args(parser.parse_args(argv))
+    try:
+        config = config_from_args(parser.parse_args(argv))
+    except ConfigError as err:  # a rule between options, e.g. --keep-epochs beyond --epochs
+        parser.error(str(err))
     interrupt_on_sigterm()
     keep_freed_memory()
     try:

@@ -55,7 +55,7 @@ class TrainConfig:
     data_dir: str | None = option(None, "folder with the MNIST .gz files (default $MNIST_DIR, else data/mnist)",
                                   lambda d: d is None or d != "", "must not be empty", kind=str)
     out: Path = option(Path("data") / "vae.npz", "checkpoint path; results go beside it as .json",
-                       lambda p: p.suffix != ".json",
+                       lambda p: p.suffix.lower() != ".json",
                        "must not end in .json: the results go beside the checkpoint with that suffix",
                        kind=Path)
     keep_epochs: tuple = option((), "also keep the checkpoints of these epochs (comma-separated), beside "
@@ -71,6 +71,10 @@ class TrainConfig:
             problem = rule_broken(f, getattr(self, f.name))
             if problem:
                 raise ConfigError(f"{f.name} {problem}, got {getattr(self, f.name)!r}")
+        beyond = [e for e in self.keep_epochs if e > self.epochs]
+        if beyond:
+            raise ConfigError(f"keep_epochs {beyond} lie beyond epochs {self.epochs}: such a checkpoint would never "
+                              "be written; keep only epochs up to --epochs")
 
     def kept_path(self, epoch):
         """Where --keep-epochs keeps the checkpoint of that epoch: data/vae-epoch10.npz."""
@@ -112,6 +116,13 @@ def option_type(name):
             raise argparse.ArgumentTypeError(f"{config_field.metadata['rule']}, got {text!r}")
         return value
     return parse
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, "error: ...", with a pointer to --help."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
 
 def add_options(parser, names=None):
