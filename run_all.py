@@ -29,7 +29,14 @@ from vae_autograd.figures.posteriors import (
     fig_top_half_posterior,
     fig_true_vs_approx_posterior,
 )
-from vae_autograd.io.files import OutputError, atomic_write, check_writable_file, check_writable_folder, replace_folder
+from vae_autograd.io.files import (
+    OutputError,
+    atomic_write,
+    check_name_fits,
+    check_writable_file,
+    check_writable_folder,
+    replace_folder,
+)
 from vae_autograd.io.mnist import DataError, load_binarized_mnist
 from vae_autograd.io.process import interrupt_on_sigterm, keep_freed_memory
 from vae_autograd.report.conform import check_results
@@ -109,6 +116,7 @@ def check_output_paths(params, out_dir):
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"--out-dir {out_dir} is a file; pass a folder")
     check_writable_folder(out_dir.parent, "--out-dir")
+    check_name_fits(out_dir, "--out-dir")
     if out_dir.resolve() in params.resolve().parents:
         raise OutputError(f"--params {params} is inside --out-dir {out_dir}, which is replaced as a whole; "
                           "keep the checkpoint elsewhere")
@@ -291,6 +299,9 @@ def main(argv=None):
         replace_folder(args.out_dir, lambda folder: write_outputs(folder, figures, results_text))
     except (DataError, CheckpointError, OutputError, TrainingDiverged) as err:
         sys.exit(f"error: {err}")
+    except OSError as err:  # a write that failed half way: disk full, quota, a folder gone read-only
+        sys.exit(f"error: could not write ({err.strerror or err}); {args.out_dir} holds the previous run as it was, "
+                 f"and {args.params} its last saved epoch; free some space and run again")
     except KeyboardInterrupt:
         print(f"interrupted; {args.out_dir} holds no partial run", file=sys.stderr)
         sys.exit(130)

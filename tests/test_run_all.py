@@ -1,4 +1,5 @@
 """run_all.py --quick end to end: every promised file, reproducible numbers, reuse."""
+import errno
 import importlib.util
 import json
 import os
@@ -191,3 +192,21 @@ def test_interrupt_is_one_line_and_keeps_the_previous_run(tmp_path, mnist_dir, i
     assert process.returncode == 130
     assert stderr.startswith("interrupted;") and stderr.strip().count("\n") == 0, stderr
     assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == previous
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_run(tmp_path, monkeypatch):
+    run_all = load_run_all()
+    out_dir = tmp_path / "figures"
+    out_dir.mkdir()
+    (out_dir / "report.md").write_text("the previous run\n")
+
+    def disk_full(args, log):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run_all, "run_study", disk_full)
+    monkeypatch.setattr(run_all, "interrupt_on_sigterm", lambda: None)
+    with pytest.raises(SystemExit) as stop:
+        run_all.main(["--quick", "--out-dir", str(out_dir), "--params", str(tmp_path / "vae.npz")])
+    assert stop.value.code.startswith("error: could not write (No space left on device); ") and \
+        "\n" not in stop.value.code
+    assert (out_dir / "report.md").read_text() == "the previous run\n"

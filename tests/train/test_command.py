@@ -1,6 +1,7 @@
 """The training command (python -m vae_autograd.train, run_training): bad values, refusals
 before any work, resuming, kept epochs, divergence and interruption never lose trained work.
 """
+import errno
 import json
 import os
 import signal
@@ -10,6 +11,8 @@ import sys
 import numpy as np
 import pytest
 
+import vae_autograd.io.files as files
+import vae_autograd.train.command as command
 import vae_autograd.train.loop as training
 from tests.helpers import META, assert_one_line_error, small_params, synthetic_images
 from vae_autograd.core.fast_grad import flat_arrays
@@ -202,3 +205,54 @@ def test_sigterm_stops_training_like_ctrl_c(tmp_path, mnist_dir):
     assert stderr.startswith("interrupted; the last finished epoch is saved in") and "Traceback" not in stderr
     assert load_params(out)[3] >= 1
     assert not list(tmp_path.glob(".*.part"))
+
+
+def run_main(monkeypatch, mnist_dir, *args):
+    """python -m vae_autograd.train in this process on 100 real images: (exit status, stderr's lines)."""
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # leave pytest's own handlers in place
+    monkeypatch.setattr(command, "keep_freed_memory", lambda: None)
+    with pytest.raises(SystemExit) as stop:
+        command.main(["--data-dir", str(mnist_dir), "--train-size", "100", "--test-size", "50", "--quiet", *args])
+    return stop.value.code
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_last_saved_epoch(tmp_path, monkeypatch, mnist_dir, capsys):
+    out = tmp_path / "vae.npz"
+    real_fsync, calls = os.fsync, []
+
+    def fsync_until_the_disk_is_full(fd):
+        calls.append(fd)
+        if len(calls) > 1:  # the first save (epoch 1) goes through, the second finds the disk full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", fsync_until_the_disk_is_full)
+    code = run_main(monkeypatch, mnist_dir, "--out", str(out), "--epochs", "3")
+    assert code.startswith(f"error: could not write beside {out} (No space left on device); the last finished "
+                           "epoch is saved in") and "\n" not in code
+    assert load_params(out)[3] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vae.npz"]  # no temporary left
+
+
+def test_ctrl_c_before_the_first_epoch_of_a_forced_run_says_the_old_model_is_kept(tmp_path, monkeypatch, mnist_dir,
+                                                                                   capsys):
+    out = tmp_path / "vae.npz"
+    save_params(out, small_params(), META, epoch=7)
+    before = out.read_bytes()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "train", interrupted)
+    assert run_main(monkeypatch, mnist_dir, "--out", str(out), "--force", "--hidden-dim", "20") == 130
+    assert capsys.readouterr().err == f"interrupted; no epoch of this run finished, and {out} is as it was\n"
+    assert out.read_bytes() == before
+
+
+def test_a_name_too_long_for_the_temporaries_is_refused_before_any_work(tmp_path):
+    result = run_cli("--out", str(tmp_path / ("a" * 240 + ".npz")), "--data-dir", str(tmp_path / "nowhere"))
+    assert_one_line_error(result, "is too long to write safely here", "choose a shorter name")
+    result = run_cli("--out", str(tmp_path / ("a" * 228 + ".npz")), "--epochs", "3", "--keep-epochs", "1",
+                     "--data-dir", str(tmp_path / "nowhere"))
+    assert_one_line_error(result, "a kept epoch's checkpoint", "too long")
+    assert list(tmp_path.iterdir()) == []

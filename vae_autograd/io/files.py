@@ -117,6 +117,24 @@ def check_writable_file(path, option):
     if path.is_dir():
         raise OutputError(f"{option} {path} is a folder; name a file inside it instead")
     check_writable_folder(path.parent, option)
+    check_name_fits(path, option)
+
+
+def check_name_fits(path, option):
+    """Raise OutputError if the temporary beside path (".NAME.PID.RANDOM.part", or .new / .old for a
+    folder) would have a name longer than its file system allows: the first save would fail."""
+    path = Path(path).absolute()
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    extra = len(os.fsencode(f"..{os.getpid()}.XXXXXXXX.part"))  # mkstemp's random part has 8 characters
+    if len(os.fsencode(path.name)) + extra > limit:
+        raise OutputError(f"{option} {path.name[:20]}...: a name of {len(os.fsencode(path.name))} bytes is too long "
+                          f"to write safely here (at most {limit - extra}); choose a shorter name")
 
 
 def check_writable_folder(folder, option):

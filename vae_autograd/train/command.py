@@ -37,6 +37,8 @@ def check_training_paths(config):
     """
     check_writable_file(config.out, "--out")
     check_writable_file(config.results_path, "--out (its results file)")
+    for epoch in config.keep_epochs:
+        check_writable_file(config.kept_path(epoch), "--out (a kept epoch's checkpoint)")
     for path in [config.out] + [config.kept_path(e) for e in config.keep_epochs]:
         if path.exists() and not config.resume and not config.force:
             raise CheckpointError(f"{path} already holds a checkpoint; continue it with --resume, "
@@ -113,12 +115,27 @@ def main(argv=None):
         parser.error(str(err))
     interrupt_on_sigterm()
     keep_freed_memory()
+    before = modified(config.out)
     try:
         run_training(config)
     except (DataError, CheckpointError, OutputError, TrainingDiverged) as err:
         sys.exit(f"error: {err}")
+    except OSError as err:  # a write that failed half way: disk full, quota, a folder gone read-only
+        sys.exit(f"error: could not write beside {config.out} ({err.strerror or err}); {saved(config, before)}; "
+                 "free some space or choose another --out")
     except KeyboardInterrupt:
-        saved = (f"the last finished epoch is saved in {config.out} (continue with --resume)"
-                 if config.out.exists() else "no epoch finished, nothing saved")
-        print(f"interrupted; {saved}", file=sys.stderr)
+        print(f"interrupted; {saved(config, before)}", file=sys.stderr)
         sys.exit(130)
+
+
+def modified(path):
+    """The modification time of path in nanoseconds, or None if there is no such file."""
+    return path.stat().st_mtime_ns if path.is_file() else None
+
+
+def saved(config, before):
+    """What config.out holds after a run stopped early, given its modified() before the run."""
+    if modified(config.out) == before:
+        return (f"no epoch of this run finished, and {config.out} is as it was" if before is not None
+                else "no epoch finished, nothing saved")
+    return f"the last finished epoch is saved in {config.out} (continue with --resume)"
