@@ -256,3 +256,26 @@ def test_a_name_too_long_for_the_temporaries_is_refused_before_any_work(tmp_path
                      "--data-dir", str(tmp_path / "nowhere"))
     assert_one_line_error(result, "a kept epoch's checkpoint", "too long")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_while_a_kept_epoch_is_saved_loses_nothing_on_resume(tmp_path, monkeypatch):
+    quiet = {"log": lambda line: None, "data": synthetic_data()}
+    straight = small_config(tmp_path / "straight.npz", epochs=3, keep_epochs=(2,))
+    run_training(straight, **quiet)
+    config = small_config(tmp_path / "vae.npz", epochs=3, keep_epochs=(2,))
+    real_save = command.save_params
+
+    def interrupted_at_the_kept_save(path, *args, **kwargs):
+        if path == config.kept_path(2):
+            raise KeyboardInterrupt  # as Ctrl-C, SIGTERM or SIGKILL would, before the rename
+        real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(command, "save_params", interrupted_at_the_kept_save)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, **quiet)
+    assert load_params(config.out)[3] == 1  # --out has not gone past the epoch it failed to keep
+    monkeypatch.setattr(command, "save_params", real_save)
+    run_training(small_config(config.out, epochs=3, keep_epochs=(2,), resume=True), **quiet)
+    for mine, reference in ((config.out, straight.out), (config.kept_path(2), straight.kept_path(2))):
+        for a, b in zip(flat_arrays(load_params(mine)[0]), flat_arrays(load_params(reference)[0])):
+            np.testing.assert_array_equal(a, b)

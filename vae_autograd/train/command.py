@@ -73,9 +73,11 @@ def run_training(config, log=print, data=None):
 
     def on_epoch_end(epoch, loss, seconds, state):
         curve.append(loss)
-        save_params(config.out, params, metadata, state, epoch, curve)
+        # The kept copy first: a run stopped between the two saves resumes from the epoch before
+        # and writes both again, where the other order would leave --out past a kept epoch never kept.
         if epoch in config.keep_epochs:
             save_params(config.kept_path(epoch), params, metadata, state, epoch, curve)
+        save_params(config.out, params, metadata, state, epoch, curve)
         saved.append(epoch)
         if not config.quiet:
             done = epoch - start_epoch
