@@ -20,6 +20,7 @@ from vae_autograd.train.checkpoints import CheckpointError, load_params, save_pa
 from vae_autograd.train.command import run_training
 from vae_autograd.train.loop import TrainingDiverged
 from vae_autograd.train.options import TrainConfig
+from vae_autograd.train.reuse import kept_models
 
 
 def run_cli(*args, env_extra=None, cwd=None):
@@ -279,3 +280,25 @@ def test_an_interrupt_while_a_kept_epoch_is_saved_loses_nothing_on_resume(tmp_pa
     for mine, reference in ((config.out, straight.out), (config.kept_path(2), straight.kept_path(2))):
         for a, b in zip(flat_arrays(load_params(mine)[0]), flat_arrays(load_params(reference)[0])):
             np.testing.assert_array_equal(a, b)
+
+
+def test_kept_models_are_trained_one_from_another_and_an_interrupted_one_is_resumed(tmp_path):
+    quiet = {"log": lambda line: None, "data": synthetic_data()}
+    reference = small_config(tmp_path / "reference" / "vae.npz", epochs=4, keep_epochs=(1, 3))
+    run_training(reference, **quiet)
+    config = small_config(tmp_path / "vae.npz", epochs=4, keep_epochs=(1, 3))
+    models = kept_models(config, False, quiet["data"], log=lambda line: None)
+    assert sorted(models) == [1, 3]
+    for epoch, params in models.items():
+        for a, b in zip(flat_arrays(params), flat_arrays(load_params(reference.kept_path(epoch))[0])):
+            np.testing.assert_array_equal(a, b)
+    # An interrupted run leaves the epoch-3 checkpoint at epoch 2: the next run resumes it, and is refused nothing.
+    two = small_config(tmp_path / "two.npz", epochs=2)
+    run_training(two, **quiet)
+    os.replace(two.out, config.kept_path(3))
+    resumed = kept_models(config, False, quiet["data"], log=lambda line: None)
+    assert load_params(config.kept_path(3))[3] == 3
+    for a, b in zip(flat_arrays(resumed[3]), flat_arrays(load_params(reference.kept_path(3))[0])):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(p.name for p in tmp_path.glob("vae*")) == ["vae-epoch1.json", "vae-epoch1.npz", "vae-epoch3.json",
+                                                             "vae-epoch3.npz"]

@@ -3,8 +3,8 @@ checkpoints of the epochs it keeps. A checkpoint that holds another model is ref
 unless retrain."""
 import dataclasses
 import json
-import os
 
+from ..io.files import atomic_write
 from .checkpoints import CheckpointError, load_params, metadata_mismatch
 from .command import run_training
 
@@ -51,29 +51,31 @@ def trained_model(config, retrain, data, log):
 def kept_models(config, retrain, data, log):
     """{epoch: params} of the checkpoints config.keep_epochs kept beside config.out.
 
-    Missing ones are trained anew (a run of e epochs gives exactly the epoch-e parameters
-    of the longer run); one that holds another model is refused unless retrain.
+    A missing one is trained from the kept checkpoint before it (a copy of it, resumed; a run
+    resumed from epoch e gives exactly the parameters of an uninterrupted one), or from scratch
+    for the first. One that holds fewer epochs, as an interrupted run leaves it, is resumed.
+    One that holds another model, or more epochs, is refused unless retrain, which trains all anew.
     """
-    models, missing = {}, []
-    for epoch in config.keep_epochs:
+    models, previous = {}, None
+    for epoch in sorted(config.keep_epochs):
         path = config.kept_path(epoch)
-        if not path.exists():
-            missing.append(epoch)
-            continue
-        params, metadata, _, kept_epoch, _ = load_params(path)
-        mismatch = metadata_mismatch(metadata, config.metadata()) or (
-            kept_epoch != epoch and f"has {kept_epoch} epochs, not {epoch}")
-        if mismatch:
-            raise CheckpointError(f"{path} does not match the requested model: it {mismatch}; "
-                                  "pass --retrain to replace it")
+        kept_epoch = None
+        if path.exists() and not retrain:
+            params, metadata, _, kept_epoch, _ = load_params(path)
+            mismatch = metadata_mismatch(metadata, config.metadata()) or (
+                kept_epoch > epoch and f"has {kept_epoch} epochs, more than {epoch}")
+            if mismatch:
+                raise CheckpointError(f"{path} does not match the requested model: it {mismatch}; "
+                                      "pass --retrain to replace it")
+        if kept_epoch != epoch:
+            if kept_epoch is None and previous is not None:
+                atomic_write(path, lambda f, source=previous: f.write(source.read_bytes()))
+            resume = kept_epoch is not None or previous is not None
+            log(f"training the checkpoint of epoch {epoch}" + (f" from {previous.name}" if previous else "")
+                + (f" (resuming its epoch {kept_epoch})" if kept_epoch is not None else ""))
+            run = dataclasses.replace(config, epochs=epoch, out=path, resume=resume, force=not resume, keep_epochs=(),
+                                      quiet=True)
+            params, _ = run_training(run, log=lambda line: log("  " + line), data=data)
         models[epoch] = params
-    if missing:
-        last = max(missing)
-        log(f"training {last} epochs to keep the checkpoints of epochs {missing}")
-        rerun = dataclasses.replace(config, epochs=last, out=config.kept_path(last), force=retrain, resume=False,
-                                    keep_epochs=tuple(e for e in missing if e != last), quiet=True)
-        run_training(rerun, log=lambda line: log("  " + line), data=data)
-        for epoch in rerun.keep_epochs:  # the rerun names its kept checkpoints after its own --out
-            os.replace(rerun.kept_path(epoch), config.kept_path(epoch))
-        models.update({e: load_params(config.kept_path(e))[0] for e in missing})
-    return dict(sorted(models.items()))
+        previous = path
+    return models
