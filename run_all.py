@@ -33,11 +33,12 @@ from vae_autograd.io.files import (
     OutputError,
     atomic_write,
     check_name_fits,
+    check_not_an_input,
     check_writable_file,
     check_writable_folder,
     replace_folder,
 )
-from vae_autograd.io.mnist import DataError, load_binarized_mnist
+from vae_autograd.io.mnist import DataError, load_binarized_mnist, mnist_paths
 from vae_autograd.io.process import interrupt_on_sigterm, keep_freed_memory
 from vae_autograd.report.conform import check_results
 from vae_autograd.report.page import CAPTIONS, write_report
@@ -105,14 +106,18 @@ def parse_args(argv=None):
     return args
 
 
-def check_output_paths(params, out_dir):
+def check_output_paths(params, out_dir, data_dir=None):
     """Raise OutputError or CheckpointError before any work if the outputs cannot be written.
 
     out_dir is replaced as a whole at the end, so it may hold only what a run writes, and
-    never the checkpoint.
+    never the checkpoint or the MNIST files.
     """
     check_writable_file(params, "--params")
     check_writable_file(params.with_suffix(".json"), "--params (its results file)")
+    for path, option in ((params, "--params"), (params.with_suffix(".json"), "--params"), (out_dir, "--out-dir")):
+        check_not_an_input(path, mnist_paths(data_dir), option)
+    if out_dir.is_symlink():  # replacing it would replace the link, not the folder it names
+        raise OutputError(f"--out-dir {out_dir} is a symbolic link; pass the folder it points to ({out_dir.resolve()})")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"--out-dir {out_dir} is a file; pass a folder")
     check_writable_folder(out_dir.parent, "--out-dir")
@@ -286,7 +291,7 @@ def main(argv=None):
         print(f"[{time.perf_counter() - started:6.1f}s] {message}", flush=True)
 
     try:
-        check_output_paths(args.params, args.out_dir)
+        check_output_paths(args.params, args.out_dir, args.data_dir)
         figures, results = run_study(args, log)
         try:
             results_text = json.dumps(results, indent=1, allow_nan=False)

@@ -12,6 +12,7 @@ import pytest
 
 from tests.helpers import REPO, assert_one_line_error
 from vae_autograd.core.model import init_vae_params
+from vae_autograd.io.files import OutputError
 from vae_autograd.report.page import CAPTIONS
 from vae_autograd.train.checkpoints import load_params, save_params
 from vae_autograd.train.options import TrainConfig
@@ -210,3 +211,18 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_run(tmp_path, monkeypatc
     assert stop.value.code.startswith("error: could not write (No space left on device); ") and \
         "\n" not in stop.value.code
     assert (out_dir / "report.md").read_text() == "the previous run\n"
+
+
+def test_out_dir_may_be_neither_a_symlink_nor_a_folder_of_inputs(tmp_path):
+    check = load_run_all().check_output_paths
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    with pytest.raises(OutputError, match="--out-dir .*link is a symbolic link; pass the folder it points to"):
+        check(tmp_path / "vae.npz", tmp_path / "link")
+    data = tmp_path / "project" / "data" / "mnist"
+    data.mkdir(parents=True)
+    with pytest.raises(OutputError, match="--out-dir .*project would overwrite the run's input"):
+        check(tmp_path / "vae.npz", tmp_path / "project", data)
+    with pytest.raises(OutputError, match="--params .*would overwrite the run's input"):
+        check(data / "train-images-idx3-ubyte.gz", tmp_path / "figures", data)
+    check(tmp_path / "vae.npz", tmp_path / "figures", data)  # beside the data, not over it

@@ -302,3 +302,27 @@ def test_kept_models_are_trained_one_from_another_and_an_interrupted_one_is_resu
         np.testing.assert_array_equal(a, b)
     assert sorted(p.name for p in tmp_path.glob("vae*")) == ["vae-epoch1.json", "vae-epoch1.npz", "vae-epoch3.json",
                                                              "vae-epoch3.npz"]
+
+
+def test_outputs_never_replace_an_input_or_a_symlink_before_any_work(tmp_path, mnist_dir):
+    data = tmp_path / "mnist"
+    data.mkdir()
+    for source in mnist_dir.iterdir():
+        if source.suffix == ".gz":
+            os.symlink(source, data / source.name)
+    # Inputs that are links are refused as links, before their targets could be replaced.
+    result = run_cli("--data-dir", str(data), "--out", str(data / "t10k-labels-idx1-ubyte.gz"), "--force")
+    assert_one_line_error(result, "is a symbolic link")
+    real = tmp_path / "real"
+    real.mkdir()
+    for source in mnist_dir.iterdir():
+        if source.suffix == ".gz":
+            (real / source.name).write_bytes(source.read_bytes())
+    result = run_cli("--data-dir", str(real), "--out", str(real / "t10k-labels-idx1-ubyte.gz"), "--force")
+    assert_one_line_error(result, "would overwrite the run's input", "choose another path")
+    assert (real / "t10k-labels-idx1-ubyte.gz").read_bytes() == (mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    target = tmp_path / "target.npz"
+    os.symlink(target, tmp_path / "link.npz")
+    result = run_cli("--data-dir", str(real), "--out", str(tmp_path / "link.npz"))
+    assert_one_line_error(result, "is a symbolic link", str(target))
+    assert not target.exists()

@@ -114,10 +114,20 @@ def check_writable_file(path, option):
     option names the setting that gave the path, for the message (e.g. "--out").
     """
     path = Path(path)
+    if path.is_symlink():  # a rename would replace the link with a file and leave its target as it was
+        raise OutputError(f"{option} {path} is a symbolic link; pass the path it points to ({path.resolve()})")
     if path.is_dir():
         raise OutputError(f"{option} {path} is a folder; name a file inside it instead")
     check_writable_folder(path.parent, option)
     check_name_fits(path, option)
+
+
+def check_not_an_input(path, inputs, option):
+    """Raise OutputError if path is one of the run's input files (resolved paths) or a folder holding one."""
+    path = Path(path).resolve()
+    for source in inputs:
+        if source == path or path in source.parents:
+            raise OutputError(f"{option} {path} would overwrite the run's input {source}; choose another path")
 
 
 def check_name_fits(path, option):

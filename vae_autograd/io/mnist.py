@@ -81,6 +81,14 @@ def download_file(name, dest_dir, mirrors=MIRRORS, timeout=30):
     )
 
 
+def mnist_paths(data_dir=None):
+    """The four files find_mnist(data_dir) reads (or downloads), resolved: a run's inputs, which no
+    output path may name."""
+    if data_dir is None:
+        data_dir = os.environ.get("MNIST_DIR") or DEFAULT_DATA_DIR
+    return [(Path(data_dir) / name).resolve() for name in SHA256]
+
+
 def find_mnist(data_dir=None, mirrors=MIRRORS):
     """The directory holding the four verified MNIST files, downloading any that are missing."""
     source = "MNIST directory"

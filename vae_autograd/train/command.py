@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 from ..core.model import init_vae_params
-from ..io.files import OutputError, atomic_write, check_writable_file
-from ..io.mnist import DataError, load_binarized_mnist
+from ..io.files import OutputError, atomic_write, check_not_an_input, check_writable_file
+from ..io.mnist import DataError, load_binarized_mnist, mnist_paths
 from ..io.process import interrupt_on_sigterm, keep_freed_memory
 from .checkpoints import CheckpointError, load_params, save_params
 from .loop import TrainingDiverged, evaluate_elbo, train
@@ -39,6 +39,8 @@ def check_training_paths(config):
     check_writable_file(config.results_path, "--out (its results file)")
     for epoch in config.keep_epochs:
         check_writable_file(config.kept_path(epoch), "--out (a kept epoch's checkpoint)")
+    for path in [config.out, config.results_path] + [config.kept_path(e) for e in config.keep_epochs]:
+        check_not_an_input(path, mnist_paths(config.data_dir), "--out")
     for path in [config.out] + [config.kept_path(e) for e in config.keep_epochs]:
         if path.exists() and not config.resume and not config.force:
             raise CheckpointError(f"{path} already holds a checkpoint; continue it with --resume, "
