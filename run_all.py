@@ -77,6 +77,10 @@ SIZES = {
 }
 
 
+# A run marks the folder it writes as its own: only a folder so marked (or an empty one) is replaced.
+MARK = ".written-by-run_all"
+
+
 def parse_args(argv=None):
     """The parsed options, with args.config: the TrainConfig of the model to train or reuse."""
     parser = OneLineParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -127,11 +131,14 @@ def check_output_paths(params, out_dir, data_dir=None):
                           "keep the checkpoint elsewhere")
     if out_dir.is_dir():
         foreign = sorted(p.name for p in out_dir.iterdir()
-                         if not (p.is_file() and (p.suffix == ".png" or p.name in ("results.json", "report.md")
+                         if not (p.is_file() and (p.suffix == ".png" or p.name in ("results.json", "report.md", MARK)
                                                   or p.suffix == ".part")))
         if foreign:
             raise OutputError(f"--out-dir {out_dir} holds {foreign[0]}, which a run does not write, and is "
                               "replaced as a whole; pass a new folder or one holding a previous run only")
+        if any(out_dir.iterdir()) and not (out_dir / MARK).is_file():
+            raise OutputError(f"--out-dir {out_dir} was not written by run_all.py (it has no {MARK}), and is "
+                              "replaced as a whole; pass a new folder or an empty one")
 
 
 # Each step of the study draws from its own stream, so adding or resizing one changes no other.
@@ -278,6 +285,7 @@ def write_outputs(folder, figures, results_text):
     for name, fig in figures.items():
         atomic_write(folder / f"{name}.png", lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
     atomic_write(folder / "results.json", lambda f: f.write(results_text.encode()))
+    atomic_write(folder / MARK, lambda f: f.write(b"written by run_all.py, which replaces this folder as a whole\n"))
     write_report(folder / "report.md", results)
 
 

@@ -50,6 +50,7 @@ def test_quick_run_writes_every_promised_file(quick_run):
     _, _, _, epoch, curve = load_params(out_dir.parent / "data" / "vae-quick.npz")
     assert epoch == results["training"]["epochs"] == 3 and len(curve) == 3
     assert not list(out_dir.glob(".*.part"))  # no temporary file left behind
+    assert (out_dir / ".written-by-run_all").is_file()  # the run marks the folder as its own
 
 
 def test_quick_run_numbers_make_sense(quick_run):
@@ -145,6 +146,9 @@ def make_paths(tmp_path, case):
     elif case == "out-dir holds other files":
         out_dir.mkdir()
         (out_dir / "thesis.tex").write_text("years of work")
+    elif case == "out-dir is a folder of pictures":
+        out_dir.mkdir()
+        (out_dir / "holiday.png").write_bytes(b"\x89PNG")
     elif case == "params inside out-dir":
         params = out_dir / "vae.npz"
     return params, out_dir
@@ -155,6 +159,7 @@ def make_paths(tmp_path, case):
     ("params is a folder", "--params {params} is a folder"),
     ("out-dir holds other files", "holds thesis.tex, which a run does not write"),
     ("params inside out-dir", "is inside --out-dir"),
+    ("out-dir is a folder of pictures", "was not written by run_all.py (it has no .written-by-run_all)"),
 ])
 def test_bad_output_paths_are_refused_before_any_work(tmp_path, case, message):
     params, out_dir = make_paths(tmp_path, case)
@@ -174,7 +179,8 @@ def test_results_path_colliding_with_the_checkpoint_is_refused(tmp_path):
 def test_interrupt_is_one_line_and_keeps_the_previous_run(tmp_path, mnist_dir, interrupt):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    previous = {"prior_samples.png": b"previous png", "results.json": b"{}", "report.md": b"# previous"}
+    previous = {"prior_samples.png": b"previous png", "results.json": b"{}", "report.md": b"# previous",
+                ".written-by-run_all": b"a previous run\n"}
     for name, content in previous.items():
         (out_dir / name).write_bytes(content)
     process = subprocess.Popen(
@@ -200,6 +206,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_run(tmp_path, monkeypatc
     out_dir = tmp_path / "figures"
     out_dir.mkdir()
     (out_dir / "report.md").write_text("the previous run\n")
+    (out_dir / ".written-by-run_all").write_text("a previous run\n")
 
     def disk_full(args, log):
         raise OSError(errno.ENOSPC, "No space left on device")
