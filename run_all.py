@@ -260,7 +260,7 @@ def run_study(args, log):
     enc, dec = params
     streams = random_streams(args.seed)
     results = {"seed": args.seed, "quick": args.quick,
-               "training": {k: v for k, v in training.items() if k != "train_curve"}}
+               "training": {k: v for k, v in training.items() if k not in ("train_curve", "params_digest")}}
     figures, part_results, log_px, iwae_encoder = marginal_likelihood_part(enc, dec, train_x, test_x, sizes,
                                                                            streams, log)
     results.update(part_results)

@@ -172,7 +172,7 @@ def test_bad_output_paths_are_refused_before_any_work(tmp_path, case, message):
 
 def test_results_path_colliding_with_the_checkpoint_is_refused(tmp_path):
     result = run_all(tmp_path, "--quick", "--params", str(tmp_path / "results.json"))
-    assert result.returncode == 2 and "--params: must not end in .json" in result.stderr
+    assert result.returncode == 2 and "--params: must end in .npz" in result.stderr
 
 
 @pytest.mark.parametrize("interrupt", [signal.SIGINT, signal.SIGTERM])

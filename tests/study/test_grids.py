@@ -57,13 +57,14 @@ def test_integrate_grid_sums_the_whole_grid_flat_or_square():
 @pytest.mark.parametrize("log_f, dz, points, message", [
     (np.zeros(4), 0.0, 2, "spacing must be > 0"),
     (np.zeros(4), np.array([0.1, np.nan]), 2, "spacing must be > 0"),
-    (np.zeros((3, 0)), 0.1, 1, r"log_f must hold a grid of 1 x 1 points .* got shape \(3, 0\)"),
-    (0.0, 0.1, 1, r"got shape \(\)"),
+    (np.zeros((3, 0)), 0.1, 2, r"log_f must hold a grid of 2 x 2 points .* got shape \(3, 0\)"),
+    (0.0, 0.1, 2, r"got shape \(\)"),
+    (np.zeros((3, 1, 1)), 0.5, 1, r"points_per_axis must be an integer >= 2 \(one point is no grid"),
     # A 4 x 4 image of a grid, said to be 3 x 3: neither layout fits.
     (np.zeros((4, 4)), 0.1, 3, r"as \(..., 9\) .* or \(..., 3, 3\), got shape \(4, 4\)"),
     (np.zeros((5, 40)), 0.1, 6, r"got shape \(5, 40\)"),
-    (np.zeros(4), 0.1, 0, "points_per_axis must be a positive integer"),
-    (np.zeros(4), 0.1, 2.0, "points_per_axis must be a positive integer"),
+    (np.zeros(4), 0.1, 0, "points_per_axis must be an integer >= 2"),
+    (np.zeros(4), 0.1, 2.0, "points_per_axis must be an integer >= 2"),
 ])
 def test_integrate_grid_refuses_other_layouts(log_f, dz, points, message):
     with pytest.raises(ValueError, match=message):

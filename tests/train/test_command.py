@@ -20,7 +20,7 @@ from vae_autograd.train.checkpoints import CheckpointError, load_params, save_pa
 from vae_autograd.train.command import run_training
 from vae_autograd.train.loop import TrainingDiverged
 from vae_autograd.train.options import TrainConfig
-from vae_autograd.train.reuse import kept_models
+from vae_autograd.train.reuse import kept_models, reusable_model
 
 
 def run_cli(*args, env_extra=None, cwd=None):
@@ -39,8 +39,9 @@ def run_cli(*args, env_extra=None, cwd=None):
     (["--eval-samples", "1"], "--eval-samples: must be an int >= 2 (a standard error needs two samples)"),
     (["--test-size", "10001"], "--test-size: must be an int in 1..10000"),
     (["--data-dir", ""], "--data-dir: must not be empty"),
-    (["--out", "results.json"], "--out: must not end in .json: the results go beside the checkpoint"),
-    (["--out", "RESULTS.JSON"], "--out: must not end in .json"),
+    (["--out", "results.json"], "--out: must end in .npz (not .json: the results go beside the checkpoint"),
+    (["--out", "RESULTS.JSON"], "--out: must end in .npz"),
+    (["--out", "data/vae"], "--out: must end in .npz"),
     (["--epochs", "3", "--keep-epochs", "2,5"], "keep_epochs [5] lie beyond epochs 3"),
 ])
 def test_cli_rejects_bad_values(args, message):
@@ -115,7 +116,8 @@ def test_force_overwrites_on_purpose(tmp_path):
     (True, "is a file, not a folder"),
 ])
 def test_cli_bad_out_path_is_one_line_before_any_work(tmp_path, inside_a_file, message):
-    out = tmp_path
+    out = tmp_path / "folder.npz"
+    out.mkdir()
     if inside_a_file:
         (tmp_path / "file.txt").write_text("x")
         out = tmp_path / "file.txt" / "vae.npz"
@@ -305,24 +307,39 @@ def test_kept_models_are_trained_one_from_another_and_an_interrupted_one_is_resu
 
 
 def test_outputs_never_replace_an_input_or_a_symlink_before_any_work(tmp_path, mnist_dir):
-    data = tmp_path / "mnist"
-    data.mkdir()
-    for source in mnist_dir.iterdir():
-        if source.suffix == ".gz":
-            os.symlink(source, data / source.name)
-    # Inputs that are links are refused as links, before their targets could be replaced.
-    result = run_cli("--data-dir", str(data), "--out", str(data / "t10k-labels-idx1-ubyte.gz"), "--force")
-    assert_one_line_error(result, "is a symbolic link")
     real = tmp_path / "real"
     real.mkdir()
     for source in mnist_dir.iterdir():
         if source.suffix == ".gz":
             (real / source.name).write_bytes(source.read_bytes())
-    result = run_cli("--data-dir", str(real), "--out", str(real / "t10k-labels-idx1-ubyte.gz"), "--force")
-    assert_one_line_error(result, "would overwrite the run's input", "choose another path")
-    assert (real / "t10k-labels-idx1-ubyte.gz").read_bytes() == (mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    labels = real / "t10k-labels-idx1-ubyte.gz"
+    result = run_cli("--data-dir", str(real), "--out", str(labels), "--force")
+    assert result.returncode == 2 and "--out: must end in .npz" in result.stderr
+    assert labels.read_bytes() == (mnist_dir / labels.name).read_bytes()
     target = tmp_path / "target.npz"
     os.symlink(target, tmp_path / "link.npz")
     result = run_cli("--data-dir", str(real), "--out", str(tmp_path / "link.npz"))
     assert_one_line_error(result, "is a symbolic link", str(target))
     assert not target.exists()
+
+
+def test_a_results_file_is_reused_only_with_the_checkpoint_it_describes(tmp_path):
+    quiet = {"log": lambda line: None, "data": synthetic_data()}
+    config = small_config(tmp_path / "vae.npz", epochs=2)
+    run_training(config, **quiet)
+    assert reusable_model(config, retrain=False) is not None
+    other = small_config(tmp_path / "other.npz", epochs=2, seed=7)
+    run_training(other, **quiet)
+    os.replace(other.results_path, config.results_path)  # another seed's results beside this checkpoint
+    assert reusable_model(config, retrain=False) is None  # so run_all evaluates it again
+
+
+def test_a_json_beside_a_new_checkpoint_is_not_replaced_without_force(tmp_path):
+    quiet = {"log": lambda line: None, "data": synthetic_data()}
+    config = small_config(tmp_path / "notes.npz", epochs=1)
+    config.results_path.write_text("my own notes\n")
+    with pytest.raises(CheckpointError, match="notes.json exists, but no checkpoint .*notes.npz.*--force"):
+        run_training(config, **quiet)
+    assert config.results_path.read_text() == "my own notes\n" and not config.out.exists()
+    run_training(small_config(config.out, epochs=1, force=True), **quiet)
+    assert json.loads(config.results_path.read_text())["epochs"] == 1

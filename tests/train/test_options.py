@@ -11,13 +11,13 @@ def test_config_validates_values_from_python_too(tmp_path):
         TrainConfig(eval_samples=1)
     with pytest.raises(ConfigError, match="epochs must be a positive int, got 2.5"):
         TrainConfig(epochs=2.5)
-    with pytest.raises(ConfigError, match="out must not end in .json"):
+    with pytest.raises(ConfigError, match="out must end in .npz"):
         TrainConfig(out="results.json")
     assert TrainConfig(out=tmp_path / "v.npz").results_path == tmp_path / "v.json"
 
 
 def test_config_refuses_what_it_would_silently_ignore():
-    with pytest.raises(ConfigError, match="out must not end in .json"):
+    with pytest.raises(ConfigError, match="out must end in .npz"):
         TrainConfig(out="results.JSON")
     with pytest.raises(ConfigError, match=r"keep_epochs \[5, 7\] lie beyond epochs 4"):
         TrainConfig(epochs=4, keep_epochs=(1, 5, 7))

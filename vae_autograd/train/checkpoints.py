@@ -1,5 +1,6 @@
 """Checkpoints: both networks, the Adam state, the epoch and the training curve in one .npz,
 written atomically and read back only if they hold the model asked for."""
+import hashlib
 import json
 from pathlib import Path
 
@@ -28,6 +29,17 @@ def save_params(path, params, metadata, adam_state=None, epoch=0, curve=()):
     arrays["train_curve"] = np.array(curve, dtype=np.float64)
     arrays["metadata"] = np.array(json.dumps(metadata))
     atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def params_digest(params):
+    """SHA-256 of every parameter array (shape, dtype and bytes): ties a results file to the exact
+    checkpoint it describes."""
+    digest = hashlib.sha256()
+    for array in flat_arrays(params):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype.str}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def metadata_mismatch(metadata, expect):

@@ -17,7 +17,7 @@ from ..core.model import init_vae_params
 from ..io.files import OutputError, atomic_write, check_not_an_input, check_writable_file
 from ..io.mnist import DataError, load_binarized_mnist, mnist_paths
 from ..io.process import interrupt_on_sigterm, keep_freed_memory
-from .checkpoints import CheckpointError, load_params, save_params
+from .checkpoints import CheckpointError, load_params, params_digest, save_params
 from .loop import TrainingDiverged, evaluate_elbo, train
 from .options import ConfigError, OneLineParser, add_options, config_from_args
 
@@ -45,6 +45,9 @@ def check_training_paths(config):
         if path.exists() and not config.resume and not config.force:
             raise CheckpointError(f"{path} already holds a checkpoint; continue it with --resume, "
                                   "or pass --force to overwrite it")
+    if config.results_path.exists() and not config.out.exists() and not config.force:
+        raise CheckpointError(f"{config.results_path} exists, but no checkpoint {config.out} that it could describe; "
+                              "move it away, or pass --force (run_all.py: --retrain) to replace it")
 
 
 def run_training(config, log=print, data=None):
@@ -100,7 +103,8 @@ def run_training(config, log=print, data=None):
                "train_elbo": train_elbo, "train_elbo_se": train_se,
                "test_elbo": test_elbo, "test_elbo_se": test_se,
                "eval_samples": config.eval_samples, "test_size": config.test_size,
-               "train_seconds": time.perf_counter() - started, "train_curve": curve}
+               "train_seconds": time.perf_counter() - started, "train_curve": curve,
+               "params_digest": params_digest(params)}
     if not all(math.isfinite(v) for v in (train_elbo, train_se, test_elbo, test_se)):
         raise TrainingDiverged(f"the trained model's ELBO is not finite (train {train_elbo}, test {test_elbo}); "
                                f"retrain with a smaller --lr than {config.lr}")

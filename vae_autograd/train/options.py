@@ -55,8 +55,8 @@ class TrainConfig:
     data_dir: str | None = option(None, "folder with the MNIST .gz files (default $MNIST_DIR, else data/mnist)",
                                   lambda d: d is None or d != "", "must not be empty", kind=str)
     out: Path = option(Path("data") / "vae.npz", "checkpoint path; results go beside it as .json",
-                       lambda p: p.suffix.lower() != ".json",
-                       "must not end in .json: the results go beside the checkpoint with that suffix",
+                       lambda p: p.suffix.lower() == ".npz",
+                       "must end in .npz (not .json: the results go beside the checkpoint as .json)",
                        kind=Path)
     keep_epochs: tuple = option((), "also keep the checkpoints of these epochs (comma-separated), beside "
                                 "--out as NAME-epochN.npz", lambda t: all(type(e) is int and e > 0 for e in t),

@@ -5,7 +5,7 @@ import dataclasses
 import json
 
 from ..io.files import atomic_write
-from .checkpoints import CheckpointError, load_params, metadata_mismatch
+from .checkpoints import CheckpointError, load_params, metadata_mismatch, params_digest
 from .command import run_training
 
 
@@ -28,8 +28,9 @@ def reusable_model(config, retrain):
         results = json.loads(config.results_path.read_text())
     except (OSError, ValueError):
         return None
-    if results.get("epochs") == epoch and results.get("test_size") == config.test_size \
-            and results.get("eval_samples") == config.eval_samples:
+    # The results must describe this very checkpoint (another seed's .json has other parameters).
+    if results.get("params_digest") == params_digest(params) and results.get("epochs") == epoch \
+            and results.get("test_size") == config.test_size and results.get("eval_samples") == config.eval_samples:
         return params, results
     return None
 
