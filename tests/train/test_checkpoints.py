@@ -1,4 +1,5 @@
 """Checkpoints (vae_autograd.train.checkpoints): round trip, atomic writes, refusals."""
+import json
 import os
 
 import numpy as np
@@ -72,3 +73,56 @@ def test_checkpoint_with_non_finite_parameters_is_refused(tmp_path):
     save_params(tmp_path / "vae.npz", params, META)
     with pytest.raises(CheckpointError, match="non-finite parameters.*smaller --lr"):
         load_params(tmp_path / "vae.npz")
+
+
+def crafted(tmp_path, change):
+    """A valid checkpoint's arrays, changed by change(arrays, metadata), saved as a .npz by hand."""
+    params = small_params()
+    state = init_adam_state(flat_arrays(params))
+    state["step"] = 4
+    path = tmp_path / "good.npz"
+    save_params(path, params, META, state, epoch=2, curve=[300.0, 250.0])
+    with np.load(path) as f:
+        arrays = dict(f.items())
+    metadata = json.loads(str(arrays["metadata"]))
+    change(arrays, metadata)
+    arrays["metadata"] = np.array(json.dumps(metadata))
+    np.savez(tmp_path / "crafted.npz", **arrays)
+    return tmp_path / "crafted.npz"
+
+
+def drop(key):
+    return lambda arrays, metadata: arrays.pop(key)
+
+
+def put(key, value):
+    return lambda arrays, metadata: arrays.__setitem__(key, np.asarray(value))
+
+
+def meta(key, value):
+    return lambda arrays, metadata: metadata.__setitem__(key, value)
+
+
+@pytest.mark.parametrize("change, message", [
+    (drop("epoch"), "records no epoch count"),
+    (put("epoch", -1), "records no epoch count"),
+    (put("epoch", 2.0), "records no epoch count"),
+    (put("epoch", [2]), "records no epoch count"),
+    (drop("adam_m_0"), "Adam state that does not fit"),
+    (put("adam_v_3", np.zeros(5, np.float32)), "Adam state that does not fit"),
+    (put("adam_m_1", np.full(20, np.nan, np.float32)), "Adam state that does not fit"),
+    (put("adam_step", np.nan), "Adam state that does not fit"),
+    (put("train_curve", np.zeros((2, 2))), "training curve of shape (2, 2)"),
+    (put("train_curve", [300.0, np.inf]), "not finite numbers"),
+    (put("param_0", np.zeros((784, 20), int)), "does not hold the arrays"),
+    (meta("hidden_dim", "20"), "records the sizes (784, '20', 2)"),
+    (meta("hidden_dim", 10**12), "does not hold the arrays of a (784, 1000000000000, 2) VAE"),
+])
+def test_a_crafted_checkpoint_is_refused_in_one_line_before_allocating(tmp_path, change, message):
+    """Checkpoints from another version or built by hand: every field is checked against the metadata, and the
+    shapes come from the metadata alone, so a crafted size is refused, never allocated."""
+    path = crafted(tmp_path, change)
+    with pytest.raises(CheckpointError) as error:
+        load_params(path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert "damaged or from another version: retrain" in str(error.value)

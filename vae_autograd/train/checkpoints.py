@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from ..core.fast_grad import flat_arrays
-from ..core.model import init_vae_params
 from ..io.files import atomic_write
 from .loop import all_finite
 
@@ -72,21 +71,48 @@ def load_params(path, expect=None):
     mismatch = metadata_mismatch(metadata, expect or {})
     if mismatch:
         raise CheckpointError(f"checkpoint {path} {mismatch}; retrain, or pass a matching checkpoint")
-    template = init_vae_params(np.random.default_rng(0), *dims)
-    shapes = [a.shape for a in flat_arrays(template)]
+
+    def damaged(what):
+        return CheckpointError(f"checkpoint {path} {what}; it is damaged or from another version: retrain")
+
+    if not all(type(n) is int and n > 0 for n in dims):
+        raise damaged(f"records the sizes {dims}, not positive integers")
+    shapes = vae_shapes(*dims)  # from the metadata alone: nothing is allocated for a crafted size
     got = [files.get(f"param_{i}") for i in range(len(shapes))]
-    if any(a is None or a.shape != s for a, s in zip(got, shapes)) or f"param_{len(shapes)}" in files:
-        raise CheckpointError(f"checkpoint {path} does not hold the arrays of a {dims} VAE; "
-                              "it is damaged or from another model: retrain")
-    it = iter(got)
-    params = tuple([(next(it), next(it)) for _ in net] for net in template)
+    if any(a is None or a.shape != s or not np.issubdtype(a.dtype, np.floating) for a, s in zip(got, shapes)) \
+            or f"param_{len(shapes)}" in files:
+        raise damaged(f"does not hold the arrays of a {dims} VAE")
+    params = ([(got[0], got[1]), (got[2], got[3])], [(got[4], got[5]), (got[6], got[7])])
     if not all_finite(params):
         raise CheckpointError(f"checkpoint {path} holds non-finite parameters (its training diverged); "
                               "retrain it with a smaller --lr")
+    epoch = count(files.get("epoch"))
+    if epoch is None:
+        raise damaged("records no epoch count (a non-negative integer)")
+    curve = files.get("train_curve", np.zeros(0))
+    if curve.ndim != 1 or not np.issubdtype(curve.dtype, np.floating) or not np.all(np.isfinite(curve)):
+        raise damaged(f"holds a training curve of shape {curve.shape} and dtype {curve.dtype}, not finite numbers "
+                      "one per epoch")
     adam_state = None
     if "adam_step" in files:
-        adam_state = {"m": [files[f"adam_m_{i}"] for i in range(len(shapes))],
-                      "v": [files[f"adam_v_{i}"] for i in range(len(shapes))],
-                      "step": int(files["adam_step"])}
-    curve = [float(v) for v in files.get("train_curve", ())]
-    return params, metadata, adam_state, int(files["epoch"]), curve
+        adam_state = {"m": [files.get(f"adam_m_{i}") for i in range(len(shapes))],
+                      "v": [files.get(f"adam_v_{i}") for i in range(len(shapes))],
+                      "step": count(files["adam_step"])}
+        moments = adam_state["m"] + adam_state["v"]
+        if adam_state["step"] is None or any(a is None or a.shape != s or a.dtype != p.dtype or not np.isfinite(a).all()
+                                             for a, s, p in zip(moments, shapes * 2, got * 2)):
+            raise damaged("holds an Adam state that does not fit its parameters")
+    return params, metadata, adam_state, epoch, [float(v) for v in curve]
+
+
+def vae_shapes(data_dim, hidden_dim, latent_dim):
+    """The shapes of the arrays of a VAE, in flat_arrays' order (W, b of each layer), without making them."""
+    return [(data_dim, hidden_dim), (hidden_dim,), (hidden_dim, 2 * latent_dim), (2 * latent_dim,),
+            (latent_dim, hidden_dim), (hidden_dim,), (hidden_dim, data_dim), (data_dim,)]
+
+
+def count(array):
+    """The value of a 0-d integer array if it is >= 0, else None (missing, a float, NaN, negative)."""
+    if array is None or array.shape != () or not np.issubdtype(array.dtype, np.integer) or array < 0:
+        return None
+    return int(array)
