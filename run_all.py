@@ -252,10 +252,10 @@ def gap_part(params, training, kept, train_x, test_x, log_px, iwae_encoder, size
 def run_study(args, log):
     """Every part of the study on the model of args.config: ({name: Figure}, results as in results.json)."""
     sizes = SIZES["quick" if args.quick else "full"]
-    reusable_model(args.config, args.retrain)  # a mismatched checkpoint fails before the data are read
+    reused = reusable_model(args.config, args.retrain)  # a mismatched checkpoint fails before the data are read
     data = load_binarized_mnist(sizes["train_size"], sizes["test_size"], args.data_dir)
     train_x, _, test_x, _ = data
-    params, training = trained_model(args.config, args.retrain, data, log)
+    params, training = trained_model(args.config, args.retrain, reused, data, log)
     kept = kept_models(args.config, args.retrain, data, log)
     enc, dec = params
     streams = random_streams(args.seed)

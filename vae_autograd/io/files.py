@@ -134,17 +134,22 @@ def check_name_fits(path, option):
     """Raise OutputError if the temporary beside path (".NAME.PID.RANDOM.part", or .new / .old for a
     folder) would have a name longer than its file system allows: the first save would fail."""
     path = Path(path).absolute()
-    existing = path.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
     try:
-        limit = os.pathconf(existing, "PC_NAME_MAX")
+        limit = os.pathconf(nearest_existing(path.parent), "PC_NAME_MAX")
     except (OSError, ValueError):
         limit = 255
     extra = len(os.fsencode(f"..{os.getpid()}.XXXXXXXX.part"))  # mkstemp's random part has 8 characters
     if len(os.fsencode(path.name)) + extra > limit:
         raise OutputError(f"{option} {path.name[:20]}...: a name of {len(os.fsencode(path.name))} bytes is too long "
                           f"to write safely here (at most {limit - extra}); choose a shorter name")
+
+
+def nearest_existing(folder):
+    """folder, or its nearest ancestor that exists (a folder that does not exist yet is made there)."""
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing
 
 
 def check_writable_folder(folder, option):
@@ -154,9 +159,7 @@ def check_writable_folder(folder, option):
     alone do not tell (read-only mounts, ACLs).
     """
     folder = Path(folder)
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(folder)
     if not existing.is_dir():
         raise OutputError(f"{option}: {existing} is a file, not a folder; choose a path in a folder")
     try:

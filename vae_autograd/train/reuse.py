@@ -35,9 +35,9 @@ def reusable_model(config, retrain):
     return None
 
 
-def trained_model(config, retrain, data, log):
-    """Reuse config.out if it holds the requested model; else train it (or only evaluate it)."""
-    reused = reusable_model(config, retrain)
+def trained_model(config, retrain, reused, data, log):
+    """The (params, training results) of reused = reusable_model(config, retrain) if it found them
+    (asked once, before the data are read); else config.out trained (or only evaluated)."""
     if reused is not None:
         log(f"reusing {config.out} ({config.epochs} epochs; --retrain to train again)")
         return reused
