@@ -4,6 +4,10 @@ draw every figure, and write results.json and report.md into the output folder.
     python run_all.py            # the 200-epoch model of the README
     python run_all.py --quick    # a smoke run of the whole pipeline in under a minute
 """
+from vae_autograd.io.process import exit_on_interrupt_while_starting
+
+exit_on_interrupt_while_starting()  # before the imports below, which take a second or two
+
 import argparse
 import json
 import sys
@@ -36,7 +40,9 @@ from vae_autograd.io.files import (
     check_not_an_input,
     check_writable_file,
     check_writable_folder,
+    recover_interrupted_swap,
     replace_folder,
+    sole_writer,
 )
 from vae_autograd.io.mnist import DataError, load_binarized_mnist, mnist_paths
 from vae_autograd.io.process import interrupt_on_sigterm, keep_freed_memory
@@ -60,7 +66,7 @@ from vae_autograd.study.posterior import posterior_study
 from vae_autograd.study.svi import bottom_half_predictions, svi_study
 from vae_autograd.train.checkpoints import CheckpointError
 from vae_autograd.train.loop import TrainingDiverged
-from vae_autograd.train.options import OneLineParser, TrainConfig, add_options, option_type
+from vae_autograd.train.options import ConfigError, OneLineParser, TrainConfig, add_options, option_type
 from vae_autograd.train.reuse import kept_models, reusable_model, trained_model
 
 # How much of each part runs: the full study, and --quick (checks the pipeline, not the science).
@@ -291,26 +297,29 @@ def write_outputs(folder, figures, results_text):
 
 def main(argv=None):
     args = parse_args(argv)
-    interrupt_on_sigterm()
-    keep_freed_memory()
     started = time.perf_counter()
 
     def log(message):
         print(f"[{time.perf_counter() - started:6.1f}s] {message}", flush=True)
 
     try:
+        interrupt_on_sigterm()  # from here an interrupt is a KeyboardInterrupt, handled below
+        keep_freed_memory()
         check_output_paths(args.params, args.out_dir, args.data_dir)
-        figures, results = run_study(args, log)
-        try:
-            results_text = json.dumps(results, indent=1, allow_nan=False)
-        except ValueError:
-            sys.exit(f"error: the study produced non-finite numbers, so nothing was written to {args.out_dir}; "
-                     f"check the model in {args.params} or train it anew with --retrain")
-        # The report reads results.json by its schema (report/schema.py): a study that wrote
-        # other keys is a bug, and nothing is written rather than a report that misreads it.
-        check_results(json.loads(results_text))
-        replace_folder(args.out_dir, lambda folder: write_outputs(folder, figures, results_text))
-    except (DataError, CheckpointError, OutputError, TrainingDiverged) as err:
+        # One run at a time writes these checkpoints and this folder: a second one is refused by name.
+        with sole_writer(args.config.checkpoint_paths(), "--params"), sole_writer([args.out_dir], "--out-dir"):
+            recover_interrupted_swap(args.out_dir)
+            figures, results = run_study(args, log)
+            try:
+                results_text = json.dumps(results, indent=1, allow_nan=False)
+            except ValueError:
+                sys.exit(f"error: the study produced non-finite numbers, so nothing was written to {args.out_dir}; "
+                         f"check the model in {args.params} or train it anew with --retrain")
+            # The report reads results.json by its schema (report/schema.py): a study that wrote
+            # other keys is a bug, and nothing is written rather than a report that misreads it.
+            check_results(json.loads(results_text))
+            replace_folder(args.out_dir, lambda folder: write_outputs(folder, figures, results_text))
+    except (DataError, CheckpointError, ConfigError, OutputError, TrainingDiverged) as err:
         sys.exit(f"error: {err}")
     except OSError as err:  # a write that failed half way: disk full, quota, a folder gone read-only
         sys.exit(f"error: could not write ({err.strerror or err}); {args.out_dir} holds the previous run as it was, "

@@ -6,6 +6,8 @@ epsilons (EPS64 / EPS32) times the size of the intermediates the formula goes th
 tests feeding extreme inputs run under NO_OVERFLOW, so a naive formula fails loudly.
 """
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +109,13 @@ def brute_force(dec_params, x, low=-5.0, high=5.0, spacing=0.1):
 NUM_IMAGES, NUM_ESTIMATES = 5, 10000
 ESTIMATORS = estimator_names()
 LOO = [name for name in ESTIMATORS if name.startswith("score_function_loo_")]
+
+
+def hold_lock(path):
+    """A process holding sole_writer of path until killed; returns once it holds it."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from vae_autograd.io.files import sole_writer\n"
+         f"with sole_writer([{str(path)!r}], '--out'):\n    print('held', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert holder.stdout.readline() == "held\n"
+    return holder

@@ -14,7 +14,7 @@ import pytest
 
 import vae_autograd
 from tests.helpers import random_binary_images
-from vae_autograd.core.elbo import elbo, log_importance_weights
+from vae_autograd.core.elbo import elbo, log_importance_weight_chunks, log_importance_weights
 from vae_autograd.core.model import encoder, init_vae_params
 from vae_autograd.study.decodings import embedding_bounds, interpolate_latents, latent_means, reconstructions
 from vae_autograd.study.estimator_study import gradient_estimator_study
@@ -59,6 +59,7 @@ def rng():
 ENTRY_POINTS = {
     elbo: lambda x: elbo(ENC, DEC, x, rng()),
     log_importance_weights: lambda x: log_importance_weights(ENC, DEC, x, rng(), 2, batch_size=2),
+    log_importance_weight_chunks: lambda x: list(log_importance_weight_chunks(ENC, DEC, x, rng(), 2, 2, 1)),
     log_marginal_likelihood: lambda x: log_marginal_likelihood(DEC, x),
     iwae_bound: lambda x: iwae_bound(ENC, DEC, x, rng(), 5),
     marginal_likelihood_study: lambda x: marginal_likelihood_study(ENC, DEC, x, rng(), 2, (1,), 2),

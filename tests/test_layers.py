@@ -117,3 +117,31 @@ def test_relative_and_nested_imports_are_resolved():
         "vae_autograd.study.grids", "vae_autograd.core.model", "matplotlib.pyplot"}
     assert "vae_autograd.study.grids" in imports_in(ast.parse("from . import grids"), "vae_autograd.study", True)
     assert layer("vae_autograd.study.svi") == "study" and layer(PACKAGE) is None
+
+
+# What writes, renames or removes a file: only io.files may call these, so that every file the
+# project writes is written atomically, checked before any work and cleaned up after a kill.
+FILE_WRITERS = {"write_text", "write_bytes", "rename", "unlink", "remove", "rmtree", "save", "savez",
+                "savez_compressed", "savetxt", "mkstemp", "mkdtemp", "touch"}
+# str.replace and dataclasses.replace are everywhere; os.replace is the one that renames a file.
+MODULE_WRITERS = {("os", "replace")}
+
+
+def test_only_io_files_writes_files():
+    sources = {name: path for name, path in MODULES.items() if name != f"{PACKAGE}.io.files"}
+    sources["run_all"] = REPO / "run_all.py"
+    found = []
+    for name, path in sources.items():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            mode = node.args[1] if called == "open" and len(node.args) > 1 else next(
+                (k.value for k in node.keywords if k.arg == "mode"), None) if called == "open" else None
+            writes_open = isinstance(mode, ast.Constant) and any(c in str(mode.value) for c in "wax+")
+            owner = getattr(node.func, "value", None)
+            by_module = isinstance(owner, ast.Name) and (owner.id, called) in MODULE_WRITERS
+            if called in FILE_WRITERS or by_module or writes_open:
+                found.append((name, called, node.lineno))
+    # The one exception: a checkpoint's zip members, written into atomic_write's temporary file.
+    assert [(name, called) for name, called, _ in found] == [(f"{PACKAGE}.train.checkpoints", "open")], found

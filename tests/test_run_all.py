@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, assert_one_line_error
+from tests.helpers import REPO, assert_one_line_error, hold_lock
 from vae_autograd.core.model import init_vae_params
 from vae_autograd.io.files import OutputError
 from vae_autograd.report.page import CAPTIONS
-from vae_autograd.train.checkpoints import load_params, save_params
+from vae_autograd.train.checkpoints import load_params, params_digest, save_params
 from vae_autograd.train.options import TrainConfig
 
 FIGURES = list(CAPTIONS)
@@ -94,9 +94,15 @@ def run_all(tmp_path, *args):
 
 
 def load_run_all():
+    """run_all.py as a module, leaving pytest's signal handlers as they were (the script sets its own)."""
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     spec = importlib.util.spec_from_file_location("run_all", REPO / "run_all.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
     return module
 
 
@@ -110,14 +116,18 @@ def test_epochs_is_honoured_with_quick():
     assert parse_args([]).config == TrainConfig(force=False, keep_epochs=(1, 10, 50, 100))
 
 
-@pytest.mark.parametrize("latent_dim, epoch, why", [
-    (3, 3, "latent_dim=3, but 2 was requested"),
-    (2, 2, "has 2 epochs, but 3 were requested"),
+@pytest.mark.parametrize("latent_dim, epoch, finished, why", [
+    (3, 3, False, "latent_dim=3, but 2 was requested"),
+    (2, 4, False, "has 4 epochs, but 3 were requested"),
+    (2, 2, True, "has 2 epochs, but 3 were requested"),  # a finished training, never extended unasked
 ])
-def test_mismatched_params_is_refused_and_kept(tmp_path, latent_dim, epoch, why):
+def test_mismatched_params_is_refused_and_kept(tmp_path, latent_dim, epoch, finished, why):
     params_path = tmp_path / "vae.npz"
-    save_params(params_path, init_vae_params(np.random.default_rng(0), 784, 500, latent_dim),
-                {**QUICK_META, "latent_dim": latent_dim}, epoch=epoch)
+    params = init_vae_params(np.random.default_rng(0), 784, 500, latent_dim)
+    save_params(params_path, params, {**QUICK_META, "latent_dim": latent_dim}, epoch=epoch)
+    if finished:  # the results file its training wrote when it ended
+        results = {"epochs": epoch, "params_digest": params_digest(params)}
+        params_path.with_suffix(".json").write_text(json.dumps(results))
     saved = params_path.read_bytes()
     # The data folder does not exist: the refusal must come before the data are read.
     result = run_all(tmp_path, "--quick", "--params", str(params_path), "--out-dir", str(tmp_path / "out"),
@@ -199,6 +209,21 @@ def test_interrupt_is_one_line_and_keeps_the_previous_run(tmp_path, mnist_dir, i
     assert process.returncode == 130
     assert stderr.startswith("interrupted;") and stderr.strip().count("\n") == 0, stderr
     assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == previous
+
+
+@pytest.mark.parametrize("locked, option", [
+    ("data/vae-quick.npz", "--params"), ("data/vae-quick-epoch2.npz", "--params"), ("figures-quick", "--out-dir")])
+def test_a_second_run_is_refused_before_any_work_naming_the_first(tmp_path, locked, option):
+    holder = hold_lock(tmp_path / locked)
+    try:
+        result = run_all(tmp_path, "--quick")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1 and result.stderr == (
+        f"error: {option} {locked} is being written by another process (pid {holder.pid}); wait for it to end, "
+        f"or choose another {option}\n")
+    assert result.stdout == ""  # nothing read, nothing trained
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_previous_run(tmp_path, monkeypatch):

@@ -5,8 +5,9 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO, dir_listing
-from vae_autograd.io.files import OutputError, atomic_write, check_writable_file, replace_folder
+import vae_autograd.io.files as files
+from tests.helpers import REPO, dir_listing, hold_lock
+from vae_autograd.io.files import OutputError, atomic_write, check_writable_file, replace_folder, sole_writer
 
 
 def dead_pid():
@@ -81,3 +82,56 @@ def test_replace_folder_removes_staging_folders_of_killed_runs(tmp_path):
     (stale / "a.png").write_bytes(b"half")
     replace_folder(tmp_path / "figures", lambda new: (new / "a.png").write_bytes(b"whole"))
     assert dir_listing(tmp_path) == ["figures"]
+
+
+def test_a_second_writer_is_refused_naming_the_first_and_a_killed_ones_lock_is_recovered(tmp_path):
+    target = tmp_path / "vae.npz"
+    holder = hold_lock(target)
+    try:
+        with pytest.raises(OutputError, match=rf"^--out {target} is being written by another process "
+                                              rf"\(pid {holder.pid}\); wait for it to end, or choose another --out$"):
+            with sole_writer([tmp_path / "other.npz", target], "--out"):
+                pass
+        assert dir_listing(tmp_path) == [".vae.npz.lock"]  # the first lock of the pair was let go
+    finally:
+        holder.kill()
+        holder.wait()
+    assert dir_listing(tmp_path) == [".vae.npz.lock"]  # SIGKILL leaves the file; the kernel let go of the lock
+    with sole_writer([target], "--out"):
+        assert (tmp_path / ".vae.npz.lock").read_text() == f"{os.getpid()}\n"
+    assert dir_listing(tmp_path) == []
+
+
+def test_a_lock_removed_under_a_waiting_writer_is_taken_again(tmp_path, monkeypatch):
+    """The race of an unlinked lock file: a writer that locked the old file must not go on
+    believing it holds the lock; it opens the new one."""
+    target = tmp_path / "vae.npz"
+    real_flock, calls = files.fcntl.flock, []
+
+    def flock_after_the_holder_left(fd, operation):
+        calls.append(fd)
+        if len(calls) == 1:  # the holder finished and removed its file between our open and our flock
+            os.unlink(tmp_path / ".vae.npz.lock")
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(files.fcntl, "flock", flock_after_the_holder_left)
+    with sole_writer([target], "--out"):
+        assert len(calls) == 2 and (tmp_path / ".vae.npz.lock").exists()
+    assert dir_listing(tmp_path) == []
+
+
+def test_a_swap_killed_between_its_renames_gets_the_previous_folder_back(tmp_path):
+    out = tmp_path / "figures"
+    aside = tmp_path / f".figures.{dead_pid()}.abcdefgh.old"  # renamed aside, then the writer was killed
+    aside.mkdir()
+    (aside / "report.md").write_text("the previous run\n")
+    staged = tmp_path / f".figures.{dead_pid()}.ijklmnop.new"
+    staged.mkdir()
+
+    def fails(folder):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        replace_folder(out, fails)
+    assert (out / "report.md").read_text() == "the previous run\n"
+    assert dir_listing(tmp_path) == ["figures"] and dir_listing(out) == ["report.md"]

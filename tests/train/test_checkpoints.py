@@ -1,6 +1,7 @@
 """Checkpoints (vae_autograd.train.checkpoints): round trip, atomic writes, refusals."""
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -25,20 +26,38 @@ def test_checkpoint_round_trip(tmp_path):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert np.array_equal(loaded_state["m"][0], state["m"][0])
 
+real_localtime = time.localtime
+
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "vae.npz"
     save_params(path, small_params(), META)
     good = path.read_bytes()
 
-    def crash(*args, **kwargs):
-        raise OSError("disk full")
+    real_write, written = np.lib.format.write_array, []
 
-    monkeypatch.setattr(np, "savez", crash)
+    def full_after_three_arrays(*args, **kwargs):
+        written.append(1)
+        if len(written) > 3:
+            raise OSError("disk full")
+        real_write(*args, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "write_array", full_after_three_arrays)
     with pytest.raises(OSError):
         save_params(path, small_params(seed=3), META)
     assert path.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["vae.npz"]  # no temporary left behind
+
+
+def test_the_same_checkpoint_is_the_same_bytes(tmp_path, monkeypatch):
+    """No time stamp inside: a resumed run's file equals an uninterrupted one's, byte for byte."""
+    save_params(tmp_path / "a.npz", small_params(), META, epoch=2, curve=[3.0, 2.0])
+    monkeypatch.setattr(time, "time", lambda: 2e9)  # zip stamps would say 2033
+    monkeypatch.setattr(time, "localtime", lambda *a: real_localtime(2e9))
+    save_params(tmp_path / "b.npz", small_params(), META, epoch=2, curve=[3.0, 2.0])
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    with np.load(tmp_path / "b.npz") as f:  # still an .npz that NumPy reads
+        assert f["param_0"].shape == (784, 20) and int(f["epoch"]) == 2
 
 
 def test_checkpoint_errors(tmp_path):

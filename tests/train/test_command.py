@@ -14,13 +14,13 @@ import pytest
 import vae_autograd.io.files as files
 import vae_autograd.train.command as command
 import vae_autograd.train.loop as training
-from tests.helpers import META, assert_one_line_error, small_params, synthetic_images
+from tests.helpers import META, REPO, assert_one_line_error, dir_listing, small_params, synthetic_images
 from vae_autograd.core.fast_grad import flat_arrays
 from vae_autograd.train.checkpoints import CheckpointError, load_params, save_params
 from vae_autograd.train.command import run_training
 from vae_autograd.train.loop import TrainingDiverged
 from vae_autograd.train.options import TrainConfig
-from vae_autograd.train.reuse import kept_models, reusable_model
+from vae_autograd.train.reuse import kept_models, reusable_model, trained_model
 
 
 def run_cli(*args, env_extra=None, cwd=None):
@@ -276,12 +276,11 @@ def test_an_interrupt_while_a_kept_epoch_is_saved_loses_nothing_on_resume(tmp_pa
     monkeypatch.setattr(command, "save_params", interrupted_at_the_kept_save)
     with pytest.raises(KeyboardInterrupt):
         run_training(config, **quiet)
-    assert load_params(config.out)[3] == 1  # --out has not gone past the epoch it failed to keep
+    assert load_params(config.out)[3] == 2 and not config.kept_path(2).exists()
     monkeypatch.setattr(command, "save_params", real_save)
     run_training(small_config(config.out, epochs=3, keep_epochs=(2,), resume=True), **quiet)
     for mine, reference in ((config.out, straight.out), (config.kept_path(2), straight.kept_path(2))):
-        for a, b in zip(flat_arrays(load_params(mine)[0]), flat_arrays(load_params(reference)[0])):
-            np.testing.assert_array_equal(a, b)
+        assert mine.read_bytes() == reference.read_bytes()
 
 
 def test_kept_models_are_trained_one_from_another_and_an_interrupted_one_is_resumed(tmp_path):
@@ -334,6 +333,23 @@ def test_a_results_file_is_reused_only_with_the_checkpoint_it_describes(tmp_path
     assert reusable_model(config, retrain=False) is None  # so run_all evaluates it again
 
 
+def test_run_all_resumes_an_interrupted_training_but_never_extends_a_finished_one(tmp_path):
+    quiet = {"log": lambda line: None, "data": synthetic_data()}
+    straight = small_config(tmp_path / "straight.npz", epochs=3)
+    run_training(straight, **quiet)
+    config = small_config(tmp_path / "vae.npz", epochs=3)
+    interrupted = small_config(config.out, epochs=1)
+    run_training(interrupted, **quiet)
+    config.results_path.unlink()  # as a run stopped after epoch 1 leaves it: no results file yet
+    assert reusable_model(config, retrain=False) is None
+    trained_model(config, False, None, quiet["data"], log=lambda line: None)
+    assert config.out.read_bytes() == straight.out.read_bytes()
+    finished = small_config(tmp_path / "fifty.npz", epochs=1)  # a user's finished run of fewer epochs
+    run_training(finished, **quiet)
+    with pytest.raises(CheckpointError, match="fifty.npz does not match .* has 1 epochs, but 3 were requested"):
+        reusable_model(small_config(finished.out, epochs=3), retrain=False)
+
+
 def test_a_json_beside_a_new_checkpoint_is_not_replaced_without_force(tmp_path):
     quiet = {"log": lambda line: None, "data": synthetic_data()}
     config = small_config(tmp_path / "notes.npz", epochs=1)
@@ -343,3 +359,55 @@ def test_a_json_beside_a_new_checkpoint_is_not_replaced_without_force(tmp_path):
     assert config.results_path.read_text() == "my own notes\n" and not config.out.exists()
     run_training(small_config(config.out, epochs=1, force=True), **quiet)
     assert json.loads(config.results_path.read_text())["epochs"] == 1
+
+
+@pytest.mark.parametrize("option", ["--hidden-dim", "--latent-dim"])
+def test_sizes_that_cannot_fit_in_memory_are_refused_before_any_work(tmp_path, option):
+    result = run_cli(option, "1000000000", "--out", str(tmp_path / "vae.npz"), "--data-dir", str(tmp_path / "none"))
+    # Refused before the (missing) data are looked for, and before anything is allocated.
+    assert result.returncode == 1 and result.stderr.startswith("error: a model of --hidden-dim ")
+    assert "GiB to train, more than this machine's" in result.stderr and result.stderr.count("\n") == 1
+    assert dir_listing(tmp_path) == []
+
+
+def signal_while_starting(command, interrupt, cwd):
+    """Start command, send interrupt while it imports (once its start-up handler is in place,
+    seen in /proc), and return its (exit status, stdout, stderr)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    status = f"/proc/{process.pid}/status"
+    while process.poll() is None:
+        caught = next(line for line in open(status) if line.startswith("SigCgt:"))
+        if int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)):
+            break
+    process.send_signal(interrupt)
+    stdout, stderr = process.communicate(timeout=60)
+    return process.returncode, stdout, stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads a process's signal handlers in /proc")
+@pytest.mark.parametrize("interrupt", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("entry_point", [["-m", "vae_autograd.train"], [str(REPO / "run_all.py"), "--quick"]])
+def test_an_interrupt_during_the_imports_is_one_line(tmp_path, entry_point, interrupt):
+    status, stdout, stderr = signal_while_starting([sys.executable, *entry_point], interrupt, tmp_path)
+    assert (status, stdout, stderr) == (130, "", "interrupted while starting; nothing was written\n")
+    assert dir_listing(tmp_path) == []
+
+
+def test_a_second_training_on_the_same_out_is_refused_naming_the_first(tmp_path, mnist_dir):
+    out = tmp_path / "vae.npz"
+    args = ["--epochs", "1000", "--train-size", "300", "--test-size", "100", "--hidden-dim", "20",
+            "--data-dir", str(mnist_dir), "--out", str(out)]
+    first = subprocess.Popen([sys.executable, "-m", "vae_autograd.train", *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert "epoch    1/1000" in first.stdout.readline()
+        second = run_cli(*args, "--force", "--seed", "7")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    assert second.returncode == 1 and second.stderr == (
+        f"error: --out {out} is being written by another process (pid {first.pid}); wait for it to end, "
+        "or choose another --out\n")
+    assert load_params(out)[1]["seed"] == 0 and not (tmp_path / "vae.json").exists()
+    assert dir_listing(tmp_path) == ["vae.npz"]  # the first one's lock went with it

@@ -1,11 +1,13 @@
 """The training loop (vae_autograd.train.loop): minibatches, seeding, resuming, the ELBO's
 standard error, divergence, and a real-data smoke run.
 """
+import tracemalloc
+
 import numpy as np
 import pytest
 
 from tests.helpers import META, small_params, synthetic_images
-from vae_autograd.core.elbo import elbo
+from vae_autograd.core.elbo import elbo, log_importance_weights
 from vae_autograd.core.fast_grad import flat_arrays
 from vae_autograd.core.model import init_vae_params
 from vae_autograd.train.checkpoints import load_params, save_params
@@ -80,6 +82,30 @@ def test_evaluate_elbo_standard_error_matches_the_spread_of_repeats():
     _, se = evaluate_elbo(params, x, np.random.default_rng(99), num_samples=4)
     # The reported SE should describe the spread of the estimate over independent seeds.
     assert 0.6 < np.std(means, ddof=1) / se < 1.5
+
+
+@pytest.mark.parametrize("floats_per_chunk", [1, 3000, 2**24])
+def test_evaluate_elbo_in_chunks_uses_the_very_draws_of_log_importance_weights(floats_per_chunk):
+    params, x = small_params(), synthetic_images(25)
+    log_w = log_importance_weights(*params, x, np.random.default_rng(5), 7, 10).astype(np.float64)
+    mean, se = evaluate_elbo(params, x, np.random.default_rng(5), 7, 10, floats_per_chunk)
+    # Same numbers, summed in another order: equal to rounding, where other draws would differ by ~se.
+    assert mean == pytest.approx(log_w.mean(), rel=1e-13, abs=0)
+    assert se == pytest.approx(np.sqrt(log_w.var(axis=0, ddof=1).sum() / 7) / 25, rel=1e-9)
+
+
+def test_evaluate_elbo_memory_does_not_grow_with_the_samples():
+    params, x = small_params(), synthetic_images(50)
+
+    def peak_bytes(num_samples):
+        tracemalloc.start()
+        evaluate_elbo(params, x, np.random.default_rng(0), num_samples, floats_per_chunk=50 * 800)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak
+
+    few, many = peak_bytes(4), peak_bytes(400)  # a whole (400, 50) weight matrix alone would be 80 KB
+    assert many < 1.3 * few, (few, many)
 
 
 def test_two_epochs_on_real_mnist(mnist):

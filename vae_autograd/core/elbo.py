@@ -43,6 +43,20 @@ def log_importance_weights(enc_params, dec_params, x, rng, num_samples=1, batch_
     in blocks of that many, so memory stays bounded for large sets (the draws are the
     same as for one block at a time).
     """
+    blocks = log_importance_weight_chunks(enc_params, dec_params, x, rng, num_samples, batch_size, proposal=proposal)
+    return anp.concatenate([log_w for _, log_w in blocks], axis=1)  # one chunk per block: all samples
+
+
+def log_importance_weight_chunks(enc_params, dec_params, x, rng, num_samples=1, batch_size=None,
+                                 samples_per_chunk=None, proposal=None):
+    """log_importance_weights in pieces: yields (rows, log_w), a slice of the images and their
+    weights (k, len(rows)) for the next k <= samples_per_chunk of their num_samples draws.
+
+    The pieces come in the order of the draws (image blocks in turn; within one, the samples in
+    turn), and a draw of (a + b, n, Dz) normals equals one of (a, n, Dz) followed by one of
+    (b, n, Dz): the weights are the very same numbers as log_importance_weights', for any
+    samples_per_chunk, while memory no longer grows with num_samples.
+    """
     # In the model's dtype: float64, int or list images must draw the same noise as float32 ones.
     x = check_images(x, data_dim(dec_params)).astype(params_dtype(dec_params), copy=False)
     check_num_samples(num_samples)
@@ -51,15 +65,15 @@ def log_importance_weights(enc_params, dec_params, x, rng, num_samples=1, batch_
         if any(a.shape != (len(x), latent_dim(dec_params)) for a in proposal):
             raise ValueError(f"proposal mean and log_std must be ({len(x)}, {latent_dim(dec_params)}), one "
                              f"Gaussian per image; got {[a.shape for a in proposal]}")
-
-    def block(rows):
-        if proposal is None:
-            return _log_weights(enc_params, dec_params, x[rows], rng, num_samples)
-        return _proposal_log_weights(dec_params, x[rows], proposal[0][rows], proposal[1][rows], rng, num_samples)
-
     batch_size = batch_size or len(x)
-    return anp.concatenate([block(slice(start, start + batch_size)) for start in range(0, len(x), batch_size)],
-                           axis=1)
+    samples_per_chunk = samples_per_chunk or num_samples
+    for start in range(0, len(x), batch_size):
+        rows = slice(start, start + batch_size)
+        mean, log_std = encoder(enc_params, x[rows]) if proposal is None else (proposal[0][rows], proposal[1][rows])
+        for first in range(0, num_samples, samples_per_chunk):
+            count = min(samples_per_chunk, num_samples - first)
+            yield slice(start, min(start + batch_size, len(x))), _proposal_log_weights(dec_params, x[rows], mean,
+                                                                                        log_std, rng, count)
 
 
 def _proposal_log_weights(dec_params, x, mean, log_std, rng, num_samples):

@@ -1,9 +1,11 @@
-"""Files and folders that are never half written: atomic writes, whole-folder swaps, and the
-checks that an output path can be written before any work."""
+"""Files and folders that are never half written: atomic writes, whole-folder swaps, one writer
+per path, and the checks that an output path can be written before any work."""
+import fcntl
 import os
 import shutil
 import signal
 import tempfile
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 
@@ -70,6 +72,50 @@ def atomic_write(path, write):
             os.remove(tmp)
 
 
+@contextmanager
+def sole_writer(paths, option):
+    """Hold the lock of each of paths (".NAME.lock" beside it) while the block writes them.
+
+    A second process that asks for one of them is refused with an OutputError naming the
+    first one's pid. The lock is an flock, which the kernel releases when its holder ends,
+    however it ends: the lock of a killed writer is taken over by the next one, and its
+    file removed when that one is done.
+    """
+    with ExitStack() as stack:
+        for path in paths:
+            stack.enter_context(_locked(Path(path), option))
+        yield
+
+
+@contextmanager
+def _locked(path, option):
+    lock = path.with_name(f".{path.name}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 20, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise OutputError(f"{option} {path} is being written by another process"
+                              f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to end, "
+                              f"or choose another {option}") from None
+        try:  # the lock is ours unless its holder removed the file between our open and our flock
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.unlink(lock)  # while still holding it: a process that opened this file sees it gone and retries
+        os.close(fd)
+
+
 def replace_folder(folder, write):
     """Call write(staging) to fill a new folder beside folder, then swap it in for folder.
 
@@ -79,6 +125,7 @@ def replace_folder(folder, write):
     """
     folder = Path(folder).absolute()  # "." has no name to build the staging folder's from
     folder.parent.mkdir(parents=True, exist_ok=True)
+    recover_interrupted_swap(folder)
     remove_stale_temporaries(folder)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.{os.getpid()}.", suffix=".new"))
     aside = staging.with_suffix(".old")
@@ -106,6 +153,18 @@ def replace_folder(folder, write):
         for leftover in (staging, aside):
             if leftover.exists():
                 shutil.rmtree(leftover)
+
+
+def recover_interrupted_swap(folder):
+    """Put back the folder a replace_folder killed between its two renames (SIGKILL, power loss)
+    left aside as .NAME.PID.*.old, its writer gone: the previous run's files are not lost."""
+    folder = Path(folder).absolute()
+    if folder.exists() or folder.is_symlink():
+        return
+    for aside in folder.parent.glob(f".{folder.name}.*.old"):
+        if aside.is_dir() and not aside.is_symlink() and writer_is_gone(aside, folder):
+            os.rename(aside, folder)
+            return
 
 
 def check_writable_file(path, option):

@@ -1,7 +1,37 @@
-"""Process settings of the command-line entry points: SIGTERM as Ctrl-C, and glibc told to keep
-freed memory."""
+"""Process settings of the command-line entry points: one line for an interrupt at any moment
+(start-up included), SIGTERM as Ctrl-C, and glibc told to keep freed memory."""
 import ctypes
+import os
 import signal
+
+STARTING = b"interrupted while starting; nothing was written\n"
+
+
+def exit_on_interrupt_while_starting():
+    """Until interrupt_on_sigterm() is called, end the process on Ctrl-C or SIGTERM with one line
+    and exit status 130.
+
+    Called first by the entry points, before their imports (numpy, autograd, matplotlib take
+    a second): an interrupt there would otherwise print a KeyboardInterrupt traceback, and a
+    SIGTERM would end the process with no message. Nothing is written before the entry point
+    takes over, so exiting at once (os._exit, no clean-up) loses nothing.
+    """
+    def exit_now(signum, frame):
+        os.write(2, STARTING)
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, exit_now)
+    signal.signal(signal.SIGTERM, exit_now)
+
+
+def interrupt_on_sigterm():
+    """Make Ctrl-C and SIGTERM raise KeyboardInterrupt, so that temporary files are removed and
+    the entry point prints its one-line message. Called at the start of its try block."""
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, raise_interrupt)
 
 
 def keep_freed_memory():
@@ -18,12 +48,3 @@ def keep_freed_memory():
         libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         pass
-
-
-def interrupt_on_sigterm():
-    """Make SIGTERM end the process like Ctrl-C, through KeyboardInterrupt, so that
-    temporary files are removed and the one-line message is printed."""
-    def raise_interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, raise_interrupt)

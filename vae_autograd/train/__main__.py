@@ -1,4 +1,8 @@
 """``python -m vae_autograd.train``: train the VAE (see train.command)."""
+from ..io.process import exit_on_interrupt_while_starting
+
+exit_on_interrupt_while_starting()  # before the imports below, which take a second
+
 from .command import main
 
 if __name__ == "__main__":

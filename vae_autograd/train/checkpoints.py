@@ -2,6 +2,7 @@
 written atomically and read back only if they hold the model asked for."""
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,18 @@ def save_params(path, params, metadata, adam_state=None, epoch=0, curve=()):
     arrays["epoch"] = np.array(epoch)
     arrays["train_curve"] = np.array(curve, dtype=np.float64)
     arrays["metadata"] = np.array(json.dumps(metadata))
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    atomic_write(path, lambda f: write_npz(f, arrays))
+
+
+def write_npz(file, arrays):
+    """np.savez's format, with a fixed time stamp on every member (np.savez stamps the current
+    time): the same parameters make the same bytes, so a resumed run's checkpoint can be
+    compared with an uninterrupted one's byte for byte."""
+    with zipfile.ZipFile(file, "w") as archive:
+        for name, array in arrays.items():
+            with archive.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
+                              force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def params_digest(params):

@@ -8,16 +8,17 @@ parameters of an uninterrupted run.
 """
 import json
 import math
+import os
 import sys
 import time
 
 import numpy as np
 
 from ..core.model import init_vae_params
-from ..io.files import OutputError, atomic_write, check_not_an_input, check_writable_file
+from ..io.files import OutputError, atomic_write, check_not_an_input, check_writable_file, sole_writer
 from ..io.mnist import DataError, load_binarized_mnist, mnist_paths
 from ..io.process import interrupt_on_sigterm, keep_freed_memory
-from .checkpoints import CheckpointError, load_params, params_digest, save_params
+from .checkpoints import CheckpointError, load_params, params_digest, save_params, vae_shapes
 from .loop import TrainingDiverged, evaluate_elbo, train
 from .options import ConfigError, OneLineParser, add_options, config_from_args
 
@@ -31,17 +32,21 @@ def build_parser():
 
 
 def check_training_paths(config):
-    """Raise OutputError or CheckpointError if the run's files cannot or must not be written.
+    """Raise OutputError if the run's files cannot be written or would overwrite its inputs.
 
     Called before any data is loaded, so a wrong path costs nothing.
     """
-    check_writable_file(config.out, "--out")
     check_writable_file(config.results_path, "--out (its results file)")
-    for epoch in config.keep_epochs:
-        check_writable_file(config.kept_path(epoch), "--out (a kept epoch's checkpoint)")
-    for path in [config.out, config.results_path] + [config.kept_path(e) for e in config.keep_epochs]:
+    for path in config.checkpoint_paths():
+        check_writable_file(path, "--out" if path == config.out else "--out (a kept epoch's checkpoint)")
+    for path in config.checkpoint_paths() + [config.results_path]:
         check_not_an_input(path, mnist_paths(config.data_dir), "--out")
-    for path in [config.out] + [config.kept_path(e) for e in config.keep_epochs]:
+
+
+def check_not_replaced(config):
+    """Raise CheckpointError if the run would replace a checkpoint or results file it was not
+    asked to replace. Called holding the checkpoints' lock, so that no other writer slips in between."""
+    for path in config.checkpoint_paths():
         if path.exists() and not config.resume and not config.force:
             raise CheckpointError(f"{path} already holds a checkpoint; continue it with --resume, "
                                   "or pass --force to overwrite it")
@@ -50,20 +55,47 @@ def check_training_paths(config):
                               "move it away, or pass --force (run_all.py: --retrain) to replace it")
 
 
-def run_training(config, log=print, data=None):
+def check_fits_in_memory(config):
+    """Raise ConfigError if the model cannot fit in this machine's memory: a lower bound of what
+    training holds at once (parameters, gradient and Adam's two moments in float32, and one
+    minibatch's activations) against the physical memory. Called before anything is allocated."""
+    weights = sum(math.prod(shape) for shape in vae_shapes(784, config.hidden_dim, config.latent_dim))
+    batch = min(config.batch_size, config.train_size)
+    needed = 4 * (4 * weights + batch * (2 * config.hidden_dim + 4 * config.latent_dim + 784))
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > memory:
+        raise ConfigError(f"a model of --hidden-dim {config.hidden_dim} and --latent-dim {config.latent_dim} "
+                          f"needs at least {needed / 2**30:,.1f} GiB to train, more than this machine's "
+                          f"{memory / 2**30:,.1f} GiB; choose smaller sizes")
+
+
+def run_training(config, log=print, data=None, hold_lock=True):
     """Train (or resume) as config says; save the checkpoint and its .json results.
 
     data: load_binarized_mnist's four arrays for config's sizes, if the caller has them.
-    Returns (params, results). Raises OutputError, CheckpointError, DataError or
+    hold_lock: take sole_writer of config's checkpoints for the run; False if the caller
+    holds it already (run_all.py, for the whole study).
+    Returns (params, results). Raises OutputError, CheckpointError, ConfigError, DataError or
     TrainingDiverged with a one-line message; the checkpoint on disk is then untouched
-    (or holds the last finite epoch).
+    (or holds the last finished epoch).
     """
-    metadata = config.metadata()
+    check_fits_in_memory(config)
     check_training_paths(config)
+    with sole_writer(config.checkpoint_paths() if hold_lock else [], "--out"):
+        check_not_replaced(config)
+        return train_and_evaluate(config, log, data)
+
+
+def train_and_evaluate(config, log, data):
+    """run_training's work, once its checks are passed and its lock is held."""
+    metadata = config.metadata()
     curve, start_epoch, adam_state = [], 0, None
     if config.resume:
         params, _, adam_state, start_epoch, curve = load_params(config.out, expect=metadata)
         curve = curve[:start_epoch]
+        if start_epoch in config.keep_epochs and not config.kept_path(start_epoch).exists():
+            # A run stopped between saving --out and its kept copy: the copy is --out as loaded.
+            save_params(config.kept_path(start_epoch), params, metadata, adam_state, start_epoch, curve)
     else:
         params = init_vae_params(np.random.default_rng(config.seed), 784, config.hidden_dim,
                                  config.latent_dim)
@@ -78,11 +110,11 @@ def run_training(config, log=print, data=None):
 
     def on_epoch_end(epoch, loss, seconds, state):
         curve.append(loss)
-        # The kept copy first: a run stopped between the two saves resumes from the epoch before
-        # and writes both again, where the other order would leave --out past a kept epoch never kept.
+        # --out first: a run stopped between the two saves leaves --out at this epoch and no kept
+        # copy, which --resume writes from --out (above); never a kept copy without its --out.
+        save_params(config.out, params, metadata, state, epoch, curve)
         if epoch in config.keep_epochs:
             save_params(config.kept_path(epoch), params, metadata, state, epoch, curve)
-        save_params(config.out, params, metadata, state, epoch, curve)
         saved.append(epoch)
         if not config.quiet:
             done = epoch - start_epoch
@@ -121,12 +153,12 @@ def main(argv=None):
         config = config_from_args(parser.parse_args(argv))
     except ConfigError as err:  # a rule between options, e.g. --keep-epochs beyond --epochs
         parser.error(str(err))
-    interrupt_on_sigterm()
-    keep_freed_memory()
     before = modified(config.out)
     try:
+        interrupt_on_sigterm()  # from here an interrupt is a KeyboardInterrupt, handled below
+        keep_freed_memory()
         run_training(config)
-    except (DataError, CheckpointError, OutputError, TrainingDiverged) as err:
+    except (DataError, CheckpointError, ConfigError, OutputError, TrainingDiverged) as err:
         sys.exit(f"error: {err}")
     except OSError as err:  # a write that failed half way: disk full, quota, a folder gone read-only
         sys.exit(f"error: could not write beside {config.out} ({err.strerror or err}); {saved(config, before)}; "

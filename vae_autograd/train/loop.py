@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from ..core.adam import adam_update, init_adam_state
-from ..core.elbo import check_num_samples, elbo_unchecked, log_importance_weights
+from ..core.elbo import check_num_samples, elbo_unchecked, log_importance_weight_chunks
 from ..core.fast_grad import flat_arrays, value_and_grad_per_array
 from ..core.images import check_images
 from ..core.model import data_dim
@@ -71,13 +71,30 @@ def all_finite(params):
     return all(np.isfinite(a).all() for a in flat_arrays(params))
 
 
-def evaluate_elbo(params, x, rng, num_samples=10, batch_size=1000):
+def evaluate_elbo(params, x, rng, num_samples=10, batch_size=1000, floats_per_chunk=2**24):
     """Mean ELBO over the images x (N, 784) and its Monte Carlo standard error.
 
     Each image's ELBO is averaged over num_samples draws of z; the standard error is
     that of the Monte Carlo noise in the set mean: sqrt(sum_i var_i / S) / N.
+    The draws are log_importance_weights' (same rng, same numbers), taken in chunks of about
+    floats_per_chunk decoder outputs, so memory does not grow with num_samples.
     """
     check_num_samples(num_samples, 2, "a standard error needs two")
-    log_w = log_importance_weights(*params, x, rng, num_samples, batch_size)
-    per_image, var = log_w.mean(axis=0), log_w.var(axis=0, ddof=1)
-    return float(per_image.mean()), float(np.sqrt(var.sum() / num_samples) / len(x))
+    hidden = params[1][0][0].shape[1]
+    per_chunk = max(1, floats_per_chunk // (min(batch_size, len(x)) * (hidden + data_dim(params[1]))))
+    means, m2s, block, seen = [], [], None, 0  # per block of images: running means and squared deviations
+    for rows, log_w in log_importance_weight_chunks(*params, x, rng, num_samples, batch_size, per_chunk):
+        log_w = np.asarray(log_w, np.float64)
+        k, chunk_mean = len(log_w), log_w.mean(axis=0)
+        chunk_m2 = ((log_w - chunk_mean) ** 2).sum(axis=0)
+        if rows != block:  # the first chunk of the next block of images
+            block, seen = rows, 0
+            means.append(chunk_mean)
+            m2s.append(chunk_m2)
+        else:  # Chan, Golub & LeVeque's update: no sum of squares minus a square of sums
+            delta, total = chunk_mean - means[-1], seen + k
+            means[-1] = means[-1] + delta * k / total
+            m2s[-1] = m2s[-1] + chunk_m2 + delta**2 * seen * k / total
+        seen += k
+    per_image, var = np.concatenate(means), np.concatenate(m2s) / (num_samples - 1)
+    return float(per_image.mean()), float(np.sqrt(var.sum() / num_samples) / len(per_image))

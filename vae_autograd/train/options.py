@@ -80,6 +80,10 @@ class TrainConfig:
         """Where --keep-epochs keeps the checkpoint of that epoch: data/vae-epoch10.npz."""
         return self.out.with_name(f"{self.out.stem}-epoch{epoch}{self.out.suffix}")
 
+    def checkpoint_paths(self):
+        """Every checkpoint the run writes: --out and its kept epochs."""
+        return [self.out] + [self.kept_path(epoch) for epoch in self.keep_epochs]
+
     @property
     def results_path(self):
         """The .json beside the checkpoint: final ELBOs, metadata and the training curve."""

@@ -1,6 +1,6 @@
 """The model a study needs: the checkpoint that holds it, reused, or trained anew, with the
 checkpoints of the epochs it keeps. A checkpoint that holds another model is refused, never replaced,
-unless retrain."""
+unless retrain. The caller holds the checkpoints' lock (io.files.sole_writer) for the whole study."""
 import dataclasses
 import json
 
@@ -11,26 +11,31 @@ from .command import run_training
 
 def reusable_model(config, retrain):
     """(params, training results) from config.out if it holds the requested model, fully
-    trained and evaluated; None if it must be trained or evaluated.
+    trained and evaluated; None if it must be trained, resumed or evaluated.
 
-    Raises CheckpointError if config.out holds another model and retrain is off: a
-    checkpoint the user named is never replaced unless asked to.
+    A checkpoint of fewer epochs whose training never finished (no results file describes it:
+    an interrupted run) is resumed. Raises CheckpointError if config.out holds another model,
+    or one whose training finished at other epochs, and retrain is off: a checkpoint the user
+    named is never replaced unless asked to.
     """
     if retrain or not config.out.exists():
         return None
     params, metadata, _, epoch, _ = load_params(config.out)
-    mismatch = metadata_mismatch(metadata, config.metadata()) or (
-        epoch != config.epochs and f"has {epoch} epochs, but {config.epochs} were requested")
-    if mismatch:
-        raise CheckpointError(f"--params {config.out} does not match the requested model: it {mismatch}; "
-                              "pass --retrain to replace it, or another --params")
     try:
         results = json.loads(config.results_path.read_text())
     except (OSError, ValueError):
-        return None
+        results = None
     # The results must describe this very checkpoint (another seed's .json has other parameters).
-    if results.get("params_digest") == params_digest(params) and results.get("epochs") == epoch \
-            and results.get("test_size") == config.test_size and results.get("eval_samples") == config.eval_samples:
+    finished = isinstance(results, dict) and results.get("params_digest") == params_digest(params) \
+        and results.get("epochs") == epoch
+    mismatch = metadata_mismatch(metadata, config.metadata()) or (
+        (epoch > config.epochs or epoch < config.epochs and finished)
+        and f"has {epoch} epochs, but {config.epochs} were requested")
+    if mismatch:
+        raise CheckpointError(f"--params {config.out} does not match the requested model: it {mismatch}; "
+                              "pass --retrain to replace it, or another --params")
+    if finished and epoch == config.epochs and results.get("test_size") == config.test_size \
+            and results.get("eval_samples") == config.eval_samples:
         return params, results
     return None
 
@@ -41,12 +46,12 @@ def trained_model(config, retrain, reused, data, log):
     if reused is not None:
         log(f"reusing {config.out} ({config.epochs} epochs; --retrain to train again)")
         return reused
-    if config.out.exists() and not retrain:  # the right model, without its results file
-        log(f"evaluating {config.out}")
+    if config.out.exists() and not retrain:  # the right model, unfinished or without its results file
+        log(f"completing {config.out}")
         config = dataclasses.replace(config, resume=True)
     else:
         log(f"training {config.epochs} epochs -> {config.out}")
-    return run_training(config, log=lambda line: log("  " + line), data=data)
+    return run_training(config, log=lambda line: log("  " + line), data=data, hold_lock=False)
 
 
 def kept_models(config, retrain, data, log):
@@ -76,7 +81,7 @@ def kept_models(config, retrain, data, log):
                 + (f" (resuming its epoch {kept_epoch})" if kept_epoch is not None else ""))
             run = dataclasses.replace(config, epochs=epoch, out=path, resume=resume, force=not resume, keep_epochs=(),
                                       quiet=True)
-            params, _ = run_training(run, log=lambda line: log("  " + line), data=data)
+            params, _ = run_training(run, log=lambda line: log("  " + line), data=data, hold_lock=False)
         models[epoch] = params
         previous = path
     return models
