@@ -74,7 +74,7 @@ SIZES = {
     "full": dict(epochs=TrainConfig.epochs, train_size=10000, test_size=10000, train_integrated=10000,
                  elbo_samples=20, iwae_ks=(1, 10, 100, 1000), iwae_images=500, svi_images=4,
                  svi_steps=1000, estimator_images=100, estimates=10000, estimates_per_image=1000,
-                 gap_epochs=(1, 10, 50, 100), gap_train_images=2000, gap_iwae_images=500, gap_epoch_images=2000,
+                 gap_epochs=(1, 10, 50, 100), gap_train_images=10000, gap_iwae_images=500, gap_epoch_images=2000,
                  gap_check_images=1000),
     "quick": dict(epochs=3, train_size=2000, test_size=500, train_integrated=500,
                   elbo_samples=5, iwae_ks=(1, 10, 100), iwae_images=50, svi_images=2,
@@ -307,7 +307,7 @@ def main(argv=None):
         keep_freed_memory()
         check_output_paths(args.params, args.out_dir, args.data_dir)
         # One run at a time writes these checkpoints and this folder: a second one is refused by name.
-        with sole_writer(args.config.checkpoint_paths(), "--params"), sole_writer([args.out_dir], "--out-dir"):
+        with sole_writer(args.config.written_paths(), "--params"), sole_writer([args.out_dir], "--out-dir"):
             recover_interrupted_swap(args.out_dir)
             figures, results = run_study(args, log)
             try:
@@ -324,6 +324,9 @@ def main(argv=None):
     except OSError as err:  # a write that failed half way: disk full, quota, a folder gone read-only
         sys.exit(f"error: could not write ({err.strerror or err}); {args.out_dir} holds the previous run as it was, "
                  f"and {args.params} its last saved epoch; free some space and run again")
+    except MemoryError:
+        sys.exit(f"error: out of memory; {args.out_dir} holds the previous run as it was, and {args.params} its last "
+                 "saved epoch; free some memory and run again")
     except KeyboardInterrupt:
         print(f"interrupted; {args.out_dir} holds no partial run", file=sys.stderr)
         sys.exit(130)

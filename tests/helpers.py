@@ -119,3 +119,46 @@ def hold_lock(path):
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert holder.stdout.readline() == "held\n"
     return holder
+
+
+def unreadable_text(fig, margin=1.0):
+    """What makes fig's text unreadable, as a list of strings (empty when all is well): a text
+    leaving the figure, two texts overlapping or nearer than margin pixels, a legend covering a
+    text that is not its own. Only what is drawn counts (tick labels within the axes' view)."""
+    import itertools
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.legend import Legend
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    tick_labels, drawn_ticks = set(), set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            slack = 1e-9 * (high - low)
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                for label in (tick.label1, tick.label2):
+                    tick_labels.add(id(label))
+                    if tick.get_visible() and low - slack <= tick.get_loc() <= high + slack:
+                        drawn_ticks.add(id(label))
+    boxes = [(text, text.get_window_extent(renderer)) for text in fig.findobj(Text)
+             if text.get_visible() and text.get_text().strip()
+             and (id(text) not in tick_labels or id(text) in drawn_ticks)]
+
+    def overlap(a, b):
+        return (min(a.x1, b.x1) - max(a.x0, b.x0) > -margin) and (min(a.y1, b.y1) - max(a.y0, b.y0) > -margin)
+
+    problems = [f"{text.get_text()[:40]!r} leaves the figure" for text, box in boxes
+                if box.x0 < fig.bbox.x0 or box.y0 < fig.bbox.y0 or box.x1 > fig.bbox.x1 or box.y1 > fig.bbox.y1]
+    problems += [f"{a.get_text()[:40]!r} overlaps {b.get_text()[:40]!r}"
+                 for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2) if overlap(box_a, box_b)]
+    for legend in fig.findobj(Legend):
+        if legend.get_visible():
+            own = {id(text) for text in legend.get_texts()} | {id(legend.get_title())}
+            area = legend.get_window_extent(renderer)
+            problems += [f"a legend covers {text.get_text()[:40]!r}" for text, box in boxes
+                         if id(text) not in own and overlap(area, box)]
+    return problems

@@ -60,6 +60,11 @@ def snapshot(folder):
     return files
 
 
+def differences(found, expected):
+    """The paths whose content differs, or that only one side has: a readable assertion message."""
+    return sorted(name for name in set(found) | set(expected) if found.get(name) != expected.get(name))
+
+
 def assert_killed(result, signum):
     if signum == signal.SIGKILL:
         assert result.returncode == -signal.SIGKILL, result.stderr
@@ -85,16 +90,21 @@ def kill_points(steps, rng, count, wanted=()):
     return [step_at(steps, i) for i in chosen]
 
 
+def reference_run(tmp_path, entry):
+    """entry run uninterrupted in tmp_path/reference: (its snapshot, its steps, its seconds)."""
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    started = time.perf_counter()
+    assert run(reference, entry, steps_file=tmp_path / "steps").returncode == 0
+    seconds = time.perf_counter() - started
+    return snapshot(reference), (tmp_path / "steps").read_text().splitlines(), seconds
+
+
 def test_training_killed_anywhere_resumes_to_the_same_bytes(tmp_path, mnist_dir):
     train = ["-m", "vae_autograd.train", "--epochs", "4", "--keep-epochs", "1,3", "--train-size", "300",
              "--test-size", "100", "--hidden-dim", "20", "--eval-samples", "2", "--quiet",
              "--data-dir", str(mnist_dir)]
-    reference = tmp_path / "reference"
-    reference.mkdir()
-    started = time.perf_counter()
-    assert run(reference, train, steps_file=tmp_path / "steps").returncode == 0
-    seconds = time.perf_counter() - started
-    expected, steps = snapshot(reference), (tmp_path / "steps").read_text().splitlines()
+    expected, steps, seconds = reference_run(tmp_path, train)
     assert sorted(expected) == ["data/vae-epoch1.npz", "data/vae-epoch3.npz", "data/vae.json", "data/vae.npz"]
     rng = random.Random(18)
     at_steps = kill_points(steps, rng, 12, wanted=[lambda s: s.startswith("replace data/.vae-epoch"),
@@ -111,7 +121,7 @@ def test_training_killed_anywhere_resumes_to_the_same_bytes(tmp_path, mnist_dir)
         resume = ["--resume"] if (folder / "data" / "vae.npz").exists() else []
         again = run(folder, train + resume)
         assert again.returncode == 0, (i, at, signum, again.stderr)
-        assert snapshot(folder) == expected, (i, at, signum)
+        assert snapshot(folder) == expected, (i, at, signum, differences(snapshot(folder), expected))
 
 
 def test_run_all_killed_anywhere_runs_again_to_the_same_bytes(tmp_path, mnist_dir):
@@ -119,12 +129,7 @@ def test_run_all_killed_anywhere_runs_again_to_the_same_bytes(tmp_path, mnist_di
     runs, the output folder is either absent (not yet written, or put aside by a swap the kill
     cut in two, which the next run puts back) or the whole reference set."""
     study = [str(REPO / "run_all.py"), "--quick", "--data-dir", str(mnist_dir)]
-    reference = tmp_path / "reference"
-    reference.mkdir()
-    started = time.perf_counter()
-    assert run(reference, study, steps_file=tmp_path / "steps").returncode == 0
-    seconds = time.perf_counter() - started
-    expected, steps = snapshot(reference), (tmp_path / "steps").read_text().splitlines()
+    expected, steps, seconds = reference_run(tmp_path, study)
     figures = {name: content for name, content in expected.items() if name.startswith("figures-quick/")}
     rng = random.Random(18)
     kept_save = kill_points(steps, rng, 0, wanted=[lambda s: s.startswith("replace data/.vae-quick-epoch")])[0]
@@ -142,7 +147,7 @@ def test_run_all_killed_anywhere_runs_again_to_the_same_bytes(tmp_path, mnist_di
             killed = run(folder, study, at, signum)
         assert_killed(killed, signum)
         shown = {name: content for name, content in snapshot(folder).items() if name.startswith("figures-quick/")}
-        assert shown in ({}, figures), (at, signum)
+        assert shown in ({}, figures), (at, signum, differences(shown, figures))
     again = run(folder, study)
     assert again.returncode == 0, again.stderr
-    assert snapshot(folder) == expected
+    assert snapshot(folder) == expected, differences(snapshot(folder), expected)

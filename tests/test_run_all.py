@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, assert_one_line_error, hold_lock
+from tests.helpers import REPO, assert_one_line_error, hold_lock, unreadable_text
 from vae_autograd.core.model import init_vae_params
 from vae_autograd.io.files import OutputError
 from vae_autograd.report.page import CAPTIONS
@@ -61,17 +61,37 @@ def test_quick_run_numbers_make_sense(quick_run):
     assert all(kl > -0.05 for kl in results["svi"]["kl"])
 
 
-def test_same_seed_same_numbers_and_checkpoint_is_reused(quick_run, mnist_dir):
+@pytest.fixture(scope="module")
+def quick_study(quick_run, mnist_dir):
+    """The quick run's study once more, in this process, on its checkpoint: (figures, results, the
+    checkpoint's (mtime, bytes) before)."""
     out_dir, _ = quick_run
-    first = json.loads((out_dir / "results.json").read_text())
     checkpoint = out_dir.parent / "data" / "vae-quick.npz"
-    written = checkpoint.stat().st_mtime_ns, checkpoint.read_bytes()
-    again = run_quick(out_dir, mnist_dir)
-    assert again.returncode == 0, again.stderr
+    before = checkpoint.stat().st_mtime_ns, checkpoint.read_bytes()
+    run_all = load_run_all()
+    args = run_all.parse_args(["--quick", "--params", str(checkpoint), "--out-dir", str(out_dir),
+                               "--data-dir", str(mnist_dir)])
+    figures, results = run_all.run_study(args, log=lambda line: None)
+    return figures, json.loads(json.dumps(results)), before
+
+
+def test_same_seed_same_numbers_and_checkpoint_is_reused(quick_run, quick_study):
+    out_dir, _ = quick_run
+    _, second, written = quick_study
+    checkpoint = out_dir.parent / "data" / "vae-quick.npz"
     assert (checkpoint.stat().st_mtime_ns, checkpoint.read_bytes()) == written  # reused, not retrained
-    second = json.loads((out_dir / "results.json").read_text())
+    first = json.loads((out_dir / "results.json").read_text())
     first["training"].pop("train_seconds"), second["training"].pop("train_seconds")
     assert first == second
+
+
+def test_every_figure_is_readable(quick_study):
+    """No text leaves its figure, overlaps another or hides under a legend, in every figure run_all.py
+    --quick draws (tests.helpers.unreadable_text checks the rendered bounding boxes)."""
+    figures, _, _ = quick_study
+    assert sorted(figures) == sorted(FIGURES)
+    problems = {name: unreadable_text(fig) for name, fig in figures.items()}
+    assert {name: found for name, found in problems.items() if found} == {}
 
 
 def test_bad_cli_value_is_one_line(tmp_path, mnist_dir):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from tests.helpers import unreadable_text
 from vae_autograd.core.images import image_grid
 from vae_autograd.core.logspace import sigmoid
 from vae_autograd.core.model import decoder, encoder
@@ -93,8 +94,9 @@ def test_fig_latent_embedding_scatters_the_encoder_means_by_class(small_vae, dig
     assert network_calls == {"encoder": 1, "decoder": 0}
     ax, colorbar_ax = fig.axes
     (points,) = ax.collections
-    np.testing.assert_allclose(points.get_offsets(), encoder(enc_params, x)[0])
-    assert np.array_equal(points.get_array(), labels)
+    order = np.random.default_rng(0).permutation(len(x))  # drawn shuffled, so no class covers the others
+    np.testing.assert_allclose(points.get_offsets(), encoder(enc_params, x)[0][order])
+    assert np.array_equal(points.get_array(), labels[order])
     assert points.get_cmap().name == "tab10" and points.get_clim() == (-0.5, 9.5)
     assert list(colorbar_ax.get_yticks()) == list(range(10))
     assert ax.get_aspect() == 1.0 and ax.get_xlabel() == "$z_1$" and ax.get_ylabel() == "$z_2$"
@@ -146,3 +148,22 @@ def test_trained_embedding_figure_has_every_training_image(trained_params, mnist
     z = encoder(enc_params, train_x)[0]
     centres = np.array([z[train_labels == k].mean(axis=0) for k in range(10)])
     assert np.linalg.norm(centres[0] - centres[1]) > np.median(np.linalg.norm(z - centres[train_labels], axis=1))
+
+
+def test_unreadable_text_finds_overlaps_and_text_leaving_the_figure():
+    """The readability check of tests/test_run_all.py can fail: on a figure made to fail it."""
+    fig = Figure(figsize=(3, 2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_title("a title")
+    assert unreadable_text(fig) == []
+    ax.text(0.5, 1.02, "another title on the first", transform=ax.transAxes, ha="center")
+    fig.text(0.9, 0.5, "far past the right edge of the figure")
+    found = unreadable_text(fig)
+    assert "'far past the right edge of the figure' leaves the figure" in found
+    assert any("overlaps" in problem and "another title" in problem for problem in found)
+    legend_fig = Figure(figsize=(3, 2), layout="constrained")
+    legend_ax = legend_fig.add_subplot()
+    legend_ax.plot([0, 1], [0, 1], label="a line")
+    legend_ax.legend(loc="center")
+    legend_ax.text(0.5, 0.5, "under the legend", transform=legend_ax.transAxes, ha="center")
+    assert "a legend covers 'under the legend'" in unreadable_text(legend_fig)

@@ -19,9 +19,9 @@ def dead_pid():
 
 def test_atomic_write_removes_leftovers_of_killed_writers_only(tmp_path):
     target = tmp_path / "vae.npz"
-    stale = tmp_path / f".vae.npz.{dead_pid()}.k2j4x.part"
-    live = tmp_path / f".vae.npz.{os.getpid()}.a8b9c.part"  # a writer still at work
-    other = tmp_path / f".other.npz.{dead_pid()}.q1w2e.part"  # another target's
+    stale = tmp_path / f".vae.npz.{dead_pid()}.k2j4x0ab.part"
+    live = tmp_path / f".vae.npz.{os.getpid()}.a8b9c0ab.part"  # a writer still at work
+    other = tmp_path / f".other.npz.{dead_pid()}.q1w2e0ab.part"  # another target's
     for path in (stale, live, other):
         path.write_bytes(b"half")
     atomic_write(target, lambda f: f.write(b"whole"))
@@ -77,7 +77,7 @@ def test_replace_folder_interrupted_while_writing_keeps_the_old_set(tmp_path):
 
 
 def test_replace_folder_removes_staging_folders_of_killed_runs(tmp_path):
-    stale = tmp_path / f".figures.{dead_pid()}.x1y2.new"
+    stale = tmp_path / f".figures.{dead_pid()}.x1y2abcd.new"
     stale.mkdir()
     (stale / "a.png").write_bytes(b"half")
     replace_folder(tmp_path / "figures", lambda new: (new / "a.png").write_bytes(b"whole"))
@@ -135,3 +135,51 @@ def test_a_swap_killed_between_its_renames_gets_the_previous_folder_back(tmp_pat
         replace_folder(out, fails)
     assert (out / "report.md").read_text() == "the previous run\n"
     assert dir_listing(tmp_path) == ["figures"] and dir_listing(out) == ["report.md"]
+
+
+def test_the_temporaries_and_lock_of_another_output_whose_name_begins_alike_are_left_alone(tmp_path):
+    """figures.2024 beside figures, vae.npz.999999.npz beside vae.npz: their files are not ours."""
+    dead = dead_pid()
+    others = [tmp_path / f".figures.2024.{dead}.abcdefgh.old", tmp_path / f".figures.2024.{dead}.abcdefgh.new",
+              tmp_path / f".vae.npz.999999.npz.{dead}.abcdefgh.part"]
+    for other in others[:2]:
+        other.mkdir()
+        (other / "report.md").write_text("figures.2024's\n")
+    others[2].write_bytes(b"vae.npz.999999.npz's")
+    (tmp_path / ".figures.2024.lock").write_text("1\n")
+    (tmp_path / ".vae.npz.999999.npz.lock").write_text("1\n")
+    before = dir_listing(tmp_path)
+    replace_folder(tmp_path / "figures", lambda new: (new / "a.png").write_bytes(b"whole"))
+    atomic_write(tmp_path / "vae.npz", lambda f: f.write(b"whole"))
+    with sole_writer([tmp_path / "figures", tmp_path / "vae.npz"], "--out"):
+        pass
+    assert dir_listing(tmp_path) == sorted(before + ["figures", "vae.npz"])
+    assert dir_listing(tmp_path / "figures") == ["a.png"]
+
+
+@pytest.mark.parametrize("planted", ["symlink", "folder"])
+def test_a_symbolic_link_or_folder_planted_as_the_lock_is_refused_in_one_line(tmp_path, planted):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    lock = tmp_path / "out" / ".vae.npz.lock"
+    lock.parent.mkdir()
+    if planted == "symlink":
+        lock.symlink_to(victim)
+    else:
+        lock.mkdir()
+    with pytest.raises(OutputError, match=r"^--out .*vae.npz: cannot take the lock .*\.vae\.npz\.lock \(.*\); if no "
+                                          r"run is writing there, remove it$"):
+        with sole_writer([tmp_path / "out" / "vae.npz"], "--out"):
+            pass
+    assert victim.read_text() == "precious\n"
+
+
+def test_the_lock_of_dot_is_beside_the_folder_and_folders_made_for_nothing_are_removed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    with sole_writer(["."], "--out-dir"):
+        assert (tmp_path / ".here.lock").exists()
+    with sole_writer([tmp_path / "new" / "deeper" / "vae.npz"], "--out"):
+        assert (tmp_path / "new" / "deeper").is_dir()
+    assert dir_listing(tmp_path) == ["here"]  # nothing was written under new/: it is gone again

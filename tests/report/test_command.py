@@ -113,3 +113,4 @@ def test_an_unknown_key_is_refused(results):
     results["inference_gaps"]["test"]["new_number"] = 1.0
     with pytest.raises(ValueError, match="inference_gaps.test holds new_number"):
         check_results(results)
+

@@ -29,19 +29,22 @@ def test_description_names_every_estimator_and_states_only_what_passes(results):
     assert "reparameterization estimators pass" in text
 
 
-def test_description_follows_the_ratios(results):
+def test_description_follows_the_ratios_and_claims_nothing_from_their_minima(results):
     summary = results["gradient_estimators"]
-    for name in ("score_function_loo_2", "score_function_loo_5", "score_function_loo_10"):
-        for part in ("mean", "log_std"):
-            summary["images"]["variance_ratio"][name][part]["min"] = 2.0
     summary["images"]["variance_ratio"]["score_function_loo_5"]["mean"]["median"] = 1e6
     text = said(summary)
-    assert "no baseline estimator has a lower variance than reparameterization" in text
     assert "does not fall steadily as K grows" in text
+    # A smallest ratio below 1 is the minimum of noisy estimates, not a lower variance.
     summary["images"]["variance_ratio"]["score_function_loo_10"]["log_std"]["min"] = 0.5
-    text = said(summary)
-    assert "on some components the baseline within K = 10 gives a lower variance than reparameterization" in text
-    assert "(smallest ratios 0.5)" in text
+    assert "lower variance than reparameterization" not in said(summary)
+
+
+def test_the_bias_sentence_gives_the_z_scores_unrounded_down(results):
+    summary = results["gradient_estimators"]
+    for check in summary["unbiasedness"]["estimators"].values():
+        check["max_abs_z"] = 1.0
+    summary["focus"]["table"][0]["bias_in_se"] = -0.357
+    assert "their means lie 0.36, " in said(summary)
 
 
 def test_the_group_sizes_are_read_from_the_results(results):

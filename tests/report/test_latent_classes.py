@@ -30,7 +30,10 @@ def test_caption_names_only_what_the_numbers_show(results):
     clean = describe_latent_classes(summary)
     assert f"labels 100% of the {summary['num_test']:,} test images" in clean
     assert "/" not in clean and "No pair of classes is mistaken" in clean
-    assert "The 2s lie in two separate clusters, holding 67% and 33% of them." in clean
+    assert "The 2s fall into two clusters, holding 67% and 33% of them, with no two of their linked points " \
+        "closer than" in clean
+    assert "by this rule: the 90% of a class's training embeddings whose 15th nearest same-class neighbour is " \
+        "closest are linked when closer than 3 times the median distance" in clean
     assert "The 4s" not in clean and "No class splits" not in clean
 
     confused = describe_latent_classes(summary_with(results, confused=[(4, 9, 0.37), (3, 5, 0.08)]))
@@ -40,7 +43,7 @@ def test_caption_names_only_what_the_numbers_show(results):
 
 def test_caption_without_any_split_says_so(results):
     summary = summary_with(results, split_twos=False)
-    assert "No class splits into separate clusters each holding 10% or more" in describe_latent_classes(summary)
+    assert "No class splits into two or more clusters by this rule" in describe_latent_classes(summary)
 
 
 def test_describe_classified_names_every_mismatch_in_plain_grammar():
@@ -58,7 +61,7 @@ def test_describe_interpolations_reads_the_end_points_off_the_paths():
     along = np.array([[1, 1, 7, 4], [3, 3, 5, 6]])  # row 2 starts, at z_a of a 5, among the 3s
     text = describe_interpolations([1, 5], [4, 6], along, faithful=False, k=15)
     assert text.startswith("3 of the 4 end points lie") and "a 5 among the 3s" in text
-    assert text.endswith("the k-NN class runs 1 → 7 → 4 (row 1) and 3 → 5 → 6 (row 2).")
+    assert "nearest to each latent point runs 1 → 7 → 4 (row 1) and 3 → 5 → 6 (row 2): where z lies" in text
     assert "drawn among" not in text
     along[1, 0] = 5
     text = describe_interpolations([1, 5], [4, 6], along, faithful=True, k=15)

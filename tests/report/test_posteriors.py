@@ -46,8 +46,8 @@ def test_describe_factorization_states_the_largest_correlation():
                {"pixels": [500, 501], "max_abs_correlation": 0.05, "correlation": 0.05, "joint": 0.3,
                 "product_of_marginals": 0.28}]
     text = describe_factorization(records, 28)
-    assert "the largest correlation between two bottom pixels is -0.200 (digit 1, pixels at row 14, column 8 " \
-           "and row 15, column 10: P(both on) = 0.050 against 0.090" in text
+    assert "the largest correlation between two bottom pixels is -0.200 (panel 1 of 6.2's figure, pixels at row 14, " \
+           "column 8 and row 15, column 10, counted from 0 at the top left: P(both on) = 0.050 against 0.090" in text
     assert "couples the pixels through z" in text and "the largest |correlation| per digit is 0.200, 0.050" in text
     small = [dict(r, max_abs_correlation=0.001, correlation=0.001) for r in records]
     assert "nearly one product" in describe_factorization(small, 28)

@@ -2,6 +2,7 @@
 gaps add up, and given encoder bounds are used as they are.
 """
 import numpy as np
+import pytest
 
 from vae_autograd.study.inference_gaps import in_wrong_basin, inference_gap_study, worst_amortized
 from vae_autograd.study.marginal_likelihood import iwae_bound
@@ -71,3 +72,11 @@ def test_worst_amortized_shows_the_largest_gaps_and_the_worst_wrong_basins(tiny_
     assert np.all(high[:, None] >= worst["means"] + 3 * worst["stds"] - 1e-9)
     np.testing.assert_array_equal(worst["log_joint"], log_joint_on_windows(dec_params, x[worst["images"]],
                                                                            worst["z_grids"]))
+
+
+def test_an_elbo_above_log_px_is_an_error_not_a_negative_gap(tiny_vae, gap_result):
+    enc_params, dec_params, x = tiny_vae
+    log_px = gap_result["per_image"]["log_px"].copy()
+    log_px[7] = gap_result["per_image"]["elbo_optimal"][7] - 0.01  # a quadrature short of ELBO(q*) on image 7
+    with pytest.raises(ValueError, match=r"ELBO\(q\*\) exceeds log p\(x\) by 0.0\d+ nats on image 7 \(1 images"):
+        inference_gap_study(enc_params, dec_params, x, num_steps=150, log_px=log_px, convergence_images=0)

@@ -240,9 +240,10 @@ def test_path_classes_follow_the_regions_a_straight_path_crosses():
     classes = path_classes(train_z, train_labels, np.stack([path, path[::-1]]), k=5)
     assert classes.shape == (2, 11)
     np.testing.assert_array_equal(classes[0], [0] * 3 + [1] * 5 + [2] * 3)  # class 3 is off the path
-    assert describe_paths(classes) == \
-        "Along the paths, the k-NN class runs 0 → 1 → 2 (row 1) and 2 → 1 → 0 (row 2)."
-    assert describe_paths(classes[:1, :2]) == "Along the path, the k-NN class runs 0 (row 1)."
+    assert describe_paths(classes) == ("Along the paths, the k-NN vote of the training embeddings nearest to each "
+                                       "latent point runs 0 → 1 → 2 (row 1) and 2 → 1 → 0 (row 2)" + TAIL)
+    assert describe_paths(classes[:1, :2]) == ("Along the path, the k-NN vote of the training embeddings "
+                                              "nearest to each latent point runs 0 (row 1)" + TAIL)
 
 
 def test_study_on_a_tiny_untrained_model_and_its_figure():
@@ -269,4 +270,8 @@ def test_study_on_a_tiny_untrained_model_and_its_figure():
     shown = np.asarray(fig.axes[0].images[0].get_array())
     table = np.asarray(summary["confusion"], float)
     rows = table.sum(1) > 0
-    np.testing.assert_allclose(shown[rows], table[rows] / table[rows].sum(1, keepdims=True))
+    np.testing.assert_allclose(shown[rows], 100 * table[rows] / table[rows].sum(1, keepdims=True))  # percent
+
+
+TAIL = (": where z lies among the training digits, not what its decoded frame looks like, which can "
+        "differ (a frame between two clusters may resemble neither).")

@@ -21,8 +21,10 @@ from vae_autograd.study.marginal_likelihood import (
     coarse_grid_log_marginal_likelihood,
     gap_statistics,
     iwae_bound,
+    largest_curvature,
     log_marginal_likelihood,
     marginal_likelihood_study,
+    prior_grid_check,
     student_t_min_reference,
 )
 
@@ -32,10 +34,47 @@ def test_log_marginal_likelihood_matches_brute_force_quadrature():
     x = (np.random.default_rng(1).random((7, 6)) < 0.5).astype(np.float64)
     z_grid, axis = latent_grid(-9, 9, 0.02)  # converged: 0.01 agrees to 1e-11
     brute = log_integrate_grid(joint_log_density(dec, x, z_grid[:, None, :]).T, 0.02, len(axis))
-    # Near-prior posteriors of this 6-pixel model pass the I_h / I_2h check or are refined
-    # over most of the plane; either way the answer is within a few 1e-6 of brute force.
-    np.testing.assert_allclose(log_marginal_likelihood(dec, x), brute, atol=2e-5)
-    np.testing.assert_allclose(log_marginal_likelihood(dec, x, check=0.0), brute, atol=1e-9)
+    # Near-prior posteriors of this 6-pixel model are resolved by the coarse grid or refined
+    # over most of the plane; either way the answer is brute force's.
+    np.testing.assert_allclose(log_marginal_likelihood(dec, x), brute, atol=1e-9)
+    strict, info = log_marginal_likelihood(dec, x, max_curvature=1e-3, return_info=True)
+    assert (info["refine"] >= 8).all()  # every image refined, and still the same answer
+    np.testing.assert_allclose(strict, brute, atol=1e-9)
+
+
+def gaussian_on_grid(mean, std, spacing, bound=3.0):
+    """log N(z; mean, diag(std)^2) on latent_grid(-bound, bound, spacing), as (1, K, K): integral 1."""
+    z_grid, axis = latent_grid(-bound, bound, spacing)
+    log_f = scipy.stats.norm.logpdf(z_grid, mean, std).sum(axis=1)
+    return log_f.reshape(1, len(axis), len(axis))
+
+
+def test_a_sum_and_its_every_other_point_sum_can_agree_while_both_miss_the_integral():
+    """The rule log_marginal_likelihood once used (keep the sum when the sum over every other
+    point agrees within 1e-4) accepts a sum 0.05 nats or more off for a posterior narrow in
+    one direction at the right offset; the curvature test refuses it."""
+    spacing = 0.2
+
+    def log_sums(offset):
+        log_f = gaussian_on_grid((0.3, offset), (0.4, 0.05), spacing)
+        whole = log_integrate_grid(log_f[0], spacing, log_f.shape[-1])
+        every_other = log_integrate_grid(log_f[0, ::2, ::2], 2 * spacing, (log_f.shape[-1] + 1) // 2)
+        return whole, every_other, log_f
+
+    # The difference of the two sums changes sign between these offsets: bisect to where they agree.
+    low, high = 0.0, 0.1
+    assert np.sign(np.subtract(*log_sums(low)[:2])) != np.sign(np.subtract(*log_sums(high)[:2]))
+    for _ in range(60):
+        middle = (low + high) / 2
+        same_sign = np.sign(np.subtract(*log_sums(middle)[:2])) == np.sign(np.subtract(*log_sums(low)[:2]))
+        low, high = (middle, high) if same_sign else (low, middle)
+    whole, every_other, log_f = log_sums(low)
+    assert abs(whole - every_other) < 1e-4 and abs(whole) > 0.05  # accepted, and wrong (the integral is log 1)
+    near = log_f > log_f.max() - 25
+    assert (largest_curvature(log_f, near) > 0.5).all()
+    wide = gaussian_on_grid((0.3, low), (0.4, 0.3), spacing)
+    assert (largest_curvature(wide, wide > wide.max() - 25) <= 0.5).all()  # (0.2 / 0.3)^2 = 0.44: resolved
+    assert abs(log_integrate_grid(wide[0], spacing, wide.shape[-1])) < 1e-8  # and so exact
 
 
 def test_log_marginal_likelihood_is_vectorized_per_image():
@@ -60,8 +99,12 @@ def test_log_marginal_likelihood_rejects_bad_input():
         log_marginal_likelihood(dec, np.zeros((3, 6)), spacing=0.0)
     with pytest.raises(ValueError, match=r"a finite bound > 0 .* got bound 0.0"):
         log_marginal_likelihood(dec, np.zeros((3, 6)), bound=0.0)
-    with pytest.raises(ValueError, match="refine must be a positive integer"):
-        log_marginal_likelihood(dec, np.zeros((3, 6)), refine=0)
+    with pytest.raises(ValueError, match="refine must be an integer >= 4"):
+        log_marginal_likelihood(dec, np.zeros((3, 6)), refine=3)
+    with pytest.raises(ValueError, match="max_curvature must be > 0"):
+        log_marginal_likelihood(dec, np.zeros((3, 6)), max_curvature=0)
+    with pytest.raises(ValueError, match="too narrow to resolve with 4 x 4 points per cell .* larger max_refine"):
+        log_marginal_likelihood(dec, np.zeros((3, 6)), refine=4, max_refine=4, max_curvature=1e-9)
 
 
 def test_too_small_grid_is_detected():
@@ -103,17 +146,35 @@ def test_study_reports_a_nonnegative_gap(trained_params, mnist):
     assert summary["elbo"] < summary["log_px"]
     assert summary["iwae"][1] < summary["iwae"][100] < summary["log_px_on_iwae_images"] + 0.05
     assert abs(summary["halved_spacing_change"]) < 0.01
-    assert abs(summary["coarse_grid"]["max_abs_log_normalized_integral"]) < 1e-10
+    grid = summary["coarse_grid"]
+    assert abs(grid["prior_log_riemann_sum"] - grid["prior_log_mass_in_cells"]) < 1e-6
     fig = fig_log_px_vs_elbo(study["log_px"], study["elbo"], summary)
     assert len(fig.axes) == 2 and len(fig.axes[0].collections[0].get_offsets()) == 200
     assert "within Monte Carlo error" in fig.axes[0].get_title() or "no image" in fig.axes[0].get_title()
 
 
-def test_coarse_grid_posterior_integrates_to_log_one_and_matches_the_plain_sum():
+def test_the_prior_grid_check_is_one_a_wrong_grid_fails():
+    check = prior_grid_check()
+    # The prior's mass in the cells of the 81 x 81 grid, by scipy: what the Riemann sum must give.
+    expected = 2 * np.log(scipy.stats.norm.cdf(4.05) - scipy.stats.norm.cdf(-4.05))
+    assert check["prior_log_mass_in_cells"] == pytest.approx(expected, abs=1e-15)
+    assert check["prior_log_riemann_sum"] == pytest.approx(-1.0e-4, abs=5e-6)
+    assert abs(check["prior_log_riemann_sum"] - expected) < 1e-6
+    # The edge term of the midpoint rule, h^2 a phi(a) / 12 per axis, is what is left.
+    edge = 2 * 0.1**2 * 4.05 * scipy.stats.norm.pdf(4.05) / 12
+    assert check["prior_log_riemann_sum"] - expected == pytest.approx(edge, rel=0.01)
+    # A grid one cell narrower (or a spacing 1% off) misses by far more than 1e-6.
+    z_grid, axis = latent_grid(-3.9, 3.9, 0.1)
+    narrower = log_integrate_grid(scipy.stats.norm.logpdf(z_grid).sum(axis=1), 0.1, len(axis))
+    assert abs(narrower - expected) > 1e-5
+    z_grid, axis = latent_grid(-4, 4, 0.1)
+    assert abs(log_integrate_grid(scipy.stats.norm.logpdf(z_grid).sum(axis=1), 0.101, 81) - expected) > 1e-3
+
+
+def test_coarse_grid_matches_the_plain_sum():
     _, dec = six_pixel_vae()
     x = (np.random.default_rng(5).random((7, 6)) < 0.5).astype(np.float64)
     coarse = coarse_grid_log_marginal_likelihood(dec, x, block_size=3)
-    np.testing.assert_allclose(coarse["log_normalized_integral"], 0.0, atol=1e-12)
     z_grid, axis = latent_grid(-4, 4, 0.1)
     assert len(axis) == 81
     log_joint = joint_log_density(dec, x, z_grid[:, None, :]).T  # (7, 6561)
@@ -129,7 +190,6 @@ def test_coarse_grid_sees_a_posterior_leave_the_square():
     x = np.ones((2, 6))
     coarse = coarse_grid_log_marginal_likelihood(dec, x, bound=0.5, spacing=0.1)
     assert np.all(coarse["edge_mass"] > 0.1)
-    np.testing.assert_allclose(coarse["log_normalized_integral"], 0.0, atol=1e-12)
 
 
 def test_study_on_the_tiny_model_follows_the_convention():
@@ -152,7 +212,7 @@ def test_study_on_the_tiny_model_follows_the_convention():
     no_halving = marginal_likelihood_study(enc, dec, x, np.random.default_rng(0), 5, (), 0, halved_check=False)
     assert no_halving["summary"]["halved_spacing_change"] is None and no_halving["summary"]["iwae"] == {}
     sentences = describe_marginal_likelihood(summary, no_halving["summary"])
-    assert len(sentences) == 5 and all(isinstance(s, str) for s in sentences)
+    assert len(sentences) == 6 and all(isinstance(s, str) for s in sentences)
 
 
 def test_gap_statistics_on_a_hand_example():

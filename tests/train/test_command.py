@@ -366,8 +366,34 @@ def test_sizes_that_cannot_fit_in_memory_are_refused_before_any_work(tmp_path, o
     result = run_cli(option, "1000000000", "--out", str(tmp_path / "vae.npz"), "--data-dir", str(tmp_path / "none"))
     # Refused before the (missing) data are looked for, and before anything is allocated.
     assert result.returncode == 1 and result.stderr.startswith("error: a model of --hidden-dim ")
-    assert "GiB to train, more than this machine's" in result.stderr and result.stderr.count("\n") == 1
+    assert "GiB, more than the " in result.stderr and "this machine has available; choose smaller sizes" \
+        in result.stderr and result.stderr.count("\n") == 1
     assert dir_listing(tmp_path) == []
+
+
+def test_running_out_of_memory_anyway_is_one_line(tmp_path, monkeypatch, mnist_dir, capsys):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(command, "train", no_memory)  # as a limit no estimate foresaw would
+    status = run_main(monkeypatch, mnist_dir, "--out", str(tmp_path / "vae.npz"))
+    assert status == "error: out of memory; no epoch finished, nothing saved; choose smaller sizes or free some memory"
+
+
+def test_resuming_checks_the_kept_checkpoints_it_would_keep_or_write(tmp_path):
+    quiet = {"log": lambda line: None, "data": synthetic_data()}
+    config = small_config(tmp_path / "vae.npz", epochs=2)
+    run_training(config, **quiet)
+    lines = []
+    run_training(small_config(config.out, epochs=3, keep_epochs=(1,), resume=True), log=lines.append,
+                 data=quiet["data"])
+    assert any(line.startswith(f"{config.kept_path(1)} is not written: epoch 1 is past") for line in lines)
+    save_params(config.kept_path(4), small_params(), {**config.metadata(), "seed": 5}, epoch=4)
+    with pytest.raises(CheckpointError, match=r"vae-epoch4.npz has seed=5, but 0 was requested"):
+        run_training(small_config(config.out, epochs=5, keep_epochs=(4,), resume=True), **quiet)
+    save_params(config.kept_path(2), small_params(), config.metadata(), epoch=1)
+    with pytest.raises(CheckpointError, match=r"vae-epoch2.npz holds epoch 1, not 2; move it away"):
+        run_training(small_config(config.out, epochs=5, keep_epochs=(2,), resume=True), **quiet)
 
 
 def signal_while_starting(command, interrupt, cwd):

@@ -54,23 +54,26 @@ def fig_reconstructions(x, means, binary):
                        title="Reconstructions\nz ~ q(z|x), x ~ p(x|z)", inches_per_image=0.75)
 
 
-def fig_latent_embedding(z_mean, labels):
-    """Scatter of the means (N, 2) of q(z|x) of N images, coloured by their digit labels (N,)."""
+def fig_latent_embedding(z_mean, labels, which="training"):
+    """Scatter of the means (N, 2) of q(z|x) of N images (which: "training" or "test"), coloured by
+    their digit labels (N,)."""
     labels = np.asarray(labels)
     if labels.shape != (len(z_mean),):
         raise ValueError(f"need one label per image: {len(z_mean)} images but labels of shape {labels.shape}")
     fig = Figure(figsize=(6.5, 5.5), layout="constrained")
     ax = fig.add_subplot()
-    # One scatter call keeps the points in data order, so no class is drawn over all the others.
-    points = ax.scatter(z_mean[:, 0], z_mean[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5,
-                        s=3, alpha=0.5, linewidths=0, rasterized=True)
+    # One scatter call in a shuffled (fixed) order of small, faint points: no class is drawn over
+    # all the others, as the last classes would be in data order.
+    order = np.random.default_rng(0).permutation(len(z_mean))
+    points = ax.scatter(z_mean[order, 0], z_mean[order, 1], c=labels[order], cmap="tab10", vmin=-0.5, vmax=9.5,
+                        s=1.5, alpha=0.35, linewidths=0, rasterized=True)
     colorbar = fig.colorbar(points, ax=ax, ticks=range(10))
     colorbar.solids.set_alpha(1.0)
     colorbar.set_label("digit")
     ax.set_aspect("equal")
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
-    ax.set_title(f"Means of q(z|x) for {len(z_mean):,} images")
+    ax.set_title(f"Means of q(z|x) for {len(z_mean):,} {which} images")
     return fig
 
 
@@ -117,8 +120,8 @@ def fig_confusion(summary):
     shares = np.divide(table, totals, out=np.zeros_like(table), where=totals > 0)
     fig = Figure(figsize=(6.0, 5.4), layout="constrained")
     ax = fig.add_subplot()
-    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(image, ax=ax, label="share of the true class's test images")
+    image = ax.imshow(100 * shares, cmap="Blues", vmin=0.0, vmax=100.0)
+    fig.colorbar(image, ax=ax, label="percent of the true class's test images")
     for (row, col), share in np.ndenumerate(shares):
         if table[row, col] > 0:
             ax.text(col, row, f"{100 * share:.0f}" if share >= 0.005 else "·", ha="center", va="center",
@@ -129,5 +132,5 @@ def fig_confusion(summary):
     ax.set_xlabel("k-NN label in the latent plane")
     ax.set_ylabel("true digit")
     ax.set_title(f"{summary['k']}-NN on the means of q(z|x): {percent(summary['test_accuracy'])} "
-                 "correct\n(percent of each row)")
+                 "correct\n(percent of each row; ·: some, under 0.5%)")
     return fig

@@ -37,14 +37,15 @@ def fig_gradient_histograms(focus_estimates, exact):
         ax.set_title(f"{estimator_label(name)}: mean {np.mean(values):.3g}, std {stds[name]:.3g}"
                      + (f", {100 * outside:.1f}% beyond the x-range" if outside > 0 else "")
                      + (" (a spike at this scale: inset)" if name in narrow else ""),
-                     fontsize=8)
+                     fontsize=8, pad=8)
         if name in narrow:
-            inset = ax.inset_axes([0.64, 0.22, 0.34, 0.68])
+            inset = ax.inset_axes([0.6, 0.25, 0.32, 0.55])
             inset.hist(values, bins=np.linspace(*zoom, 61), color="C2")
             inset.axvline(exact, color="C3", lw=1.2)
             inset.set_xlim(*zoom)
-            inset.tick_params(labelsize=7)
-            inset.set_yticks([])
+            inset.tick_params(labelsize=6)
+            beyond = np.mean((values < zoom[0]) | (values > zoom[1]))
+            inset.set_title(f"zoom: {100 * beyond:.1f}% beyond its range", fontsize=6)
     axes[0].legend(loc="upper left", fontsize=8)
     axes[-1].set_xlim(low, high)
     axes[-1].set_xlabel(f"single-draw estimate of d ELBO / d mean_1, image 0 "

@@ -1,4 +1,6 @@
 """Part 8's figures: the two gaps per image, along training, and the worst-amortized posteriors."""
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -16,12 +18,13 @@ def fig_gap_histograms(per_image_by_split):
         wrong = in_wrong_basin(per_image)
         approx_ax.hist(approx, bins=60, color="C0")
         approx_ax.set(xlabel="approximation gap log p(x) - ELBO(q*) (nats)", ylabel=f"{split} images",
-                      title=f"{split}: mean {approx.mean():.3f} nats")
+                      title=f"{split}, {len(approx):,} images: mean {approx.mean():.3f} nats")
         bins = np.histogram_bin_edges(amort, bins=60)
-        amort_ax.hist([amort[~wrong], amort[wrong]], bins=bins, stacked=True, color=["C1", "C3"],
-                      label=["refinement reaches q*", f"wrong basin ({wrong.mean():.1%})"])
-        amort_ax.set(xlabel="amortization gap ELBO(q*) - ELBO(q) (nats)", yscale="log",
-                     title=f"{split}: mean {amort.mean():.2f} nats")
+        # Linear counts, the wrong-basin images drawn over all images (not stacked): the red area is their share.
+        amort_ax.hist(amort, bins=bins, color="C1", label="all images")
+        amort_ax.hist(amort[wrong], bins=bins, color="C3", label=f"in a wrong basin ({wrong.mean():.1%})")
+        amort_ax.set(xlabel="amortization gap ELBO(q*) - ELBO(q) (nats)", ylabel=f"{split} images",
+                     title=f"{split}, {len(amort):,} images: mean {amort.mean():.2f} nats")
         amort_ax.legend(fontsize=8)
     return fig
 
@@ -34,30 +37,34 @@ def fig_gaps_over_training(rows, train_curve=None):
     solid test, dashed train, with standard errors over images. train_curve (E,): the
     mean minibatch -ELBO of each training epoch, drawn on the left as the training curve.
     """
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    fig = Figure(figsize=(10, 4.4), layout="constrained")
     value_ax, gap_ax = fig.subplots(1, 2)
     if train_curve is not None:
         value_ax.plot(np.arange(1, len(train_curve) + 1), -np.asarray(train_curve), color="0.6", lw=1,
                       label="training curve: minibatch ELBO, 1 sample")
-    for split, style in (("test", "-"), ("train", "--")):
+    # Test: solid lines, filled markers; train: dashed lines, open markers. The three Gaussians'
+    # points are set slightly apart in epoch, so q refined is not hidden under q* where they agree.
+    for split, style, fill in (("test", "-", None), ("train", "--", "none")):
         mine = sorted((r for r in rows if r["split"] == split), key=lambda r: r["epoch"])
         if not mine:
             continue
-        epochs = [r["epoch"] for r in mine]
+        epochs = np.array([r["epoch"] for r in mine], float)
         for color, key, se_key, label in ((0, "log_px", "log_px_se", "log p(x)"),
                                           (1, "elbo_amortized", "elbo_amortized_se", "ELBO(q(z|x))")):
             value_ax.errorbar(epochs, [r[key] for r in mine], [r[se_key] for r in mine], color=f"C{color}",
-                              ls=style, marker="o", ms=3, label=f"{label}, {split}")
-        for color, key, se_key, label in ((1, "total_gap", "total_gap_se", "q(z|x)"),
-                                          (2, "gap_after_refinement", "gap_after_refinement_se", "q refined"),
-                                          (3, "approximation_gap", "approximation_gap_se", "q*")):
-            gap_ax.errorbar(epochs, [r[key] for r in mine], [r[se_key] for r in mine], color=f"C{color}",
-                            ls=style, marker="o", ms=3, label=f"{label}, {split}")
-    value_ax.set(xscale="log", xlabel="epoch", ylabel="nats per image", title="log p(x) and the encoder's ELBO")
-    gap_ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="log p(x) - ELBO (nats per image)",
-               title="what each Gaussian leaves (solid: test, dashed: train)")
+                              ls=style, marker="o", mfc=fill, ms=4, label=f"{label}, {split}")
+        for color, key, se_key, label, marker, shift in (
+                (1, "total_gap", "total_gap_se", "q(z|x)", "o", 1.0),
+                (2, "gap_after_refinement", "gap_after_refinement_se", "q refined", "s", 1.08),
+                (3, "approximation_gap", "approximation_gap_se", "q*", "^", 0.93)):
+            gap_ax.errorbar(epochs * shift, [r[key] for r in mine], [r[se_key] for r in mine], color=f"C{color}",
+                            ls=style, marker=marker, mfc=fill, ms=4, label=f"{label}, {split}")
+    value_ax.set(xscale="log", xlabel="epoch (log scale)", ylabel="nats per image",
+                 title="log p(x) and the encoder's ELBO")
+    gap_ax.set(xscale="log", yscale="log", xlabel="epoch (log scale)",
+               ylabel="log p(x) - ELBO, nats per image (log scale)", title="what each Gaussian leaves of log p(x)")
     value_ax.legend(fontsize=7)
-    gap_ax.legend(fontsize=7)
+    gap_ax.legend(fontsize=7, ncol=2)
     return fig
 
 
@@ -78,14 +85,22 @@ def fig_worst_amortization(x, per_image, worst):
         for (color, style), m, s in zip(styles, means[k], stds[k]):
             log_q = np.sum(-0.5 * ((grid - m) / s)**2 - np.log(s), axis=1)
             contour_density(ax, grid, log_q, color, style)
+        # Zoomed on the three Gaussians (4 standard deviations around each), inside the window.
+        low = np.maximum(np.min(means[k] - 4 * stds[k], axis=0), grid.min(axis=0))
+        high = np.minimum(np.max(means[k] + 4 * stds[k], axis=0), grid.max(axis=0))
+        centre, half = (low + high) / 2, np.max(high - low) / 2
+        ax.set(xlim=(centre[0] - half, centre[0] + half), ylim=(centre[1] - half, centre[1] + half))
         show_digit(ax.inset_axes([0.0, 0.78, 0.22, 0.22]), x[n])
         ax.set_aspect("equal")
+        ax.set_xlabel("$z_1$", fontsize=8)
+        ax.set_ylabel("$z_2$", fontsize=8)
         below = per_image["elbo_optimal"][n] - per_image["elbo_refined"][n]
         ax.set_title(f"image {n}: amortization gap {amort[n]:.1f}\napprox. gap "
                      f"{per_image['log_px'][n] - per_image['elbo_optimal'][n]:.2f}, refinement gains "
                      f"{per_image['elbo_refined'][n] - per_image['elbo_amortized'][n]:.1f}\n"
                      + (f"wrong basin ({below:.1f} below q*)" if n in wrong else "refinement reaches q*"), fontsize=8)
         ax.tick_params(labelsize=7)
-    fig.suptitle("true p(z|x) (black) with q(z|x) (orange dashed), q refined (green dotted), q* (red dash-dot);"
-                 "\ncontours hold 50 / 90 / 99% of each density", fontsize=9)
+    text = ("true p(z|x) (black) with q(z|x) (orange dashed), q refined (green dotted), q* (red dash-dot); "
+            "contours hold 50 / 90 / 99% of each density; each panel zoomed on the three Gaussians")
+    fig.suptitle(textwrap.fill(text, width=int(14 * fig.get_figwidth())), fontsize=9)
     return fig

@@ -20,18 +20,24 @@ def fig_log_px_vs_elbo(log_px, elbo_per_image, stats):
     else:
         title = (f"{percent(stats['fraction_above'])} of images above the line, the lowest "
                  f"{stats['min_gap_in_se']:.1f} SE: beyond Monte Carlo error")
-    fig = Figure(figsize=(9, 4), layout="constrained")
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
     scatter_ax, hist_ax = fig.subplots(1, 2)
     scatter_ax.scatter(log_px, elbo_per_image, s=2, alpha=0.3)
     lo, hi = np.min(log_px), np.max(log_px)
     scatter_ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="ELBO = log p(x)")
     scatter_ax.set(xlabel="log p(x) by quadrature (nats)", ylabel=f"ELBO, {elbo_samples} samples (nats)")
-    scatter_ax.set_title(title, fontsize=10)
+    scatter_ax.set_title(title, fontsize=9)
     scatter_ax.legend(loc="upper left")
     gap = np.asarray(log_px) - np.asarray(elbo_per_image)
-    hist_ax.hist(gap, bins=60)
+    # The gaps span orders of magnitude: log-spaced bins on a log axis, and the images at or below
+    # 0.01 nats (Monte Carlo error can make a gap negative) counted in the title instead.
+    floor = 0.01
+    above = gap[gap > floor]
+    if len(above):
+        hist_ax.hist(above, bins=np.geomspace(floor, max(above.max(), 1.01 * floor), 61))
+    hist_ax.set_xscale("log")
     hist_ax.axvline(np.mean(gap), color="k", ls="--", lw=1, label=f"mean {np.mean(gap):.2f} nats")
-    hist_ax.set(xlabel="log p(x) - ELBO = KL(q(z|x) || p(z|x)) + MC error (nats)", ylabel="images",
-                title="the gap per image")
+    hist_ax.set(xlabel="log p(x) - ELBO per image (nats, log scale)", ylabel="images",
+                title=f"the gap per image; {np.sum(gap <= floor)} at or below {floor:g} not shown")
     hist_ax.legend()
     return fig

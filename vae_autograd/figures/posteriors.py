@@ -8,11 +8,11 @@ The figures draw what the studies computed: 6.1 and 6.2 from ``posterior_study``
 posterior is located once and every number in a title is an entry of a summary.
 """
 import math
+import textwrap
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
 from ..core.distributions import diag_gaussian_log_density
 from ..core.images import SIDE
@@ -57,7 +57,17 @@ def posterior_panels(rows, styles, suptitle, row_labels=None):
     row_labels: a label per row, written left of its first panel.
     """
     num_columns = max(len(row) for row in rows)
-    fig = Figure(figsize=(3.2 * num_columns, 3.3 * len(rows) + 0.5), layout="constrained")
+    partial = any(len(panel[2]) < SIDE * SIDE for row in rows for panel in row)
+    # The styles are named in the title, wrapped to the figure: a legend would cover the axis labels.
+    named = "; ".join(f"{label}: {color.removeprefix('tab:')} {linestyle}" for label, color, linestyle in styles)
+    width = 3.2 * num_columns
+    text = textwrap.fill(  # about 14 characters per inch at this size, so no line leaves the figure
+        f"{suptitle} ({named}). Contours: highest-density regions holding 50 / 90 / 99% of the mass (thick to "
+        "thin); each window zoomed to hold the whole posterior; inset: the data"
+        + (" (shaded: the rows not given)" if partial else ""), width=int(14 * width))
+    fig = Figure(figsize=(width, 3.7 * len(rows) + 0.2 * (text.count("\n") + 1)), layout="constrained")
+    # Room between the rows of text: with equal-aspect axes the layout leaves the labels tight.
+    fig.get_layout_engine().set(h_pad=0.12, w_pad=0.06)
     axes = fig.subplots(len(rows), num_columns, squeeze=False)
     for r, (row, row_axes) in enumerate(zip(rows, axes)):
         for ax, (z_grid, log_densities, image, title) in zip(row_axes, row):
@@ -71,11 +81,7 @@ def posterior_panels(rows, styles, suptitle, row_labels=None):
         for ax in row_axes[len(row):]:
             ax.set_visible(False)
         row_axes[0].set_ylabel(("" if row_labels is None else row_labels[r] + "\n") + "$z_2$")
-    handles = [Line2D([], [], color=color, linestyle=linestyle, label=label) for label, color, linestyle in styles]
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(styles), fontsize=9)
-    fig.suptitle(suptitle + "\ncontours: highest-density regions holding 50 / 90 / 99% of the mass "
-                 "(thick to thin); each window zoomed to hold the whole posterior; inset: the data "
-                 "(shaded: unobserved)", fontsize=10)
+    fig.suptitle(text, fontsize=10)
     return fig
 
 

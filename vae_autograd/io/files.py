@@ -1,7 +1,9 @@
 """Files and folders that are never half written: atomic writes, whole-folder swaps, one writer
 per path, and the checks that an output path can be written before any work."""
 import fcntl
+import glob
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -13,20 +15,24 @@ class OutputError(Exception):
     """An output path that cannot be written; the message says why and what to do."""
 
 
+def temporary_pattern(target):
+    """The names of target's temporaries, ".NAME.PID.RANDOM.part" (a file) or ".new" / ".old" (a
+    folder), with the pid and the suffix as groups. Matched whole: a temporary of another output
+    whose name only begins like target's (figures.2024 beside figures) never matches."""
+    return re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[a-z0-9_]{{8}}\.(part|new|old)")
+
+
 def writer_is_gone(temporary, target):
-    """Whether temporary (a sibling named .{target name}.{pid}.*) was made by a process now gone.
+    """Whether temporary (one of target's, by temporary_pattern) was made by a process now gone.
 
     The pid in the name is what makes a leftover of a killed writer decidable; a live pid,
     even a reused one, keeps the file (removing too little is safe, too much is not).
     """
-    prefix = f".{target.name}."
-    if not temporary.name.startswith(prefix):
-        return False
-    pid = temporary.name[len(prefix):].split(".")[0]
-    if not pid.isdigit():
+    match = temporary_pattern(target).fullmatch(temporary.name)
+    if match is None:
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(int(match.group(1)), 0)
     except ProcessLookupError:
         return True
     except OSError:  # PermissionError: alive, but another user's
@@ -39,7 +45,7 @@ def remove_stale_temporaries(target):
     target = Path(target)
     if not target.parent.is_dir():
         return
-    for entry in target.parent.glob(f".{target.name}.*"):
+    for entry in target.parent.glob(f".{glob.escape(target.name)}.*"):
         if writer_is_gone(entry, target):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -88,25 +94,33 @@ def sole_writer(paths, option):
 
 
 @contextmanager
-def _locked(path, option):
+def _locked(given, option):
+    path = Path(given).absolute()  # "." has no name to build the lock's from
     lock = path.with_name(f".{path.name}.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 20, 0).decode(errors="replace").strip()
+    existing = nearest_existing(path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            # O_NOFOLLOW: a symbolic link planted as the lock must not make us write through it.
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 20, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise OutputError(f"{option} {given} is being written by another process"
+                                  f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to end, "
+                                  f"or choose another {option}") from None
+            try:  # the lock is ours unless its holder removed the file between our open and our flock
+                if os.stat(lock, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            raise OutputError(f"{option} {path} is being written by another process"
-                              f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to end, "
-                              f"or choose another {option}") from None
-        try:  # the lock is ours unless its holder removed the file between our open and our flock
-            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
+    except OSError as err:  # a folder, a symbolic link or an unreadable file where the lock goes
+        remove_empty_folders(path.parent, existing)
+        raise OutputError(f"{option} {given}: cannot take the lock {lock} ({err.strerror}); if no run is "
+                          "writing there, remove it") from None
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
@@ -114,6 +128,19 @@ def _locked(path, option):
     finally:
         os.unlink(lock)  # while still holding it: a process that opened this file sees it gone and retries
         os.close(fd)
+        remove_empty_folders(path.parent, existing)
+
+
+def remove_empty_folders(folder, stop):
+    """Remove folder and its parents up to (not including) stop while they are empty: what a
+    run made for its outputs and did not use."""
+    folder = Path(folder)
+    while folder != Path(stop) and Path(stop) in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone): the run wrote there
+            return
+        folder = folder.parent
 
 
 def replace_folder(folder, write):
@@ -161,7 +188,7 @@ def recover_interrupted_swap(folder):
     folder = Path(folder).absolute()
     if folder.exists() or folder.is_symlink():
         return
-    for aside in folder.parent.glob(f".{folder.name}.*.old"):
+    for aside in folder.parent.glob(f".{glob.escape(folder.name)}.*.old"):
         if aside.is_dir() and not aside.is_symlink() and writer_is_gone(aside, folder):
             os.rename(aside, folder)
             return

@@ -1,6 +1,5 @@
 """Process settings of the command-line entry points: one line for an interrupt at any moment
 (start-up included), SIGTERM as Ctrl-C, and glibc told to keep freed memory."""
-import ctypes
 import os
 import signal
 
@@ -42,6 +41,8 @@ def keep_freed_memory():
     trims freed memory, so each step page-faults them in again: measured here, 4x slower.
     Called by the command-line entry points only; a no-op where glibc is absent.
     """
+    import ctypes  # here, not at the top: the entry points import this module before setting their handlers
+
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD

@@ -58,7 +58,7 @@ def describe_estimators(summary):
     # Judged here from the z-scores and the threshold, so a summary edited by hand cannot contradict itself.
     passing = [n for n in names if check["estimators"][n]["max_abs_z"] < check["z_threshold"]]
     failing = [n for n in names if n not in passing]
-    focus_z = join([f"{abs(smallest_rows[n]['bias_in_se']):.1f}" for n in names if n in smallest_rows])
+    focus_z = join([f"{abs(smallest_rows[n]['bias_in_se']):.2f}" for n in names if n in smallest_rows])
     with_focus = check["components_per_estimator"] > images["num_images"] * len(summary["component_order"])
     scope = (f"{check['components_per_estimator']} gradient components per estimator ("
              + (f"the focus image's {focus['num_estimates']} draws and " if with_focus else "")
@@ -68,7 +68,7 @@ def describe_estimators(summary):
     if not failing:
         paragraphs["bias"] = (
             f"No estimator shows a detectable bias: on {focus['component']} (exact value "
-            f"{focus['exact']:.3f}, by quadrature) their means lie within {focus_z} standard errors of "
+            f"{focus['exact']:.3f}, by quadrature) their means lie {focus_z} standard errors from "
             f"the exact gradient, in the order above; over {scope} the largest |z| of any estimator is "
             f"{max(check['estimators'][n]['max_abs_z'] for n in names):.2f}, below {rule}.")
     else:
@@ -107,8 +107,8 @@ def describe_estimators(summary):
                            f"images {number(q['median'])}; higher than {round(images['focus_rank'][n] * q['count'])}"
                            f" of the {q['count']} images' ratios)")
     if focus_parts:
-        paragraphs["focus"] = (f"The image in the histograms is image 0, from its {focus['num_estimates']} draws; its "
-                          f"ratios for d ELBO / d mean_1 are " + "; ".join(focus_parts) + ".")
+        paragraphs["focus"] = (f"The image in the histograms is test image 0, from its {focus['num_estimates']} draws; "
+                               f"its ratios for d ELBO / d mean_1 are " + "; ".join(focus_parts) + ".")
 
     medians = [images["variance_ratio"][n]["mean"]["median"] for n in loo]
     findings = []
@@ -117,13 +117,8 @@ def describe_estimators(summary):
         findings.append(f"the baseline's median ratio for the means {'falls' if falling else 'does not fall steadily'}"
                         f" as K grows ({', '.join(number(m) for m in medians)} for K = "
                         f"{', '.join(str(group_size[n]) for n in loo)})")
-    smallest = {n: min(images["variance_ratio"][n][p]["min"] for p in ("mean", "log_std")) for n in loo}
-    below = [n for n in loo if smallest[n] < 1]
-    if below:
-        findings.append(f"on some components the baseline within K = {join([str(group_size[n]) for n in below])} "
-                        f"gives a lower variance than reparameterization (smallest ratios "
-                        f"{join([number(smallest[n]) for n in below])})")
-    else:
-        findings.append("no baseline estimator has a lower variance than reparameterization on any component")
-    paragraphs["across_images"] = "Across the images, " + "; ".join(findings) + "."
+    # No claim rests on the smallest ratio of a component: it is the minimum of many noisy ratio
+    # estimates (each from the images' draws), low by selection even where the variances are equal.
+    if findings:
+        paragraphs["across_images"] = "Across the images, " + "; ".join(findings) + "."
     return paragraphs

@@ -1,5 +1,6 @@
 """Number and list formatting for the report's sentences and tables (shares and probabilities:
 core.text, which the figure titles share)."""
+import math
 
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
@@ -39,3 +40,15 @@ def table_row(*cells):
 def with_se(row, key, digits):
     """row[key] ± row[key + "_se"], both with the given digits."""
     return f"{row[key]:.{digits}f} ± {row[key + '_se']:.{digits}f}"
+
+
+def at_most(value, digits=2):
+    """value rounded up, never down, to digits significant digits ("3.1e-05" for 3.05e-05): what
+    a sentence saying "at most" may print."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    exponent = math.floor(math.log10(abs(value))) - digits + 1
+    rounded = math.ceil(value / 10.0**exponent * (1 - 1e-12)) * 10.0**exponent  # 3e-5 / 1e-6 is 30.000000000000004
+    if abs(rounded) < 1e-3 or abs(rounded) >= 1e5:
+        return f"{rounded:.{digits - 1}e}"
+    return f"{rounded:.{max(0, -exponent)}f}"

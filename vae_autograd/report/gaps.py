@@ -1,7 +1,7 @@
 """Part 8 in words: the gap tables and the sentences computed from them."""
 import math
 
-from .format import table_row, with_se
+from .format import at_most, table_row, with_se
 
 
 def iwae_proposal_lines(iwae, intro_end):
@@ -28,16 +28,18 @@ def gap_section(gaps):
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for split in ("test", "train"):
         row = gaps[split]
-        lines.append(table_row(split, row["num_images"], with_se(row, "log_px", 2), with_se(row, "elbo_amortized", 2),
-                               with_se(row, "elbo_refined", 2), with_se(row, "elbo_optimal", 2),
+        lines.append(table_row(split, f"{row['num_images']:,}", with_se(row, "log_px", 2),
+                               with_se(row, "elbo_amortized", 2), with_se(row, "elbo_refined", 2),
+                               with_se(row, "elbo_optimal", 2),
                                with_se(row, "approximation_gap", 3), with_se(row, "amortization_gap", 2),
                                f"{row['wrong_basin_fraction']:.1%}"))
     lines += iwae_proposal_lines(gaps["test"].get("iwae"), "")
-    lines += ["", "Along training (the same random images at every epoch):", "",
-              "| epoch | set | log p(x) | ELBO(q) | approximation gap | amortization gap | wrong basin |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "Along training (the same random images of each set at every epoch; ± as above):", "",
+              "| epoch | set | images | log p(x) | ELBO(q) | approximation gap | amortization gap | wrong basin |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in sorted(gaps["over_training"], key=lambda r: (r["epoch"], r["split"])):
-        lines.append(table_row(row["epoch"], row["split"], with_se(row, "log_px", 2), with_se(row, "elbo_amortized", 2),
+        lines.append(table_row(row["epoch"], row["split"], f"{row['num_images']:,}", with_se(row, "log_px", 2),
+                               with_se(row, "elbo_amortized", 2),
                                with_se(row, "approximation_gap", 3), with_se(row, "amortization_gap", 2),
                                f"{row['wrong_basin_fraction']:.1%}"))
     lines.append("")
@@ -71,7 +73,8 @@ def describe_inference_gaps(gaps):
     test, train, rows, settings = gaps["test"], gaps["train"], gaps["over_training"], gaps["settings"]
     sentences = {
         "gap_split": (
-        f"Of the test set's gap log p(x) - ELBO(q) = {test['total_gap']:.2f} nats per image, "
+        f"Of the test set's gap log p(x) - ELBO(q) = {test['total_gap']:.2f} nats per image (with the exact "
+        "Gaussian ELBO; part 3's gap uses a Monte Carlo ELBO), "
         f"{test['approximation_gap']:.3f} ± {test['approximation_gap_se']:.3f} is the approximation gap (what "
         f"the best diagonal Gaussian for each image still misses) and {test['amortization_gap']:.2f} ± "
         f"{test['amortization_gap_se']:.2f} the amortization gap (what the shared encoder misses); on the "
@@ -102,7 +105,8 @@ def describe_inference_gaps(gaps):
             f"{settings['mode_within_nats']:g} nats of the highest). On the first "
             f"{check['num_images']} test images, fits from other starts (each mode's best point with twice its "
             f"spread, and the whole posterior's mean and spread) would raise the mean ELBO(q*) by "
-            f"{check['another_start']:.1e} nats (at most {check['another_start_max_per_image']:.1e} on one image), "
+            f"{check['another_start']:.1e} nats (at most {at_most(check['another_start_max_per_image'])} on one "
+            "image), "
             f"and more iterations move it by {check['more_iterations']:+.1e} "
             + ("(both under 0.02 nats: q* is converged)." if converged
                else "(more than 0.02 nats: q* is not converged)."))
@@ -128,8 +132,8 @@ def describe_inference_gaps(gaps):
         + "; "
         + (f"test log p(x) first falls below training log p(x) by more than 3 standard errors at epoch "
            f"{decoder_apart}"
-           if decoder_apart else "test and training log p(x) stay within 3 standard errors of each other (they are "
-           "means over different images, so only a large decoder overfit would show)")
+           if decoder_apart else "on these subsets, test and training log p(x) stay within 3 standard errors of "
+           "each other (part 3 compares the whole sets)")
         + "; "
         + (f"the first test images in a wrong basin are seen at epoch {first_wrong}." if first_wrong else
            "no test image is in a wrong basin."))

@@ -12,7 +12,9 @@ def describe_paths(classes):
         changes = np.flatnonzero(np.diff(path)) + 1
         runs.append(" → ".join(str(c) for c in path[np.concatenate([[0], changes])]) + f" (row {row})")
     listed = join(runs)
-    return f"Along the {'path' if len(runs) == 1 else 'paths'}, the k-NN class runs {listed}."
+    return (f"Along the {'path' if len(runs) == 1 else 'paths'}, the k-NN vote of the training embeddings "
+            f"nearest to each latent point runs {listed}: where z lies among the training digits, not what its "
+            "decoded frame looks like, which can differ (a frame between two clusters may resemble neither).")
 
 
 def describe_latent_classes(summary, max_pairs=3):
@@ -36,14 +38,18 @@ def describe_latent_classes(summary, max_pairs=3):
         sentences.append(f"No pair of classes is mistaken for each other in {percent(summary['min_pair_share'])} "
                          "or more of its test images.")
     split = [c for c in summary["clusters"] if c["clusters"] >= 2]
+    rule = (f"by this rule: the {percent(1 - summary['sparse_share'])} of a class's training embeddings whose "
+            f"{summary['cluster_k']}th nearest same-class neighbour is closest are linked when closer than "
+            f"{summary['gap_factor']:g} times the median distance to that neighbour, the others join their "
+            f"nearest linked point, and a linked group counts as a cluster when it holds "
+            f"{percent(summary['min_cluster_share'])} or more of the class")
     for c in split:
-        shares = [percent(share) for share in c["component_shares"]]
-        listed = join(shares)
-        sentences.append(f"The {c['class']}s lie in {NUMBER_WORDS.get(c['clusters'], c['clusters'])} "
-                         f"separate clusters, holding {listed} of them.")
+        listed = join([percent(share) for share in c["component_shares"]])
+        sentences.append(f"The {c['class']}s fall into {NUMBER_WORDS.get(c['clusters'], c['clusters'])} clusters, "
+                         f"holding {listed} of them, with no two of their linked points closer than "
+                         f"{c['gap']:.2f}, {rule}.")
     if not split:
-        sentences.append(f"No class splits into separate clusters each holding "
-                         f"{percent(summary['min_cluster_share'])} or more of its training images.")
+        sentences.append(f"No class splits into two or more clusters {rule}.")
     return " ".join(sentences)
 
 

@@ -2,6 +2,7 @@
 import math
 
 from ..core.text import percent, probability
+from .format import at_most
 
 
 def describe_gaps(summary, set_name):
@@ -34,10 +35,17 @@ def describe_quadrature(summaries):
                      f"and no image's by more than {worst:.1e}")
     edge = max(s["max_edge_mass"] for s in summaries.values())
     bound = max(s["quadrature_bound"] for s in summaries.values())
-    parts.append(f"at most {edge:.1e} of any posterior lies in the outermost ring of cells of "
+    parts.append(f"at most {at_most(edge)} of any posterior lies in the outermost ring of cells of "
                  f"[-{bound:g}, {bound:g}]^2")
     return ("Checks of the adaptive quadrature (`study.marginal_likelihood.log_marginal_likelihood`): "
             + "; ".join(parts) + ".")
+
+
+def describe_agreement(difference, tolerance=1e-6):
+    """'they agree within 1e-6 (difference 3.2e-09)', or that they do not, from the difference."""
+    if abs(difference) <= tolerance:
+        return f"they agree within {tolerance:g} (difference {difference:.1e})"
+    return f"they differ by {difference:.1e}, more than {tolerance:g}: the grid sum is in error"
 
 
 def describe_coarse_grid(summaries, tolerance=0.01):
@@ -50,12 +58,14 @@ def describe_coarse_grid(summaries, tolerance=0.01):
     grids = {name: s["coarse_grid"] for name, s in summaries.items()}
     first = next(iter(grids.values()))
     k, spacing, bound = first["points_per_axis"], first["spacing"], first["bound"]
-    normalized = max(g["max_abs_log_normalized_integral"] for g in grids.values())
+    prior_sum, prior_mass = first["prior_log_riemann_sum"], first["prior_log_mass_in_cells"]
     errors = "; ".join(f"{name}: {g['mean_abs_error']:.3g} nats on average (mean signed {g['mean_error']:+.3g}), "
-                       f"at most {g['max_abs_error']:.3g}" for name, g in grids.items())
+                       f"at most {at_most(g['max_abs_error'], 3)}" for name, g in grids.items())
     text = (f"The study's prescribed check, the {k} x {k} grid of spacing {spacing:g} on "
-            f"[-{bound:g}, {bound:g}]^2: the posterior normalized on it integrates to log 1 = 0 within "
-            f"{normalized:.0e} for every image, and its log p(x) differs from the adaptive quadrature's "
+            f"[-{bound:g}, {bound:g}]^2: the standard normal prior's Riemann sum on it is {prior_sum:.6e} in log, "
+            f"where the log of the prior's mass in the grid's cells, [-{bound + spacing / 2:g}, "
+            f"{bound + spacing / 2:g}]^2, is {prior_mass:.6e} (from the normal CDF): "
+            f"{describe_agreement(prior_sum - prior_mass)}. Its log p(x) differs from the adaptive quadrature's "
             f"({errors}).")
     threshold = first["edge_threshold"]
     if all(g["images_at_edge"] == 0 for g in grids.values()):
@@ -70,16 +80,17 @@ def describe_coarse_grid(summaries, tolerance=0.01):
         inside = (f"the {name} images inside the square" if g["images_at_edge"] else f"the {name} images")
         if g["mean_abs_error_inside"] < tolerance:
             text += (f" For {inside} the grid is off by {g['mean_abs_error_inside']:.2g} nats on average "
-                     f"(at most {g['max_abs_error_inside']:.2g})"
+                     f"(at most {at_most(g['max_abs_error_inside'])})"
                      + (": its error is the mass outside the square." if g["images_at_edge"] else "."))
             continue
         text += (f" For {inside} it is off by {g['mean_abs_error_inside']:.2g} nats on average (at most "
-                 f"{g['max_abs_error_inside']:.2g})")
+                 f"{at_most(g['max_abs_error_inside'])})")
         narrow, wide = g["mean_abs_error_narrow"], g["mean_abs_error_wide"]
         if narrow is not None and (wide is None or narrow > wide):
             text += (f", more where the posterior is narrow against the spacing: {narrow:.2g} on average for "
                      f"the {percent(g['narrow_fraction'])} of them whose q(z|x) has a standard deviation below "
-                     f"{spacing / 2:g}" + (f", {wide:.2g} for the others." if wide is not None else "."))
+                     f"{spacing / 2:g} in at least one dimension"
+                     + (f", {wide:.2g} for the others." if wide is not None else "."))
         else:
             text += "."
     return text
@@ -97,7 +108,6 @@ def describe_iwae(summary, tolerance=0.1):
     last = ks[-1]
     distance = {k: summary["log_px_on_iwae_images"] - iwae[k] for k in ks}
     per_decade = [(iwae[b] - iwae[a]) / math.log10(b / a) for a, b in zip(ks, ks[1:])]
-    slow = [f"{a}-{b}" for (a, b), rise in zip(zip(ks, ks[1:]), per_decade) if rise < math.log(10)]
     distances = ", ".join(f"{distance[k]:.2f}" for k in ks) + " at K = " + ", ".join(str(k) for k in ks)
     if distance[last] < -tolerance:
         return (f"On the first {summary['iwae_images']} test images the IWAE bound with K = {last} lies "
@@ -110,8 +120,6 @@ def describe_iwae(summary, tolerance=0.1):
     text = (f"On the first {summary['iwae_images']} test images the IWAE bound with K = {last} stays "
             f"{distance[last]:.2f} nats below log p(x) ({distances}). Each tenfold K closed "
             + ", ".join(f"{r:.2f}" for r in per_decade) + " nats of it")
-    if slow:
-        text += f", less than log 10 = {math.log(10):.2f} for K = " + ", ".join(slow)
     text += (". The weights p(x, z) / q(z|x) of a proposal close to p(z|x) would be nearly equal and the "
              f"bound tight at small K; q(z|x) is a poor proposal on these images, its ELBO (K = {ks[0]}) "
              f"{distance[ks[0]]:.2f} nats below log p(x).")
@@ -119,6 +127,23 @@ def describe_iwae(summary, tolerance=0.1):
         text += (" If no later tenfold K closed more than the last, reaching log p(x) would take K of "
                  f"10^{math.log10(last) + distance[last] / per_decade[-1]:.1f} or more.")
     return text
+
+
+def describe_sets_apart(summary_test, summary_train, standard_errors=3.0):
+    """One sentence: whether the test and training sets' mean log p(x) differ by more than
+    standard_errors combined standard errors (over images), which only the decoder can make."""
+    difference = summary_train["log_px"] - summary_test["log_px"]
+    combined = math.hypot(summary_train["log_px_se"], summary_test["log_px_se"])
+    sizes = f"{summary_test['num_images']} test and {summary_train['num_images']} training images"
+    head = (f"On the {sizes}, the mean log p(x) is {summary_test['log_px']:.2f} ± {summary_test['log_px_se']:.2f} "
+            f"(test) and {summary_train['log_px']:.2f} ± {summary_train['log_px_se']:.2f} (training), ± here "
+            f"the standard error over images: ")
+    if abs(difference) > standard_errors * combined:
+        return (head + f"the training images are {difference:+.2f} nats more likely, {difference / combined:.1f} "
+                "combined standard errors, more than the choice of images explains: the decoder fits its own "
+                "training images better (it overfits).")
+    return (head + f"they differ by {difference:+.2f} nats, {difference / combined:.1f} combined standard "
+            f"errors, within the {standard_errors:g} that the choice of images can explain.")
 
 
 def describe_marginal_likelihood(summary_test, summary_train):
@@ -130,6 +155,7 @@ def describe_marginal_likelihood(summary_test, summary_train):
     """
     summaries = {"test": summary_test, "train": summary_train}
     sentences = [describe_gaps(summary_test, "test"), describe_gaps(summary_train, "training"),
+                 describe_sets_apart(summary_test, summary_train),
                  describe_quadrature(summaries), describe_coarse_grid(summaries)]
     iwae = describe_iwae(summary_test)
     return sentences + ([iwae] if iwae else [])

@@ -21,7 +21,8 @@ CAPTIONS = {
     "reconstructions": "**4.2 Reconstructions.** Ten test images (left), the Bernoulli means of p(x|z) "
     "for one z ~ q(z|x) (middle) and a binary sample from it (right).",
     "latent_embedding": "**5.1 Latent embedding.** The mean of q(z|x) for every training "
-    "image, coloured by class; no label was used in training.",
+    "image, coloured by class (drawn in a shuffled order, so no class hides the others); no label was used "
+    "in training.",
     "latent_confusion": "**5.1b Classes in the latent plane.** Each test image labelled by a vote of "
     "the nearest training embeddings (means of q(z|x)); row t, column p: the percentage of the test "
     "images of digit t labelled p.",
@@ -38,37 +39,48 @@ CAPTIONS = {
     "against the exact log p(x) from quadrature, with the line ELBO = log p(x); the title gives the share "
     "of images above the line and whether Monte Carlo error explains it (the numbers are in the first "
     "section). Right: log p(x) minus the ELBO per image, which is KL(q(z|x) || p(z|x)) >= 0 plus the "
-    "ELBO's Monte Carlo error.",
+    "ELBO's Monte Carlo error, on log-spaced bins of a log axis; the images at or below 0.01 nats are "
+    "counted in its title.",
     "true_vs_approx_posterior": "**6.1 True posterior and q.** Contours of the exact p(z|x) (grid "
     "quadrature; solid) and of the encoder's q(z|x) (dashed) for the first four training images "
     "(top row) and the first four test images (bottom row), at the highest-density regions holding "
     "50/90/99% of the mass.",
-    "top_half_posterior": "**6.2 Posterior given the top half.** p(z | x_top), with the bottom 14 "
-    "rows unobserved (they sum out of the likelihood pixel by pixel), against p(z|x) for the whole "
+    "top_half_posterior": "**6.2 Posterior given the top half.** For the first test images, one panel each "
+    "(panel 1 at the left): p(z | x_top), with the bottom 14 rows unobserved (they sum out of the likelihood "
+    "pixel by pixel), against p(z|x) for the whole "
     "image; each title gives the std of p(z | x_top), its number of modes and the share of its mass "
     "at the window's edge.",
-    "svi_posterior": "**6.3 SVI.** A Gaussian q(z) fitted by stochastic variational inference (Adam "
-    "on the reparameterized ELBO) to p(z | x_top), drawn over its exact contours.",
+    "svi_posterior": "**6.3 SVI.** For the first test images, one panel each (panel 1 at the left), as in 6.2: "
+    "a Gaussian q(z) fitted by stochastic variational inference (Adam on the reparameterized ELBO) to "
+    "p(z | x_top), drawn over its exact contours; ± in the titles is the Monte Carlo standard error of the "
+    "SVI ELBO.",
     "svi_prediction": "**6.3 Predicting the bottom half.** Each row: the original digit; the "
     "observed top half joined to the Bernoulli means of the bottom half for a few z ~ q; the "
     "posterior predictive mean of the bottom half averaged over many z ~ q, which approximates "
     "the mean of p(x_bottom | x_top); and that mean itself, averaged under the exact p(z | x_top) "
     "by quadrature.",
     "gradient_histograms": "**7 Gradient estimators.** Histograms of single-draw estimates of "
-    "d ELBO / d mu_1 for test image 0, by the score-function (REINFORCE) estimator, the same with a "
+    "d ELBO / d mean_1 for test image 0, by the score-function (REINFORCE) estimator, the same with a "
     "leave-one-out baseline within K draws (each draw's baseline is the mean log weight of the other "
     "K - 1 draws of its group) for each K, and the reparameterization estimator, on one x-range (an "
-    "inset zooms in where a histogram is a spike at that scale); the red line is the exact gradient "
-    "from quadrature. How typical image 0 is: see Gradient estimators.",
+    "inset zooms in where a histogram is a spike at that scale, its title giving the share of draws beyond "
+    "its range); the red line is the exact gradient "
+    "from quadrature. For a baseline estimator the terms of one group are correlated, so the std in its "
+    "title (of single terms) is not the per-draw std that the tables' variances use. How typical test image 0 "
+    "is: see Gradient estimators.",
     "inference_gaps": "**8 The two gaps per image.** Left: the approximation gap log p(x) - ELBO(q*); right: "
-    "the amortization gap ELBO(q*) - ELBO(q(z|x)), split by whether refinement from q(z|x) reaches q* (red: "
-    "a wrong basin), for the test set (top) and the training images (bottom).",
+    "the amortization gap ELBO(q*) - ELBO(q(z|x)) of all images (orange) and, drawn over them, of those whose "
+    "refinement from q(z|x) stops in a wrong basin (red); counts on linear axes, for the test set (top) and "
+    "the training set (bottom), each title giving its number of images.",
     "gaps_over_training": "**8 Along training.** Left: log p(x) and the encoder's ELBO of the kept checkpoints "
-    "(solid test, dashed train) over the training curve (the mean minibatch ELBO of each epoch); right: what "
-    "q(z|x), q_refined and q* leave of log p(x), with standard errors over the images.",
+    "(test: solid lines and filled markers; train: dashed lines and open markers) over the training curve (the "
+    "mean minibatch ELBO of each epoch); right: what q(z|x), q_refined and q* leave of log p(x), with standard "
+    "errors over the images, the three set slightly apart in epoch so that none hides another. Epochs, and "
+    "the gaps on the right, are on log scales.",
     "worst_amortization": "**8 Largest amortization gaps.** The true p(z|x) of test images with the largest "
     "amortization gaps, with q(z|x), q_refined and q*: the largest overall, then the largest among the images "
-    "whose refinement stops in a wrong basin, as far as there are any; each title says which.",
+    "whose refinement stops in a wrong basin, as far as there are any; each title says whether its "
+    "refinement stops in a wrong basin, and each panel is zoomed on the three Gaussians.",
 }
 
 
@@ -91,12 +103,15 @@ def report_text(results):
         "",
         "## Numbers (nats per image)",
         "",
-        "| set | images | log p(x), quadrature | ELBO | gap = KL(q \\|\\| p(z\\|x)) |",
-        "| --- | --- | --- | --- | --- |",
+        f"ELBO: the Monte Carlo ELBO, {test['elbo_samples']} samples of z per image; MC SE: its Monte Carlo "
+        "standard error; the gap log p(x) - ELBO estimates the mean KL(q(z|x) || p(z|x)).",
+        "",
+        "| set | images | log p(x), quadrature | ELBO | MC SE | gap = log p(x) - ELBO |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, study in (("test", test), ("train", train)):
-        lines.append(table_row(name, study["num_images"], f"{study['log_px']:.3f}", with_se(study, "elbo", 3),
-                               f"{study['gap']:.3f}"))
+        lines.append(table_row(name, f"{study['num_images']:,}", f"{study['log_px']:.3f}", f"{study['elbo']:.3f}",
+                               f"{study['elbo_se']:.3f}", f"{study['gap']:.3f}"))
     lines += [
         "",
         f"The ELBO of training ({training['eval_samples']} samples per image) was "
@@ -141,13 +156,15 @@ def computed_captions(results):
 
 def svi_section(svi):
     lines = ["## SVI for the top half of a digit", "",
-             "| image | SVI ELBO | log p(x_top), quadrature | KL(q \\|\\| p(z\\|x_top)), quadrature | "
+             "Panels as in the SVI figures, left to right; MC SE: the Monte Carlo standard error of the SVI "
+             "ELBO (the mean of its draws of z).", "",
+             "| panel | SVI ELBO | MC SE | log p(x_top), quadrature | KL(q \\|\\| p(z\\|x_top)), quadrature | "
              "log p(x_top) - ELBO | converged |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for n, (elbo, se, log_p, kl, kl_elbo, ok) in enumerate(zip(
             svi["svi_elbo"], svi["svi_elbo_se"], svi["log_p_x_top"], svi["kl"], svi["kl_from_elbo"],
             svi["converged"])):
-        lines.append(f"| {n} | {elbo:.3f} ± {se:.3f} | {log_p:.3f} | {kl:.3f} | {kl_elbo:.3f} ± {se:.3f} | "
+        lines.append(f"| {n + 1} | {elbo:.3f} | {se:.3f} | {log_p:.3f} | {kl:.3f} | {kl_elbo:.3f} | "
                      f"{'yes' if ok else 'no'} |")
     return lines + [""]
 
@@ -176,14 +193,15 @@ def readme_results(results):
     lines = [
         f"Training: {training['epochs']} epochs of Adam (lr {training['lr']:g}, minibatches of "
         f"{training['batch_size']}) on the first {training['train_size']:,} images, seed {results['seed']}. "
-        f"The exact log-likelihood by quadrature over the latent plane against the ELBO "
-        f"({test['elbo_samples']} samples of z per image, ± its Monte Carlo standard error), part 3.2:", "",
-        "| set | images | log p(x) | ELBO | gap = mean KL(q(z\\|x) \\|\\| p(z\\|x)) |",
-        "| --- | --- | --- | --- | --- |"]
+        f"The exact log-likelihood by quadrature over the latent plane against the Monte Carlo ELBO "
+        f"({test['elbo_samples']} samples of z per image; MC SE: its Monte Carlo standard error), part 3.2:", "",
+        "| set | images | log p(x) | ELBO | MC SE | gap = log p(x) - ELBO |",
+        "| --- | --- | --- | --- | --- | --- |"]
     for name, study in (("train", train), ("test", test)):
-        lines.append(table_row(name, f"{study['num_images']:,}", f"{study['log_px']:.3f}", with_se(study, "elbo", 3),
-                               f"{study['gap']:.3f}"))
-    lines += ["", "Where the gap goes (part 8; means ± standard errors over images, exact Gaussian ELBOs):", "",
+        lines.append(table_row(name, f"{study['num_images']:,}", f"{study['log_px']:.3f}", f"{study['elbo']:.3f}",
+                               f"{study['elbo_se']:.3f}", f"{study['gap']:.3f}"))
+    lines += ["", "Where the gap goes (part 8; with exact Gaussian ELBOs, no sampling, so the two gaps add up to "
+              "log p(x) - ELBO(q) exactly; ± is the standard error over the images):", "",
               "| set | images | approximation gap | amortization gap | refinement gain | wrong basin |",
               "| --- | --- | --- | --- | --- | --- |"]
     for name in ("train", "test"):

@@ -6,7 +6,7 @@ the comparison: when the numbers change, so does what the sentence says.
 """
 import numpy as np
 
-from .format import panel_list, span
+from .format import at_most, panel_list, span
 
 
 def describe_true_vs_approx(summary):
@@ -37,7 +37,7 @@ def describe_true_vs_approx(summary):
             f"{span(train['kl'])} nats on the four training images and {span(test['kl'])} on the four test "
             f"images: {compare}. The best Gaussians reach {span(train['best'])} and {span(test['best'])} nats, "
             f"{verdict}. These are eight images, not the test set's ELBO gap; at most "
-            f"{max(train['edge'], test['edge']):.0e} of any posterior lies at its window's edge.")
+            f"{at_most(max(train['edge'], test['edge']))} of any posterior lies at its window's edge.")
 
 
 def describe_top_half(summary):
@@ -64,8 +64,8 @@ def describe_top_half(summary):
     minor = [(i, sum(shares[modes[i]:])) for i, shares in enumerate(summary["mode_shares"]) if len(shares) > modes[i]]
     pieces = "".join(f"; in {panel_list([i])} a separate piece holding {share:.1%} of the mass is too small to "
                      "count" for i, share in minor)
-    return (f"On windows that hold the whole posterior (at most {max(summary['edge_mass']):.0e} of its mass at "
-            f"a window's edge, at most {max(summary['mass_outside_window']):.0e} outside it on a coarse grid of "
+    return (f"On windows that hold the whole posterior (at most {at_most(max(summary['edge_mass']))} of its mass at "
+            f"a window's edge, at most {at_most(max(summary['mass_outside_window']))} outside it on a coarse grid of "
             f"the plane), {width}; {modal}{pieces}.")
 
 
@@ -78,7 +78,7 @@ def describe_svi(summary):
     check = (f"log p(x_top) - ELBO, with the ELBO by Monte Carlo, agrees with it within "
              f"{summary['agreement_se']:.0f} standard errors on "
              + (f"all {n} images" if agree.all() else f"{agree.sum()} of {n} images")
-             + f" (at most {difference.max():.1f} SE apart)")
+             + f" (at most {at_most(difference.max())} SE apart)")
     converged = np.array(summary["converged"])
     steps = "" if converged.all() else f"; {n - converged.sum()} of {n} fits had not levelled off"
     return (f"KL(q || p(z | x_top)) in the titles and the table is one number: the quadrature on the "
@@ -94,10 +94,11 @@ def describe_factorization(bottom_dependence, side):
                 "here; the coupling through z is still there in general")
     n, r = max(enumerate(bottom_dependence), key=lambda item: item[1]["max_abs_correlation"])
     (row_i, col_i), (row_j, col_j) = (divmod(p, side) for p in r["pixels"])
-    per_digit = ", ".join(f"{x['max_abs_correlation']:.3f}" for x in bottom_dependence)
+    per_digit = ", ".join(f"{x['max_abs_correlation']:.3f}" for x in bottom_dependence) + " in panel order"
     numbers = (f"computed exactly under that mixture with the quadrature weights of 6.2, the largest "
-               f"correlation between two bottom pixels is {r['correlation']:+.3f} (digit {n + 1}, pixels at row "
-               f"{row_i}, column {col_i} and row {row_j}, column {col_j}: P(both on) = {r['joint']:.3f} against "
+               f"correlation between two bottom pixels is {r['correlation']:+.3f} ({panel_list([n])} of 6.2's "
+               f"figure, pixels at row {row_i}, column {col_i} and row {row_j}, column {col_j}, counted from 0 at the "
+               f"top left: P(both on) = {r['joint']:.3f} against "
                f"{r['product_of_marginals']:.3f} for the product of their marginals); the largest |correlation| "
                f"per digit is {per_digit}, "
                f"where a product over pixels would make every correlation 0")

@@ -1,9 +1,8 @@
 """The schema of results.json, the one contract between the study (run_all.py writes it) and the
 report (which reads nothing else); report.conform holds a results.json to it.
 
-Conventions: nats per image throughout; a key X_se is the standard error of the mean X over
-images (or, for an ELBO, its Monte Carlo standard error), so X and X_se always travel together;
-{K: ...} mappings are keyed by the decimal string of K (JSON keys are strings).
+Conventions: nats per image throughout; a key X_se is the standard error of the mean X over images (or, for
+an ELBO, its Monte Carlo standard error), so X and X_se travel together; {K: ...} are keyed by the string of K.
 """
 from typing import Literal, TypedDict
 
@@ -32,7 +31,8 @@ class CoarseGrid(TypedDict):
     bound: float
     spacing: float
     points_per_axis: int
-    max_abs_log_normalized_integral: float
+    prior_log_riemann_sum: float
+    prior_log_mass_in_cells: float
     mean_error: float
     mean_abs_error: float
     max_abs_error: float
@@ -51,6 +51,7 @@ class MarginalLikelihood(TypedDict):
     num_images: int
     elbo_samples: int
     log_px: float
+    log_px_se: float
     elbo: float
     elbo_se: float
     gap: float

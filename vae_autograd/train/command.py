@@ -39,7 +39,7 @@ def check_training_paths(config):
     check_writable_file(config.results_path, "--out (its results file)")
     for path in config.checkpoint_paths():
         check_writable_file(path, "--out" if path == config.out else "--out (a kept epoch's checkpoint)")
-    for path in config.checkpoint_paths() + [config.results_path]:
+    for path in config.written_paths():
         check_not_an_input(path, mnist_paths(config.data_dir), "--out")
 
 
@@ -49,24 +49,57 @@ def check_not_replaced(config):
     for path in config.checkpoint_paths():
         if path.exists() and not config.resume and not config.force:
             raise CheckpointError(f"{path} already holds a checkpoint; continue it with --resume, "
-                                  "or pass --force to overwrite it")
+                                  "or pass --force (run_all.py: --retrain) to overwrite it")
     if config.results_path.exists() and not config.out.exists() and not config.force:
         raise CheckpointError(f"{config.results_path} exists, but no checkpoint {config.out} that it could describe; "
                               "move it away, or pass --force (run_all.py: --retrain) to replace it")
 
 
+def check_kept_on_resume(config, start_epoch, log):
+    """Raise CheckpointError if a kept checkpoint that a run resumed at start_epoch would keep or
+    write holds another model, or another epoch than its name says; say which kept epochs lie
+    in the past with no checkpoint (they cannot be kept any more)."""
+    for epoch in config.keep_epochs:
+        path = config.kept_path(epoch)
+        if path.exists():
+            kept_epoch = load_params(path, expect=config.metadata())[3]
+            if epoch <= start_epoch and kept_epoch != epoch:
+                raise CheckpointError(f"{path} holds epoch {kept_epoch}, not {epoch}; move it away, or pass --force "
+                                      "to train anew")
+        elif epoch < start_epoch:
+            log(f"{path} is not written: epoch {epoch} is past ({config.out} is at epoch {start_epoch}); "
+                "to keep it, train anew with --force")
+
+
 def check_fits_in_memory(config):
-    """Raise ConfigError if the model cannot fit in this machine's memory: a lower bound of what
-    training holds at once (parameters, gradient and Adam's two moments in float32, and one
-    minibatch's activations) against the physical memory. Called before anything is allocated."""
-    weights = sum(math.prod(shape) for shape in vae_shapes(784, config.hidden_dim, config.latent_dim))
+    """Raise ConfigError if the model cannot fit in the memory this machine has available: a lower
+    bound of what a run holds at once (parameters, gradient and Adam's two moments in float32,
+    the float64 draw that initializes them, one minibatch's activations in training and one
+    block of 1000 images' in evaluation) against MemAvailable (else the physical memory).
+    Called before anything is allocated."""
+    hidden, latent = config.hidden_dim, config.latent_dim
+    weights = sum(math.prod(shape) for shape in vae_shapes(784, hidden, latent))
     batch = min(config.batch_size, config.train_size)
-    needed = 4 * (4 * weights + batch * (2 * config.hidden_dim + 4 * config.latent_dim + 784))
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    block = min(1000, max(config.train_size, config.test_size))
+    needed = 4 * 4 * weights + 8 * weights + 4 * max(batch, block) * (2 * hidden + 4 * latent + 784)
+    memory = available_memory()
     if needed > memory:
-        raise ConfigError(f"a model of --hidden-dim {config.hidden_dim} and --latent-dim {config.latent_dim} "
-                          f"needs at least {needed / 2**30:,.1f} GiB to train, more than this machine's "
-                          f"{memory / 2**30:,.1f} GiB; choose smaller sizes")
+        raise ConfigError(f"a model of --hidden-dim {hidden} and --latent-dim {latent} needs at least "
+                          f"{needed / 2**30:,.1f} GiB, more than the {memory / 2**30:,.1f} GiB this machine has "
+                          "available; choose smaller sizes")
+
+
+def available_memory():
+    """Bytes of memory available to a new allocation: MemAvailable of /proc/meminfo where there is
+    one, else the physical memory."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def run_training(config, log=print, data=None, hold_lock=True):
@@ -81,7 +114,7 @@ def run_training(config, log=print, data=None, hold_lock=True):
     """
     check_fits_in_memory(config)
     check_training_paths(config)
-    with sole_writer(config.checkpoint_paths() if hold_lock else [], "--out"):
+    with sole_writer(config.written_paths() if hold_lock else [], "--out"):
         check_not_replaced(config)
         return train_and_evaluate(config, log, data)
 
@@ -93,6 +126,7 @@ def train_and_evaluate(config, log, data):
     if config.resume:
         params, _, adam_state, start_epoch, curve = load_params(config.out, expect=metadata)
         curve = curve[:start_epoch]
+        check_kept_on_resume(config, start_epoch, log)
         if start_epoch in config.keep_epochs and not config.kept_path(start_epoch).exists():
             # A run stopped between saving --out and its kept copy: the copy is --out as loaded.
             save_params(config.kept_path(start_epoch), params, metadata, adam_state, start_epoch, curve)
@@ -163,6 +197,8 @@ def main(argv=None):
     except OSError as err:  # a write that failed half way: disk full, quota, a folder gone read-only
         sys.exit(f"error: could not write beside {config.out} ({err.strerror or err}); {saved(config, before)}; "
                  "free some space or choose another --out")
+    except MemoryError:  # beyond what check_fits_in_memory could foresee (other processes, limits)
+        sys.exit(f"error: out of memory; {saved(config, before)}; choose smaller sizes or free some memory")
     except KeyboardInterrupt:
         print(f"interrupted; {saved(config, before)}", file=sys.stderr)
         sys.exit(130)

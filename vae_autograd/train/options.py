@@ -84,6 +84,11 @@ class TrainConfig:
         """Every checkpoint the run writes: --out and its kept epochs."""
         return [self.out] + [self.kept_path(epoch) for epoch in self.keep_epochs]
 
+    def written_paths(self):
+        """Every file the run writes, each locked while it runs: its checkpoints and results file
+        (vae.npz and vae.NPZ share vae.json, so the results file needs a lock of its own)."""
+        return self.checkpoint_paths() + [self.results_path]
+
     @property
     def results_path(self):
         """The .json beside the checkpoint: final ELBOs, metadata and the training curve."""
