@@ -13,6 +13,7 @@ import textwrap
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..core.distributions import diag_gaussian_log_density
 from ..core.images import SIDE
@@ -77,10 +78,12 @@ def posterior_panels(rows, styles, suptitle, row_labels=None):
             ax.set_aspect("equal")
             ax.set_title(title, fontsize=8)
             ax.set_xlabel("$z_1$", fontsize=8)
+            ax.set_ylabel("$z_2$", fontsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(5))  # a narrow window's many ticks would run together
             ax.tick_params(labelsize=7)
         for ax in row_axes[len(row):]:
             ax.set_visible(False)
-        row_axes[0].set_ylabel(("" if row_labels is None else row_labels[r] + "\n") + "$z_2$")
+        row_axes[0].set_ylabel(("" if row_labels is None else row_labels[r] + "\n") + "$z_2$", fontsize=8)
     fig.suptitle(text, fontsize=10)
     return fig
 

@@ -43,11 +43,11 @@ def describe_latent_classes(summary, max_pairs=3):
             f"{summary['gap_factor']:g} times the median distance to that neighbour, the others join their "
             f"nearest linked point, and a linked group counts as a cluster when it holds "
             f"{percent(summary['min_cluster_share'])} or more of the class")
-    for c in split:
+    for n, c in enumerate(split):
         listed = join([percent(share) for share in c["component_shares"]])
         sentences.append(f"The {c['class']}s fall into {NUMBER_WORDS.get(c['clusters'], c['clusters'])} clusters, "
                          f"holding {listed} of them, with no two of their linked points closer than "
-                         f"{c['gap']:.2f}, {rule}.")
+                         f"{c['gap']:.2f}, " + (f"{rule}." if n == 0 else "by the same rule."))
     if not split:
         sentences.append(f"No class splits into two or more clusters {rule}.")
     return " ".join(sentences)
