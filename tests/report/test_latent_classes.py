@@ -30,8 +30,7 @@ def test_caption_names_only_what_the_numbers_show(results):
     clean = describe_latent_classes(summary)
     assert f"labels 100% of the {summary['num_test']:,} test images" in clean
     assert "/" not in clean and "No pair of classes is mistaken" in clean
-    assert "The 2s fall into two clusters, holding 67% and 33% of them, with no two of their linked points " \
-        "closer than" in clean
+    assert "The 2s fall into two clusters, holding 67% and 33% of them, no linked point of one within " in clean
     assert "by this rule: the 90% of a class's training embeddings whose 15th nearest same-class neighbour is " \
         "closest are linked when closer than 3 times the median distance" in clean
     assert "The 4s" not in clean and "No class splits" not in clean
@@ -46,24 +45,28 @@ def test_caption_without_any_split_says_so(results):
     assert "No class splits into two or more clusters by this rule" in describe_latent_classes(summary)
 
 
-def test_describe_classified_names_every_mismatch_in_plain_grammar():
-    assert describe_classified([3, 4], [3, 4], "end points", 15) == \
+def test_describe_classified_names_every_mismatch_and_where_it_is():
+    def where(i):
+        return f"row {i + 1}"
+
+    assert describe_classified([3, 4], [3, 4], "end points", 15, where) == \
         "All 2 end points lie among training embeddings of their own digit (by a 15-nearest-neighbour vote)."
-    text = describe_classified([5, 1, 8], [8, 1, 3], "end points", 15)
+    text = describe_classified([5, 1, 8], [8, 1, 3], "end points", 15, where)
     assert text.startswith("1 of the 3 end points lies among training embeddings of its own digit")
-    assert text.endswith("; the others lie elsewhere: a 5 among the 8s, an 8 among the 3s.")
-    text = describe_classified([5, 1, 8], [5, 1, 3], "end points", 15)
-    assert text.startswith("2 of the 3 end points lie") and "; the other lies elsewhere: an 8 among the 3s." in text
-    assert describe_classified([5], [3], "sampled z", 5).startswith("None of the 1 sampled z lies")
+    assert text.endswith("; the others lie elsewhere: a 5 among the 8s (row 1), an 8 among the 3s (row 3).")
+    text = describe_classified([5, 1, 8], [5, 1, 3], "end points", 15, where)
+    assert text.startswith("2 of the 3 end points lie")
+    assert "; the other lies elsewhere: an 8 among the 3s (row 3)." in text
+    assert describe_classified([5], [3], "sampled z", 5, where).startswith("None of the 1 sampled z lies")
 
 
 def test_describe_interpolations_reads_the_end_points_off_the_paths():
     along = np.array([[1, 1, 7, 4], [3, 3, 5, 6]])  # row 2 starts, at z_a of a 5, among the 3s
     text = describe_interpolations([1, 5], [4, 6], along, faithful=False, k=15)
-    assert text.startswith("3 of the 4 end points lie") and "a 5 among the 3s" in text
+    assert text.startswith("3 of the 4 end points lie") and "a 5 among the 3s (row 2, left)" in text
     assert "nearest to each latent point runs 1 → 7 → 4 (row 1) and 3 → 5 → 6 (row 2): where z lies" in text
     assert "drawn among" not in text
     along[1, 0] = 5
     text = describe_interpolations([1, 5], [4, 6], along, faithful=True, k=15)
     assert "whose latent mean a 15-nearest-neighbour vote labels correctly and clearly. All 4 end points" in text
-    assert describe_reconstructions([7, 2], [7, 3], 15).endswith("elsewhere: a 2 among the 3s.")
+    assert describe_reconstructions([7, 2], [7, 3], 15).endswith("elsewhere: a 2 among the 3s (row 2 from the top).")

@@ -46,19 +46,20 @@ def describe_latent_classes(summary, max_pairs=3):
     for n, c in enumerate(split):
         listed = join([percent(share) for share in c["component_shares"]])
         sentences.append(f"The {c['class']}s fall into {NUMBER_WORDS.get(c['clusters'], c['clusters'])} clusters, "
-                         f"holding {listed} of them, with no two of their linked points closer than "
-                         f"{c['gap']:.2f}, " + (f"{rule}." if n == 0 else "by the same rule."))
+                         f"holding {listed} of them, no linked point of one within {c['gap']:.2f} of one of "
+                         "another, " + (f"{rule}." if n == 0 else "by the same rule."))
     if not split:
         sentences.append(f"No class splits into two or more clusters {rule}.")
     return " ".join(sentences)
 
 
-def describe_classified(labels, predicted, what, k):
+def describe_classified(labels, predicted, what, k, where):
     """One sentence on whether the k-NN classes of some latent points match their images' labels.
 
     labels, predicted (P,): the digits of the images and the k-NN classes (vote of k) of
-    their latent points; what names the points, e.g. "sampled z" or "end points". For the
-    reconstruction (4.2) and interpolation (5.3) captions: it names every mismatch.
+    their latent points; what names the points, e.g. "sampled z" or "end points"; where(i)
+    says where point i is in the figure ("row 3"). For the reconstruction (4.2) and
+    interpolation (5.3) captions: it names every mismatch, and where it is.
     """
     labels, predicted = np.asarray(labels), np.asarray(predicted)
     wrong = np.flatnonzero(labels != predicted)
@@ -66,7 +67,7 @@ def describe_classified(labels, predicted, what, k):
     by_vote = f"(by a {k}-nearest-neighbour vote)"
     if not len(wrong):
         return f"All {total} {what} lie among training embeddings of their own digit {by_vote}."
-    listed = ", ".join(f"{article(labels[i])} {labels[i]} among the {predicted[i]}s" for i in wrong)
+    listed = ", ".join(f"{article(labels[i])} {labels[i]} among the {predicted[i]}s ({where(i)})" for i in wrong)
     if right == 0:
         return f"None of the {total} {what} lies among training embeddings of its own digit {by_vote}: {listed}."
     return (f"{right} of the {total} {what} {'lies' if right == 1 else 'lie'} among training embeddings "
@@ -76,7 +77,7 @@ def describe_classified(labels, predicted, what, k):
 
 def describe_reconstructions(labels, knn_classes, k):
     """The computed sentence of the reconstruction caption (4.2): labels, knn_classes (P,) of the shown z."""
-    return describe_classified(labels, knn_classes, "sampled z", k)
+    return describe_classified(labels, knn_classes, "sampled z", k, lambda i: f"row {i + 1} from the top")
 
 
 def describe_interpolations(labels_a, labels_b, classes_along, faithful, k):
@@ -89,6 +90,8 @@ def describe_interpolations(labels_a, labels_b, classes_along, faithful, k):
     classes_along = np.asarray(classes_along)
     chosen = (f"The images were drawn among the test images whose latent mean a {k}-nearest-neighbour "
               "vote labels correctly and clearly. " if faithful else "")
+    rows = len(classes_along)
     ends = describe_classified(np.concatenate([labels_a, labels_b]),
-                               np.concatenate([classes_along[:, 0], classes_along[:, -1]]), "end points", k)
+                               np.concatenate([classes_along[:, 0], classes_along[:, -1]]), "end points", k,
+                               lambda i: f"row {i % rows + 1}, {'left' if i < rows else 'right'}")
     return chosen + ends + " " + describe_paths(classes_along)
