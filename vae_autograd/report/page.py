@@ -14,6 +14,12 @@ from .marginal_likelihood import describe_marginal_likelihood
 from .posteriors import describe_factorization, describe_svi, describe_top_half, describe_true_vs_approx
 
 CAPTIONS = {
+    "log_px_vs_elbo": "**3.2 log p(x) against the ELBO.** Left: per test image, the Monte Carlo ELBO "
+    "against the exact log p(x) from quadrature, with the line ELBO = log p(x); the title gives the share "
+    "of images above the line and whether Monte Carlo error explains it (the numbers are in the first "
+    "section). Right: log p(x) minus the ELBO per image, which is KL(q(z|x) || p(z|x)) >= 0 plus the "
+    "ELBO's Monte Carlo error, on log-spaced bins of a log axis; the images at or below 0.01 nats are "
+    "counted in its title.",
     "prior_samples": "**4.1 Ancestral samples.** Ten z drawn from the prior N(0, I), decoded: the top "
     "row shows the Bernoulli means of p(x|z), the bottom row one binary sample x ~ p(x|z) each. The "
     "samples add independent pixel noise to the means, since the decoder models pixels as "
@@ -35,12 +41,6 @@ CAPTIONS = {
     "interpolations": "**5.3 Interpolations.** Three pairs of test images of different classes; "
     "between them, the Bernoulli means along z_alpha = alpha z_a + (1 - alpha) z_b for ten evenly "
     "spaced alpha from 1 to 0.",
-    "log_px_vs_elbo": "**3.2 log p(x) against the ELBO.** Left: per test image, the Monte Carlo ELBO "
-    "against the exact log p(x) from quadrature, with the line ELBO = log p(x); the title gives the share "
-    "of images above the line and whether Monte Carlo error explains it (the numbers are in the first "
-    "section). Right: log p(x) minus the ELBO per image, which is KL(q(z|x) || p(z|x)) >= 0 plus the "
-    "ELBO's Monte Carlo error, on log-spaced bins of a log axis; the images at or below 0.01 nats are "
-    "counted in its title.",
     "true_vs_approx_posterior": "**6.1 True posterior and q.** Contours of the exact p(z|x) (grid "
     "quadrature; solid) and of the encoder's q(z|x) (dashed) for the first four training images "
     "(top row) and the first four test images (bottom row), at the highest-density regions holding "
