@@ -89,6 +89,11 @@ def latent_dim(dec_params):
     return dec_params[0][0].shape[0]
 
 
+def hidden_dim(dec_params):
+    """Hidden units H of the decoder: its first layer's output size."""
+    return dec_params[0][0].shape[1]
+
+
 def params_dtype(params):
     """The dtype the network computes in (that of its first weight matrix)."""
     return params[0][0].dtype

@@ -80,14 +80,14 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, ma
         peak[rows] = log_joint.max(axis=(1, 2))
         near_max = log_joint > peak[rows, None, None] - threshold
         log_cells = log_joint + cell_log_area
-        log_total_2h = logsumexp(log_cells[:, every_other], axis=1) + np.log(4.0)
         curvature[rows] = largest_curvature(log_joint, near_max)
-        disagree = np.abs(logsumexp(log_cells, axis=(1, 2)) - log_total_2h) > check
+        log_total = logsumexp(log_cells, axis=(1, 2))  # against the sum over every other point (spacing 2h):
+        disagree = np.abs(log_total - logsumexp(log_cells[:, every_other], axis=1) - np.log(4.0)) > check
         too_coarse = (curvature[rows] > max_curvature) | disagree
         selected = neighbourhood_max(near_max, False) & too_coarse[:, None, None]  # and their neighbours
         selected_t[:, rows] = selected.reshape(len(selected), -1).T
         coarse_part[rows] = logsumexp(np.where(selected, -np.inf, log_cells), axis=(1, 2))
-        edge_mass[rows] = np.exp(logsumexp(log_cells[:, on_edge], axis=1) - logsumexp(log_cells, axis=(1, 2)))
+        edge_mass[rows] = np.exp(logsumexp(log_cells[:, on_edge], axis=1) - log_total)
 
     log_px, used = coarse_part.copy(), np.ones(num_images, int)
     pending = np.flatnonzero(selected_t.any(axis=0))
