@@ -4,7 +4,7 @@ draw every figure, and write results.json and report.md into the output folder.
     python run_all.py            # the 200-epoch model of the README
     python run_all.py --quick    # a smoke run of the whole pipeline in under a minute
 """
-from vae_autograd.io.process import exit_on_interrupt_while_starting
+from vae_autograd.io.process import exit_on_interrupt_while_starting, ignore_interrupts
 
 exit_on_interrupt_while_starting()  # before the imports below, which take a second or two
 
@@ -334,4 +334,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        ignore_interrupts()

@@ -6,7 +6,8 @@ The operations are the steps of the project's writers: a checkpoint's arrays wri
 synced, renamed into place or removed, a folder renamed or deleted. Each is described by a
 line such as "rename .figures-quick.PID.new" (the pid and random part of a temporary's name
 replaced by PID, so that the same step has the same line in every run). The signal is sent
-at the Nth step described as STEP; with N = 0 none is sent. The steps are written to
+at the Nth step described as STEP; with N = 0 none is sent; with STEP "exit", as the
+interpreter shuts down after the entry point is over. The steps are written to
 STEPS_FILE, one line each, so that a test can choose among them. A signal
 sent to oneself lands as one from outside would at that moment: SIGKILL ends the process at
 once; SIGINT and SIGTERM reach its handlers (or wait while it blocks them).
@@ -58,6 +59,8 @@ for name in ("replace", "rename", "fsync", "unlink", "remove", "rmdir"):
 instrument(shutil, "rmtree")
 instrument(np.lib.format, "write_array", always=True)  # the checkpoint's arrays, one by one
 atexit.register(lambda: Path(steps_file).write_text("".join(line + "\n" for line in steps)))
+if kill_step == "exit":
+    atexit.register(os.kill, os.getpid(), signum)
 if entry[0] == "-m":
     sys.argv = [entry[1], *entry[2:]]
     runpy.run_module(entry[1], run_name="__main__", alter_sys=True)

@@ -151,3 +151,17 @@ def test_run_all_killed_anywhere_runs_again_to_the_same_bytes(tmp_path, mnist_di
     again = run(folder, study)
     assert again.returncode == 0, again.stderr
     assert snapshot(folder) == expected, differences(snapshot(folder), expected)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_as_the_process_exits_changes_neither_status_nor_message(tmp_path, mnist_dir, signum):
+    """A run that is over (finished, or refused) and is shutting down ignores Ctrl-C and SIGTERM:
+    as Python shuts down it puts back the default handlers, and the signal would otherwise end
+    a finished run by that signal, or print a traceback after its last line."""
+    train = ["-m", "vae_autograd.train", "--epochs", "1", "--train-size", "100", "--test-size", "100",
+             "--hidden-dim", "20", "--eval-samples", "2", "--quiet", "--data-dir", str(mnist_dir)]
+    finished = run(tmp_path, train, ("exit", 1), signum)
+    assert (finished.returncode, finished.stderr) == (0, ""), finished.stderr
+    for entry in (train, [str(REPO / "run_all.py"), "--quick"]):
+        refused = run(tmp_path, [*entry, "--data-dir", str(tmp_path / "absent")], ("exit", 1), signum)
+        assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr

@@ -1,5 +1,5 @@
 """Process settings of the command-line entry points: one line for an interrupt at any moment
-(start-up included), SIGTERM as Ctrl-C, and glibc told to keep freed memory."""
+(start-up and shut-down included), SIGTERM as Ctrl-C, and glibc told to keep freed memory."""
 import os
 import signal
 
@@ -25,12 +25,26 @@ def exit_on_interrupt_while_starting():
 
 def interrupt_on_sigterm():
     """Make Ctrl-C and SIGTERM raise KeyboardInterrupt, so that temporary files are removed and
-    the entry point prints its one-line message. Called at the start of its try block."""
+    the entry point prints its one-line message. Called at the start of its try block.
+
+    One interrupt is enough: the first one ignores the next, which would otherwise cut short the
+    clean-up the first one started and print a traceback.
+    """
     def raise_interrupt(signum, frame):
+        ignore_interrupts()
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, raise_interrupt)
     signal.signal(signal.SIGTERM, raise_interrupt)
+
+
+def ignore_interrupts():
+    """Ignore Ctrl-C and SIGTERM from here on. Called by the entry points once main() is over
+    (done, refused or interrupted), so that its exit status and last line stand: as Python shuts
+    down it puts back the default handlers, and a signal then would end the process by that
+    signal, with no message, after a run that finished."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def keep_freed_memory():
