@@ -39,7 +39,7 @@ def describe_estimators(summary):
     Names every estimator; says which are unbiased only as far as the z-scores pass the
     stated threshold; gives the variance ratios' quartiles over the images and where the
     focus image's ratio lies among them. Returns {name: paragraph}, in the report's order:
-    "compared", "bias", "variance", and "focus" and "across_images" where they apply.
+    "compared", "bias", "variance", and "focus" where it applies.
     """
     names, labels, focus = summary["estimators"], summary["labels"], summary["focus"]
     group_size = summary["group_size"]  # {estimator: draws per group K}
@@ -110,15 +110,7 @@ def describe_estimators(summary):
         paragraphs["focus"] = (f"The image in the histograms is test image 0, from its {focus['num_estimates']} draws; "
                                f"its ratios for d ELBO / d mean_1 are " + "; ".join(focus_parts) + ".")
 
-    medians = [images["variance_ratio"][n]["mean"]["median"] for n in loo]
-    findings = []
-    if len(loo) > 1:
-        falling = all(a > b for a, b in zip(medians, medians[1:]))
-        findings.append(f"the baseline's median ratio for the means {'falls' if falling else 'does not fall steadily'}"
-                        f" as K grows ({', '.join(number(m) for m in medians)} for K = "
-                        f"{', '.join(str(group_size[n]) for n in loo)})")
-    # No claim rests on the smallest ratio of a component: it is the minimum of many noisy ratio
-    # estimates (each from the images' draws), low by selection even where the variances are equal.
-    if findings:
-        paragraphs["across_images"] = "Across the images, " + "; ".join(findings) + "."
+    # No claim compares the estimators' medians across K, or rests on a component's smallest
+    # ratio: the medians are estimates with no interval here (12.4 against 11.4 for K = 5 and 10),
+    # and the smallest is the minimum of many noisy ratio estimates, low by selection.
     return paragraphs
