@@ -5,6 +5,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..study.inference_gaps import in_wrong_basin
+from .marginal_likelihood import log_histogram
 from .posteriors import contour_density, show_digit
 
 
@@ -19,12 +20,14 @@ def fig_gap_histograms(per_image_by_split):
         approx_ax.hist(approx, bins=60, color="C0")
         approx_ax.set(xlabel="approximation gap log p(x) - ELBO(q*) (nats)", ylabel=f"{split} images",
                       title=f"{split}, {len(approx):,} images: mean {approx.mean():.3f} nats")
-        bins = np.histogram_bin_edges(amort, bins=60)
-        # Linear counts, the wrong-basin images drawn over all images (not stacked): the red area is their share.
-        amort_ax.hist(amort, bins=bins, color="C1", label="all images")
-        amort_ax.hist(amort[wrong], bins=bins, color="C3", label=f"in a wrong basin ({wrong.mean():.1%})")
-        amort_ax.set(xlabel="amortization gap ELBO(q*) - ELBO(q) (nats)", ylabel=f"{split} images",
-                     title=f"{split}, {len(amort):,} images: mean {amort.mean():.2f} nats")
+        # Log-spaced bins on a log axis (the gaps span 0.01 to hundreds of nats), the wrong-basin
+        # images drawn over all images (not stacked): in each bin, the red part is their share.
+        floor = 0.01
+        hidden = log_histogram(amort_ax, amort, floor, color="C1", label="all images")
+        log_histogram(amort_ax, amort[wrong], floor, amort.max(), color="C3", label=f"in a wrong basin ({wrong.mean():.1%})")
+        amort_ax.set(xlabel="amortization gap ELBO(q*) - ELBO(q) (nats, log scale)", ylabel=f"{split} images",
+                     title=f"{split}, {len(amort):,} images: mean {amort.mean():.2f} nats\n"
+                           f"({hidden} at or below {floor:g} nats not shown)")
         amort_ax.legend(fontsize=8)
     return fig
 
@@ -78,29 +81,27 @@ def fig_worst_amortization(x, per_image, worst):
     wrong = np.flatnonzero(in_wrong_basin(per_image))
     shown, means, stds, z_grids, log_joint = (worst[k] for k in ("images", "means", "stds", "z_grids", "log_joint"))
     styles = [("C1", "--"), ("C2", ":"), ("C3", "-.")]  # q(z|x), q refined, q*
-    fig = Figure(figsize=(3.2 * len(shown), 3.8), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(shown)))
-    for ax, n, grid, values, k in zip(axes, shown, z_grids, log_joint, range(len(shown))):
+    # The digit above its panel, not inset in it, where it could cover a contour.
+    fig = Figure(figsize=(3.2 * len(shown), 4.6), layout="constrained")
+    axes = fig.subplots(2, len(shown), squeeze=False, height_ratios=[1, 4])
+    for digit_ax, ax, n, grid, values, k in zip(*axes, shown, z_grids, log_joint, range(len(shown))):
         contour_density(ax, grid, values, "k", "-")
         for (color, style), m, s in zip(styles, means[k], stds[k]):
             log_q = np.sum(-0.5 * ((grid - m) / s)**2 - np.log(s), axis=1)
             contour_density(ax, grid, log_q, color, style)
-        # Zoomed on the three Gaussians (4 standard deviations around each), inside the window.
-        low = np.maximum(np.min(means[k] - 4 * stds[k], axis=0), grid.min(axis=0))
-        high = np.minimum(np.max(means[k] + 4 * stds[k], axis=0), grid.max(axis=0))
-        centre, half = (low + high) / 2, np.max(high - low) / 2
-        ax.set(xlim=(centre[0] - half, centre[0] + half), ylim=(centre[1] - half, centre[1] + half))
-        show_digit(ax.inset_axes([0.0, 0.78, 0.22, 0.22]), x[n])
-        ax.set_aspect("equal")
+        ax.set(xlim=(grid[:, 0].min(), grid[:, 0].max()), ylim=(grid[:, 1].min(), grid[:, 1].max()), aspect="equal")
         ax.set_xlabel("$z_1$", fontsize=8)
         ax.set_ylabel("$z_2$", fontsize=8)
-        below = per_image["elbo_optimal"][n] - per_image["elbo_refined"][n]
-        ax.set_title(f"image {n}: amortization gap {amort[n]:.1f}\napprox. gap "
-                     f"{per_image['log_px'][n] - per_image['elbo_optimal'][n]:.2f}, refinement gains "
-                     f"{per_image['elbo_refined'][n] - per_image['elbo_amortized'][n]:.1f}\n"
-                     + (f"wrong basin ({below:.1f} below q*)" if n in wrong else "refinement reaches q*"), fontsize=8)
         ax.tick_params(labelsize=7)
+        show_digit(digit_ax, x[n])
+        below = per_image["elbo_optimal"][n] - per_image["elbo_refined"][n]
+        digit_ax.set_title(f"image {n}: amortization gap {amort[n]:.1f}\napprox. gap "
+                           f"{per_image['log_px'][n] - per_image['elbo_optimal'][n]:.2f}, refinement gains "
+                           f"{per_image['elbo_refined'][n] - per_image['elbo_amortized'][n]:.1f}\n"
+                           + (f"wrong basin ({below:.1f} below q*)" if n in wrong else "refinement reaches q*"),
+                           fontsize=8)
     text = ("true p(z|x) (black) with q(z|x) (orange dashed), q refined (green dotted), q* (red dash-dot); "
-            "contours hold 50 / 90 / 99% of each density; each panel zoomed on the three Gaussians")
+            "contours hold 50 / 90 / 99% of each density; each panel holds the three Gaussians to 4 standard "
+            "deviations")
     fig.suptitle(textwrap.fill(text, width=int(14 * fig.get_figwidth())), fontsize=9)
     return fig

@@ -29,15 +29,22 @@ def fig_log_px_vs_elbo(log_px, elbo_per_image, stats):
     scatter_ax.set_title(title, fontsize=9)
     scatter_ax.legend(loc="upper left")
     gap = np.asarray(log_px) - np.asarray(elbo_per_image)
-    # The gaps span orders of magnitude: log-spaced bins on a log axis, and the images at or below
-    # 0.01 nats (Monte Carlo error can make a gap negative) counted in the title instead.
-    floor = 0.01
-    above = gap[gap > floor]
-    if len(above):
-        hist_ax.hist(above, bins=np.geomspace(floor, max(above.max(), 1.01 * floor), 61))
-    hist_ax.set_xscale("log")
+    floor = 0.01  # Monte Carlo error can make a gap negative
+    hidden = log_histogram(hist_ax, gap, floor, color="C0")
     hist_ax.axvline(np.mean(gap), color="k", ls="--", lw=1, label=f"mean {np.mean(gap):.2f} nats")
     hist_ax.set(xlabel="log p(x) - ELBO per image (nats, log scale)", ylabel="images",
-                title=f"the gap per image; {np.sum(gap <= floor)} at or below {floor:g} not shown")
+                title=f"the gap per image; {hidden} at or below {floor:g} not shown")
     hist_ax.legend()
     return fig
+
+
+def log_histogram(ax, values, floor, top=None, **style):
+    """Histogram of values (N,) above floor, in 60 log-spaced bins from floor to top (values.max()
+    if None) on a log x axis: for values that span orders of magnitude. Returns how many are at
+    or below floor (not drawn; say so)."""
+    above = values[values > floor]
+    top = above.max(initial=floor) if top is None else top
+    if len(above):
+        ax.hist(above, bins=np.geomspace(floor, max(top, 1.01 * floor), 61), **style)
+    ax.set_xscale("log")
+    return int(np.sum(values <= floor))

@@ -180,7 +180,8 @@ def worst_amortized(dec_params, x, per_image, num_shown=4, num_points=101):
     gaps overall, half the largest among wrong-basin images (or the next largest overall, if
     there are fewer). Returns {"images": (M,) indices into x, "means", "stds": (M, 3, 2) of
     q(z|x), q_refined and q* (in GAUSSIAN_KEYS' order), "z_grids" (M, G, 2) square windows
-    covering the posterior's mode (at q*) and all three, "log_joint" (M, G) log p(x, z) on them}.
+    holding all three to 4 standard deviations (the posterior's mode too, at q*), "log_joint"
+    (M, G) log p(x, z) on them}.
     """
     x = check_images(x, data_dim(dec_params))
     amort = per_image["elbo_optimal"] - per_image["elbo_amortized"]
@@ -192,6 +193,6 @@ def worst_amortized(dec_params, x, per_image, num_shown=4, num_points=101):
     shown = np.array(shown)
     means = np.stack([per_image[mean_key][shown] for mean_key, _ in GAUSSIAN_KEYS.values()], axis=1)
     stds = np.exp(np.stack([per_image[log_std_key][shown] for _, log_std_key in GAUSSIAN_KEYS.values()], axis=1))
-    z_grids, _ = covering_grids(means, stds, num_points, 3.0)
+    z_grids, _ = covering_grids(means, stds, num_points, 4.0)
     return {"images": shown, "means": means, "stds": stds, "z_grids": z_grids,
             "log_joint": log_joint_on_windows(dec_params, x[shown], z_grids)}
