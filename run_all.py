@@ -45,7 +45,7 @@ from vae_autograd.io.files import (
     sole_writer,
 )
 from vae_autograd.io.mnist import DataError, load_binarized_mnist, mnist_paths
-from vae_autograd.io.process import interrupt_on_sigterm, keep_freed_memory
+from vae_autograd.io.process import PartClock, interrupt_on_sigterm, keep_freed_memory
 from vae_autograd.report.conform import check_results
 from vae_autograd.report.page import CAPTIONS, write_report
 from vae_autograd.study.decodings import (
@@ -255,26 +255,33 @@ def gap_part(params, training, kept, train_x, test_x, log_px, iwae_encoder, size
     return figures, {"inference_gaps": gaps}
 
 
-def run_study(args, log):
-    """Every part of the study on the model of args.config: ({name: Figure}, results as in results.json)."""
+def run_study(args, log, clock):
+    """Every part of the study on the model of args.config: ({name: Figure}, results as in results.json).
+    clock (io.process.PartClock) times each part and measures its peak memory."""
     sizes = SIZES["quick" if args.quick else "full"]
-    reused = reusable_model(args.config, args.retrain)  # a mismatched checkpoint fails before the data are read
-    data = load_binarized_mnist(sizes["train_size"], sizes["test_size"], args.data_dir)
-    train_x, _, test_x, _ = data
-    params, training = trained_model(args.config, args.retrain, reused, data, log)
-    kept = kept_models(args.config, args.retrain, data, log)
+    with clock.part("data and model (training)"):
+        reused = reusable_model(args.config, args.retrain)  # a mismatched checkpoint fails before the data are read
+        data = load_binarized_mnist(sizes["train_size"], sizes["test_size"], args.data_dir)
+        train_x, _, test_x, _ = data
+        params, training = trained_model(args.config, args.retrain, reused, data, log)
+    with clock.part("kept checkpoints (training)"):
+        kept = kept_models(args.config, args.retrain, data, log)
     enc, dec = params
     streams = random_streams(args.seed)
     results = {"seed": args.seed, "quick": args.quick,
                "training": {k: v for k, v in training.items() if k not in ("train_curve", "params_digest")}}
-    figures, part_results, log_px, iwae_encoder = marginal_likelihood_part(enc, dec, train_x, test_x, sizes,
-                                                                           streams, log)
+    with clock.part("part 3"):
+        figures, part_results, log_px, iwae_encoder = marginal_likelihood_part(enc, dec, train_x, test_x, sizes,
+                                                                               streams, log)
     results.update(part_results)
-    for part_figures, part_results in (
-            latent_space_part(enc, dec, data, streams, log),
-            posterior_part(enc, dec, train_x, test_x, sizes, streams, log),
-            estimator_part(enc, dec, test_x, sizes, streams, log),
-            gap_part(params, training, kept, train_x, test_x, log_px, iwae_encoder, sizes, streams, log)):
+    parts = {"parts 4-5": lambda: latent_space_part(enc, dec, data, streams, log),
+             "part 6": lambda: posterior_part(enc, dec, train_x, test_x, sizes, streams, log),
+             "part 7": lambda: estimator_part(enc, dec, test_x, sizes, streams, log),
+             "part 8": lambda: gap_part(params, training, kept, train_x, test_x, log_px, iwae_encoder, sizes,
+                                        streams, log)}
+    for name, part in parts.items():
+        with clock.part(name):
+            part_figures, part_results = part()
         figures.update(part_figures)
         results.update(part_results)
     return figures, results
@@ -297,10 +304,10 @@ def write_outputs(folder, figures, results_text):
 
 def main(argv=None):
     args = parse_args(argv)
-    started = time.perf_counter()
+    clock = PartClock()
 
     def log(message):
-        print(f"[{time.perf_counter() - started:6.1f}s] {message}", flush=True)
+        print(f"[{time.perf_counter() - clock.started:6.1f}s] {message}", flush=True)
 
     try:
         interrupt_on_sigterm()  # from here an interrupt is a KeyboardInterrupt, handled below
@@ -309,7 +316,7 @@ def main(argv=None):
         # One run at a time writes these checkpoints and this folder: a second one is refused by name.
         with sole_writer(args.config.written_paths(), "--params"), sole_writer([args.out_dir], "--out-dir"):
             recover_interrupted_swap(args.out_dir)
-            figures, results = run_study(args, log)
+            figures, results = run_study(args, log, clock)
             try:
                 results_text = json.dumps(results, indent=1, allow_nan=False)
             except ValueError:
@@ -318,7 +325,8 @@ def main(argv=None):
             # The report reads results.json by its schema (report/schema.py): a study that wrote
             # other keys is a bug, and nothing is written rather than a report that misreads it.
             check_results(json.loads(results_text))
-            replace_folder(args.out_dir, lambda folder: write_outputs(folder, figures, results_text))
+            with clock.part("figures and report"):
+                replace_folder(args.out_dir, lambda folder: write_outputs(folder, figures, results_text))
     except (DataError, CheckpointError, ConfigError, OutputError, TrainingDiverged) as err:
         sys.exit(f"error: {err}")
     except OSError as err:  # a write that failed half way: disk full, quota, a folder gone read-only
@@ -331,6 +339,8 @@ def main(argv=None):
         print(f"interrupted; {args.out_dir} holds no partial run", file=sys.stderr)
         sys.exit(130)
     log(f"wrote {len(figures)} figures, results.json and report.md to {args.out_dir}/")
+    for line in clock.table():
+        log(line)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 from tests.helpers import REPO, assert_one_line_error, hold_lock, unreadable_text
 from vae_autograd.core.model import init_vae_params
 from vae_autograd.io.files import OutputError
+from vae_autograd.io.process import PartClock
 from vae_autograd.report.page import CAPTIONS
 from vae_autograd.train.checkpoints import load_params, params_digest, save_params
 from vae_autograd.train.options import TrainConfig
@@ -53,6 +54,21 @@ def test_quick_run_writes_every_promised_file(quick_run):
     assert (out_dir / ".written-by-run_all").is_file()  # the run marks the folder as its own
 
 
+def test_the_log_ends_with_each_parts_time_and_peak_memory(quick_run):
+    """The table the benchmark reads: every part of the study, then the whole run, whose time is
+    at least the parts' sum and whose peak is at least each part's."""
+    lines = [line.split("] ", 1)[1] for line in quick_run[1].stdout.splitlines()]
+    table = lines[lines.index(next(line for line in lines if line.startswith("part ") and "peak memory" in line)):]
+    rows = {line[:line.index("  ")]: line.split()[-2:] for line in table[1:]}
+    assert list(rows) == ["data and model (training)", "kept checkpoints (training)", "part 3", "parts 4-5",
+                          "part 6", "part 7", "part 8", "figures and report", "whole run"]
+    seconds = {name: float(values[0]) for name, values in rows.items()}
+    peaks = {name: float(values[1].replace(",", "")) for name, values in rows.items()}
+    assert seconds["whole run"] >= sum(seconds.values()) - seconds["whole run"] - 0.1 * len(rows)
+    assert seconds["data and model (training)"] > 1  # the quick run trains its model here
+    assert all(100 < peak <= peaks["whole run"] for peak in peaks.values())
+
+
 def test_quick_run_numbers_make_sense(quick_run):
     results = json.loads((quick_run[0] / "results.json").read_text())
     test = results["integration_test"]
@@ -71,7 +87,7 @@ def quick_study(quick_run, mnist_dir):
     run_all = load_run_all()
     args = run_all.parse_args(["--quick", "--params", str(checkpoint), "--out-dir", str(out_dir),
                                "--data-dir", str(mnist_dir)])
-    figures, results = run_all.run_study(args, log=lambda line: None)
+    figures, results = run_all.run_study(args, log=lambda line: None, clock=PartClock())
     return figures, json.loads(json.dumps(results)), before
 
 

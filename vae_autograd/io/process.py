@@ -1,7 +1,10 @@
 """Process settings of the command-line entry points: one line for an interrupt at any moment
-(start-up and shut-down included), SIGTERM as Ctrl-C, and glibc told to keep freed memory."""
+(start-up and shut-down included), SIGTERM as Ctrl-C, glibc told to keep freed memory, and the
+peak resident memory of a stretch of the run."""
 import os
 import signal
+import time
+from contextlib import contextmanager
 
 STARTING = b"interrupted while starting; nothing was written\n"
 
@@ -63,3 +66,59 @@ def keep_freed_memory():
         libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         pass
+
+
+def peak_resident_bytes(reset=False):
+    """This process's peak resident memory in bytes, since it started or since the last reset
+    (Linux's VmHWM), and with reset=True start a new peak from here (/proc/self/clear_refs).
+    None where /proc does not tell it (the entry points then print no memory column)."""
+    try:
+        with open("/proc/self/status") as status:
+            peak = next((int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:")), None)
+        if reset:
+            with open("/proc/self/clear_refs", "w") as clear:
+                clear.write("5")
+    except OSError:
+        return None
+    return peak
+
+
+class PartClock:
+    """Wall time and peak resident memory of the named parts of a run: the table its log ends with.
+
+    Each part's peak is its own (the peak is reset as it starts); the run's peak is the largest
+    of them and of the stretches between parts. Use: ``with clock.part("part 3"): ...``.
+    """
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.rows = []  # (name, seconds, peak bytes or None)
+        self.peak_between = peak_resident_bytes()
+
+    @contextmanager
+    def part(self, name):
+        self.peak_between = max_known(self.peak_between, peak_resident_bytes(reset=True))
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.rows.append((name, time.perf_counter() - start, peak_resident_bytes(reset=True)))
+
+    def seconds(self, name):
+        """Total seconds of the parts so named."""
+        return sum(seconds for part, seconds, _ in self.rows if part == name)
+
+    def table(self):
+        """Lines of a table: each part's seconds and peak memory, and the whole run's."""
+        peak = max_known(self.peak_between, peak_resident_bytes(), *(row[2] for row in self.rows))
+        rows = [*self.rows, ("whole run", time.perf_counter() - self.started, peak)]
+        width = max(len(name) for name, _, _ in rows)
+        return [f"{'part':{width}}  seconds  peak memory (MB)"] + [
+            f"{name:{width}}  {seconds:7.1f}  {'-' if peak is None else f'{peak / 2**20:,.0f}':>16}"
+            for name, seconds, peak in rows]
+
+
+def max_known(*values):
+    """The largest of values that are not None, or None."""
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
