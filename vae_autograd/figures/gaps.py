@@ -24,7 +24,8 @@ def fig_gap_histograms(per_image_by_split):
         # images drawn over all images (not stacked): in each bin, the red part is their share.
         floor = 0.01
         hidden = log_histogram(amort_ax, amort, floor, color="C1", label="all images")
-        log_histogram(amort_ax, amort[wrong], floor, amort.max(), color="C3", label=f"in a wrong basin ({wrong.mean():.1%})")
+        log_histogram(amort_ax, amort[wrong], floor, amort.max(), color="C3",
+                      label=f"in a wrong basin ({wrong.mean():.1%})")
         amort_ax.set(xlabel="amortization gap ELBO(q*) - ELBO(q) (nats, log scale)", ylabel=f"{split} images",
                      title=f"{split}, {len(amort):,} images: mean {amort.mean():.2f} nats\n"
                            f"({hidden} at or below {floor:g} nats not shown)")
