@@ -81,7 +81,8 @@ CAPTIONS = {
     "worst_amortization": "**8 Largest amortization gaps.** The true p(z|x) of test images with the largest "
     "amortization gaps, with q(z|x), q_refined and q*: from the left, the largest overall, then the largest "
     "among the images whose refinement stops in a wrong basin, as far as there are any; each title says whether its "
-    "refinement stops in a wrong basin; each panel holds the three Gaussians to 4 standard deviations, its digit above it.",
+    "refinement stops in a wrong basin; each panel holds the three Gaussians to 4 standard deviations, its digit "
+    "above it.",
 }
 
 
