@@ -16,6 +16,7 @@ import vae_autograd
 from tests.helpers import random_binary_images
 from vae_autograd.core.elbo import elbo, log_importance_weight_chunks, log_importance_weights
 from vae_autograd.core.model import encoder, init_vae_params
+from vae_autograd.study.coarse_grid import coarse_grid_log_marginal_likelihood, coarse_grid_summary
 from vae_autograd.study.decodings import embedding_bounds, interpolate_latents, latent_means, reconstructions
 from vae_autograd.study.estimator_study import gradient_estimator_study
 from vae_autograd.study.estimators import exact_elbo_and_gradient, quadrature_elbo, single_sample_estimates
@@ -23,11 +24,10 @@ from vae_autograd.study.gap_study import gap_studies, gaps_by_split
 from vae_autograd.study.inference_gaps import GAUSSIAN_KEYS, inference_gap_study, worst_amortized
 from vae_autograd.study.latent_classes import latent_class_study
 from vae_autograd.study.marginal_likelihood import (
-    coarse_grid_log_marginal_likelihood,
-    coarse_grid_summary,
     iwae_bound,
     log_marginal_likelihood,
     marginal_likelihood_study,
+    quadrature_of_sets,
 )
 from vae_autograd.study.posterior import (
     encoder_against_posterior,
@@ -63,6 +63,8 @@ ENTRY_POINTS = {
     log_marginal_likelihood: lambda x: log_marginal_likelihood(DEC, x),
     iwae_bound: lambda x: iwae_bound(ENC, DEC, x, rng(), 5),
     marginal_likelihood_study: lambda x: marginal_likelihood_study(ENC, DEC, x, rng(), 2, (1,), 2),
+    quadrature_of_sets: lambda x: (quadrature_of_sets(DEC, {"a": x, "b": X[:2]}, 1),
+                                   quadrature_of_sets(DEC, {"a": X[:2], "b": x}, 1)),
     coarse_grid_log_marginal_likelihood: lambda x: coarse_grid_log_marginal_likelihood(DEC, x),
     coarse_grid_summary: lambda x: coarse_grid_summary(ENC, DEC, x, np.zeros(len(x))),
     top_half: top_half,

@@ -29,10 +29,12 @@ def describe_quadrature(summaries):
     changed = {name: s for name, s in summaries.items() if s.get("halved_spacing_change") is not None}
     parts = []
     if changed:
-        moves = " and ".join(f"{s['halved_spacing_change']:.1e} ({name})" for name, s in changed.items())
+        moves = " and ".join(f"{s['halved_spacing_change']:.1e} (the first {s['halved_spacing_images']:,} "
+                             f"{'test' if name == 'test' else 'training'} images)" for name, s in changed.items())
         worst = max(s["halved_spacing_max_change"] for s in changed.values())
-        parts.append(f"halving the spacing of its refined cells moved the mean log p(x) by {moves} nats, "
-                     f"and no image's by more than {worst:.1e}")
+        parts.append(f"integrating again on twice the sub-points per axis (every image refined, so the spacing of "
+                     f"each is halved or finer) moved the mean log p(x) by {moves} nats, and no image's by more than "
+                     f"{at_most(worst)}")
     edge = max(s["max_edge_mass"] for s in summaries.values())
     bound = max(s["quadrature_bound"] for s in summaries.values())
     parts.append(f"at most {at_most(edge)} of any posterior lies in the outermost ring of cells of "

@@ -1,9 +1,8 @@
 """The schema of results.json, the one contract between the study (run_all.py writes it) and the
 report (which reads nothing else); report.conform holds a results.json to it.
 
-Conventions: nats per image throughout; a key X_se is the standard error of the mean X over images (or, for
-an ELBO, its Monte Carlo standard error), so X and X_se travel together; {K: ...} are keyed by the string of K.
-"""
+Conventions: nats per image; a key X_se is the standard error of the mean X over images (or, for an ELBO, its
+Monte Carlo standard error), so X and X_se travel together; {K: ...} are keyed by the string of K."""
 from typing import Literal, TypedDict
 
 
@@ -63,6 +62,7 @@ class MarginalLikelihood(TypedDict):
     consistent_with_mc_error: bool
     quadrature_bound: float
     max_edge_mass: float
+    halved_spacing_images: int | None    # the first images integrated again on twice the sub-points per axis
     halved_spacing_change: float | None
     halved_spacing_max_change: float | None
     iwae_images: int

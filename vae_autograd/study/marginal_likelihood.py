@@ -11,13 +11,14 @@ import numpy as np
 
 from ..core.elbo import check_num_samples, log_importance_weights, log_prior
 from ..core.images import check_images
-from ..core.logspace import logsumexp
-from ..core.model import data_dim, decoder, encoder, params_dtype
-from .grids import edge_ring, grid_log_likelihood, latent_grid, log_integrate_grid, neighbourhood_max
+from ..core.logspace import logsumexp, softplus
+from ..core.model import data_dim, decoder, params_dtype
+from .coarse_grid import coarse_grid_summary
+from .grids import edge_ring, grid_log_likelihood, latent_grid, neighbourhood_max
 
 
 def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, max_curvature=0.5, check=1e-4,
-                            threshold=25.0, block_size=1000, max_refine=128, return_info=False):
+                            threshold=25.0, block_size=1000, max_refine=128, refine_all=False, return_info=False):
     """log p(x) = log of the integral of p(x|z) p(z) over [-bound, bound]^2, per image.
 
     x (N, 784) binary -> (N,). Trained posteriors have standard deviations of a few hundredths,
@@ -42,7 +43,10 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, ma
          shrink as the spacing squared). Each refined cell must pass the curvature test on its
          own sub-points, or the image is integrated again at 2r, up to max_refine; an image
          still unresolved there raises ValueError.
-    Refined cells are decoded once each, for all the images that need them.
+    Refined cells are decoded once each, for all the images that need them. refine may also be
+    an (N,) array, a least r per image, and with refine_all every image is refined (even one
+    the coarse grid resolves): quadrature_of_sets checks the quadrature's own error so, with
+    twice the r of each image.
 
     With return_info, also returns {"edge_mass": (N,) share of the posterior in the
     outermost ring of cells (large means the grid is too small; it also warns),
@@ -50,8 +54,9 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, ma
     side that resolved it (1: the coarse grid did)}.
     """
     x = check_images(x, data_dim(dec_params))
-    if not refine >= 4 or int(refine) != refine:  # a cell's own sub-points test its resolution: 3 or more a side
-        raise ValueError(f"refine must be an integer >= 4, got {refine}")
+    refine = np.broadcast_to(refine, (len(x),))
+    if not (refine >= 4).all() or (refine.astype(int) != refine).any():  # a cell's own sub-points test it: 3 a side
+        raise ValueError(f"refine must be an integer >= 4 (or one per image), got {refine[refine.argmin()]}")
     if not (math.isfinite(bound) and bound > 0 and 0 < spacing <= bound):
         raise ValueError(f"need a finite bound > 0 and 0 < spacing <= bound (3 or more points per axis), got "
                          f"bound {bound} and spacing {spacing}")
@@ -83,7 +88,7 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, ma
         curvature[rows] = largest_curvature(log_joint, near_max)
         log_total = logsumexp(log_cells, axis=(1, 2))  # against the sum over every other point (spacing 2h):
         disagree = np.abs(log_total - logsumexp(log_cells[:, every_other], axis=1) - np.log(4.0)) > check
-        too_coarse = (curvature[rows] > max_curvature) | disagree
+        too_coarse = (curvature[rows] > max_curvature) | disagree | refine_all
         selected = neighbourhood_max(near_max, False) & too_coarse[:, None, None]  # and their neighbours
         selected_t[:, rows] = selected.reshape(len(selected), -1).T
         coarse_part[rows] = logsumexp(np.where(selected, -np.inf, log_cells), axis=(1, 2))
@@ -93,7 +98,7 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, ma
     pending = np.flatnonzero(selected_t.any(axis=0))
     # The least refinement that would bring the coarse grid's curvature under max_curvature.
     needed = np.sqrt(np.maximum(curvature[pending], 1e-300) / max_curvature)
-    sub_points = np.maximum(refine, 2 ** np.ceil(np.log2(np.maximum(needed, 1.0)))).astype(int)
+    sub_points = np.maximum(refine[pending], 2 ** np.ceil(np.log2(np.maximum(needed, 1.0)))).astype(int)
     while len(pending):
         if sub_points.max() > max_refine:
             worst = pending[sub_points > max_refine]
@@ -133,31 +138,37 @@ def _refined_cells(dec_params, x, z_grid, selected_t, images, spacing, refine, f
     selected_t (G, M): cell x image of images (M,), indices into x. floor (M,): the log
     density below which a sub-point is too small to matter for the resolution test.
     Returns (log integral (M,), bool (M,): the sub-points of some cell do not resolve it).
-    Cells go through in batches of about points_per_batch sub-points, decoded together
-    for every image that needs one of them.
+    Cells are decoded in batches of about points_per_batch sub-points, each cell once; each
+    cell then meets only the images that selected it (a product over all images of a batch
+    would do 5 to 10 times the work: an image's cells are a few of the batch's).
     """
     sub_spacing = spacing / refine
     sub_axis = sub_spacing * (np.arange(refine) - 0.5 * (refine - 1))
     offsets = np.stack([a.ravel() for a in np.meshgrid(sub_axis, sub_axis)], 1).astype(z_grid.dtype)
-    sub_log_area = 2.0 * float(np.log(sub_spacing))
-    log_integral, unresolved_any = np.full(len(images), -np.inf), np.zeros(len(images), bool)
     cells = np.flatnonzero(selected_t.any(axis=1))
     per_batch = max(1, points_per_batch // len(offsets))
+    x = x[images]
+    pair_image, pair_log, pair_bad = [], [], []  # per (cell, image) pair: which image, log integral, unresolved
     for first in range(0, len(cells), per_batch):
         batch = cells[first:first + per_batch]
-        wanted = selected_t[batch]  # (C, M)
-        among = np.flatnonzero(wanted.any(axis=0))
         z_sub = (z_grid[batch][:, None, :] + offsets).reshape(-1, 2)  # (C * r^2, 2)
-        log_joint = grid_log_likelihood(decoder(dec_params, z_sub), x[images[among]]) + log_prior(z_sub)
-        log_joint = log_joint.astype(np.float64).reshape(len(among), len(batch), refine, refine)
-        keep = wanted[:, among].T  # (A, C): the cells each image needs
-        square = log_joint[keep]  # (pairs, r, r)
-        image_of_pair = np.broadcast_to(np.arange(len(among))[:, None], keep.shape)[keep]
-        bad = largest_curvature(square, square > floor[among][image_of_pair, None, None]) > max_curvature
-        unresolved_any[among[np.unique(image_of_pair[bad])]] = True
-        cell_log = np.where(keep, logsumexp(log_joint, axis=(2, 3)), -np.inf)  # (A, C)
-        log_integral[among] = np.logaddexp(log_integral[among], logsumexp(cell_log, axis=1) + sub_log_area)
-    return log_integral, unresolved_any
+        logits = decoder(dec_params, z_sub).reshape(len(batch), len(offsets), -1)
+        log_partition = np.sum(softplus(logits), axis=-1)  # (C, r^2), as grid_log_likelihood sums it
+        prior = log_prior(z_sub).reshape(len(batch), -1)
+        for cell, cell_logits, cell_partition, cell_prior in zip(batch, logits, log_partition, prior):
+            among = np.flatnonzero(selected_t[cell])  # (A,): the images that selected this cell
+            # x . logits in float32 over the 784 pixels: (x @ W.T) . hidden would be narrower, but
+            # its cancellations cost up to 1e-4 nats where this keeps 5e-6 (against float64).
+            log_joint = ((x[among] @ cell_logits.T - cell_partition) + cell_prior).astype(np.float64)
+            square = log_joint.reshape(len(among), refine, refine)
+            pair_bad.append(largest_curvature(square, square > floor[among, None, None]) > max_curvature)
+            pair_image.append(among)
+            pair_log.append(logsumexp(log_joint, axis=1))
+    pair_image, pair_log, pair_bad = (np.concatenate(a) for a in (pair_image, pair_log, pair_bad))
+    log_integral = np.full(len(images), -np.inf)
+    np.logaddexp.at(log_integral, pair_image, pair_log)  # each image's cells summed
+    log_integral += 2.0 * float(np.log(sub_spacing))
+    return log_integral, np.bincount(pair_image, weights=pair_bad, minlength=len(images)) > 0
 
 
 def iwae_bound(enc_params, dec_params, x, rng, num_samples, batch_size=None, proposal=None):
@@ -172,31 +183,6 @@ def iwae_bound(enc_params, dec_params, x, rng, num_samples, batch_size=None, pro
     batch_size = batch_size or max(1, 20000 // num_samples)
     log_w = log_importance_weights(enc_params, dec_params, x, rng, num_samples, batch_size, proposal)
     return logsumexp(log_w.astype(np.float64), axis=0) - float(np.log(num_samples))
-
-
-def coarse_grid_log_marginal_likelihood(dec_params, x, bound=4.0, spacing=0.1, block_size=1000):
-    """log p(x) by the plain Riemann sum on latent_grid(-bound, bound, spacing), per image.
-
-    The study's prescribed check of part 3.2 (81 x 81 points by default), against the adaptive
-    log_marginal_likelihood; one matrix product per block of images. x (N, 784) binary -> {"log_px":
-    (N,) the Riemann sum of p(x, z) in log, "edge_mass": (N,) the grid posterior's share on the
-    outermost ring of points, large when the posterior leaves the square}."""
-    x = check_images(x, data_dim(dec_params))
-    z_grid, axis = latent_grid(-bound, bound, spacing)
-    size = len(axis)
-    z_grid = z_grid.astype(params_dtype(dec_params))
-    logits = decoder(dec_params, z_grid)
-    log_prior_grid = log_prior(z_grid)
-    on_edge = edge_ring(size).ravel()
-    out = {key: np.empty(len(x)) for key in ("log_px", "edge_mass")}
-    for start in range(0, len(x), block_size):  # blocks keep the (B, G) matrix small
-        rows = slice(start, start + block_size)
-        log_joint = (grid_log_likelihood(logits, x[rows]) + log_prior_grid).astype(np.float64)
-        log_px = log_integrate_grid(log_joint, spacing, size)
-        log_post = log_joint - log_px[:, None]
-        out["log_px"][rows] = log_px
-        out["edge_mass"][rows] = np.exp(logsumexp(log_post[:, on_edge], axis=1) - logsumexp(log_post, axis=1))
-    return out
 
 
 def student_t_min_reference(num_draws, dof, observed_min=None):
@@ -252,29 +238,58 @@ def gap_statistics(log_px, elbo_per_image, elbo_se, elbo_samples, level=1e-3):
             "consistent_with_mc_error": bool(probability >= level)}
 
 
+QUADRATURE_BOUND = 10.0  # part 3 integrates over [-10, 10]^2 (the edge mass it reports says whether that suffices)
+
+
+def quadrature_of_sets(dec_params, images, num_checked=500, bound=QUADRATURE_BOUND):
+    """log_marginal_likelihood of several sets of images in one call, since they share decoded
+    cells, and its check: the first num_checked of each set again on twice the sub-points per
+    axis that each used (at least 4: an image the coarse grid resolved is refined).
+
+    images: {set name: x (N_s, 784)}. Returns {name: {"log_px": (N_s,), "edge_mass": (N_s,),
+    "finer": (n_s,) the check's log p(x) of the first n_s = min(N_s, num_checked) images,
+    or None without a check}}.
+    """
+    sets = {name: check_images(x, data_dim(dec_params), f"the images of {name}") for name, x in images.items()}
+    starts = np.cumsum([0] + [len(x) for x in sets.values()])
+    log_px, info = log_marginal_likelihood(dec_params, np.concatenate(list(sets.values())), bound=bound,
+                                           return_info=True)
+    checked = np.concatenate([start + np.arange(min(len(x), num_checked)) for start, x in zip(starts, sets.values())])
+    finer = np.full(len(log_px), np.nan)
+    if len(checked):
+        finer[checked] = log_marginal_likelihood(
+            dec_params, np.concatenate(list(sets.values()))[checked], bound=bound,
+            refine=np.maximum(4, 2 * info["refine"][checked]), refine_all=True)
+    return {name: {"log_px": log_px[start:start + len(x)], "edge_mass": info["edge_mass"][start:start + len(x)],
+                   "finer": finer[start:start + min(len(x), num_checked)] if num_checked else None}
+            for (name, x), start in zip(sets.items(), starts)}
+
+
 def marginal_likelihood_study(enc_params, dec_params, x, rng, elbo_samples=20,
-                              iwae_ks=(1, 10, 100, 1000), iwae_images=500, halved_check=True,
-                              edge_threshold=1e-3):
+                              iwae_ks=(1, 10, 100, 1000), iwae_images=500, num_checked=500,
+                              edge_threshold=1e-3, quadrature=None):
     """Part 3.2: log p(x) by quadrature against the ELBO, the IWAE bounds and a coarse grid.
 
     x (N, 784). Returns {"summary": JSON-ready dict, "log_px", "elbo", "elbo_se": (N,)
     per image, for fig_log_px_vs_elbo, "iwae": {K: (iwae_images,) bounds per image}}.
     The ELBO of each image averages elbo_samples draws; its gap to log p(x) is
     KL(q(z|x) || p(z|x)) >= 0, so gap_statistics says how many images lie above log p(x)
-    and whether Monte Carlo error explains it. The summary
-    also holds the quadrature's own checks (halved_spacing_change, with halved_check:
-    the refined cells' spacing halved; max_edge_mass) and "coarse_grid", the study's
-    prescribed 81 x 81 grid on [-4, 4]^2 against the adaptive quadrature, counting the
-    images with more than edge_threshold of their posterior on the square's edge.
+    and whether Monte Carlo error explains it. The summary also holds the quadrature's own
+    checks (halved_spacing_change: its first num_checked integrated again on twice the
+    sub-points per axis; max_edge_mass) and "coarse_grid", the study's prescribed 81 x 81
+    grid on [-4, 4]^2 against the adaptive quadrature, counting the images with more than
+    edge_threshold of their posterior on the square's edge. quadrature: x's entry of
+    quadrature_of_sets, if computed with other sets (else it is computed here).
     """
-    quadrature_bound = 10.0
-    log_px, info = log_marginal_likelihood(dec_params, x, bound=quadrature_bound, return_info=True)
+    quadrature = quadrature or quadrature_of_sets(dec_params, {"x": x}, num_checked)["x"]
+    log_px = quadrature["log_px"]
     log_w = log_importance_weights(enc_params, dec_params, x, rng, elbo_samples, 500).astype(np.float64)
     elbo_per_image = log_w.mean(axis=0)
     elbo_se = log_w.std(axis=0, ddof=1) / np.sqrt(elbo_samples)
     gap = log_px - elbo_per_image
     subset = x[:iwae_images]
     iwae = {int(k): iwae_bound(enc_params, dec_params, subset, rng, k) for k in iwae_ks if len(subset)}
+    finer = quadrature["finer"]
     summary = {
         "num_images": len(x),
         "elbo_samples": int(elbo_samples),
@@ -284,67 +299,14 @@ def marginal_likelihood_study(enc_params, dec_params, x, rng, elbo_samples=20,
         "elbo_se": float(np.sqrt(np.sum(elbo_se**2)) / len(x)),
         "gap": float(gap.mean()),
         **gap_statistics(log_px, elbo_per_image, elbo_se, elbo_samples),
-        "quadrature_bound": quadrature_bound,
-        "max_edge_mass": float(info["edge_mass"].max()),
-        "halved_spacing_change": None,
-        "halved_spacing_max_change": None,
+        "quadrature_bound": QUADRATURE_BOUND,
+        "max_edge_mass": float(quadrature["edge_mass"].max()),
+        "halved_spacing_images": None if finer is None else len(finer),
+        "halved_spacing_change": None if finer is None else float(np.mean(finer - log_px[:len(finer)])),
+        "halved_spacing_max_change": None if finer is None else float(np.max(np.abs(finer - log_px[:len(finer)]))),
         "iwae_images": len(subset),
         "log_px_on_iwae_images": float(log_px[:iwae_images].mean()) if len(subset) else None,
         "iwae": {k: float(bounds.mean()) for k, bounds in iwae.items()},
     }
-    if halved_check:
-        halved = log_marginal_likelihood(dec_params, x, bound=quadrature_bound, refine=16)
-        summary["halved_spacing_change"] = float(halved.mean() - log_px.mean())
-        summary["halved_spacing_max_change"] = float(np.max(np.abs(halved - log_px)))
     summary["coarse_grid"] = coarse_grid_summary(enc_params, dec_params, x, log_px, edge_threshold)
     return {"summary": summary, "log_px": log_px, "elbo": elbo_per_image, "elbo_se": elbo_se, "iwae": iwae}
-
-
-def prior_grid_check(bound=4.0, spacing=0.1):
-    """The study's check of the grid itself (part 3.2): the Riemann sum of the standard normal prior
-    on latent_grid(-bound, bound, spacing), in log, against what it should be, the log of the
-    prior's mass in the grid's cells, [-bound - spacing/2, bound + spacing/2]^2, in closed form.
-    They differ by the midpoint rule's error at the square's edge, spacing^2 a phi(a) / 12 per
-    axis (a = bound + spacing/2): 7e-7 in all at the defaults; a wrong spacing, cell area or
-    grid would be off by orders of magnitude more."""
-    z_grid, axis = latent_grid(-bound, bound, spacing)
-    half_width = (bound + spacing / 2) / math.sqrt(2.0)
-    return {"prior_log_riemann_sum": float(log_integrate_grid(log_prior(z_grid), spacing, len(axis))),
-            "prior_log_mass_in_cells": 2.0 * math.log1p(-math.erfc(half_width))}
-
-
-def coarse_grid_summary(enc_params, dec_params, x, log_px, edge_threshold=1e-3, bound=4.0, spacing=0.1):
-    """The coarse grid of coarse_grid_log_marginal_likelihood against log p(x) (N,) by the
-    adaptive quadrature, as a JSON-ready dict; errors are coarse minus adaptive, in nats.
-
-    The images with more than edge_threshold of their grid posterior on the edge are
-    counted, and the errors given also over the others, "inside" (None when none are
-    left). Among those, the narrow ones, whose q(z|x) has a standard deviation below half
-    the spacing in some dimension, are told apart from the wide ones: the midpoint rule's
-    error grows as the posterior narrows against the spacing.
-    """
-    coarse = coarse_grid_log_marginal_likelihood(dec_params, x, bound, spacing)
-    abs_error = np.abs(coarse["log_px"] - log_px)
-    inside = coarse["edge_mass"] <= edge_threshold
-    _, log_std = encoder(enc_params, x)
-    q_std = np.exp(np.asarray(log_std, np.float64))
-    narrow = np.min(q_std, axis=1) < spacing / 2
-
-    def mean_or_none(values):
-        return float(np.mean(values)) if len(values) else None
-
-    return {
-        "bound": bound, "spacing": spacing, "points_per_axis": int(round(2 * bound / spacing)) + 1,
-        **prior_grid_check(bound, spacing),
-        "mean_error": float(np.mean(coarse["log_px"] - log_px)),
-        "mean_abs_error": float(np.mean(abs_error)),
-        "max_abs_error": float(np.max(abs_error)),
-        "edge_threshold": edge_threshold,
-        "images_at_edge": int(np.sum(~inside)),
-        "mean_abs_error_inside": mean_or_none(abs_error[inside]),
-        "max_abs_error_inside": float(np.max(abs_error[inside])) if inside.any() else None,
-        "median_q_std": float(np.median(q_std)),
-        "narrow_fraction": float(np.mean(narrow[inside])) if inside.any() else None,
-        "mean_abs_error_narrow": mean_or_none(abs_error[inside & narrow]),
-        "mean_abs_error_wide": mean_or_none(abs_error[inside & ~narrow]),
-    }
