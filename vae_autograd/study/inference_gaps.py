@@ -21,6 +21,7 @@ from ..core.model import data_dim, encoder
 from .gaussian_fit import (
     MODE_GRID_BOUND,
     MODE_GRID_SPACING,
+    BestGaussians,
     Gaussians,
     best_gaussians,
     fit_on_windows,
@@ -31,7 +32,7 @@ from .gaussian_fit import (
 from .grids import covering_grids, grid_moments, latent_grid
 from .marginal_likelihood import iwae_bound, log_marginal_likelihood
 from .posterior import log_joint_on_windows
-from .windows import Target, decoder_target
+from .windows import decoder_target
 
 WRONG_BASIN_NATS = 0.1  # q_refined this far below q* counts as a wrong basin
 # ELBO(q*) <= log p(x) for every q: an ELBO above log p(x) by more than this is an error of the
@@ -47,7 +48,7 @@ def mean_and_se(values):
 
 def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
                         iwae_ks=(1, 10, 100, 1000), iwae_images=500, convergence_images=1000, log_px=None,
-                        iwae_encoder=None):
+                        iwae_encoder=None, block_size=2500):
     """Part 8: split log p(x) - ELBO(q) of every image x (N, 784) into its two gaps.
 
     log_px (N,): marginal_likelihood.log_marginal_likelihood of x if already computed (part 3), and
@@ -55,7 +56,7 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
     M >= iwae_images images, if already computed (part 3; its Ks replace iwae_ks).
     The convergence checks run on the first convergence_images images.
 
-    All images are fitted together, each with its own Gaussians. Returns {"summary":
+    The images are fitted in blocks of block_size, each with its own Gaussians. Returns {"summary":
     JSON-ready means and standard errors (over images), the wrong-basin fraction and its
     share of the gap, the convergence checks and (with rng) the IWAE table with q(z|x)
     and q* as proposals on the first iwae_images; "per_image": (N,) arrays log_px,
@@ -64,9 +65,13 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
     """
     x = check_images(x, data_dim(dec_params)).astype(np.float32)
     log_px = log_marginal_likelihood(dec_params, x) if log_px is None else np.asarray(log_px, np.float64)
-    target = decoder_target(dec_params, x)
     enc_mean, enc_log_std = (np.asarray(a, np.float64) for a in encoder(enc_params, x))
-    fits = best_gaussians(target, enc_mean, enc_log_std, num_steps)
+    # Images in blocks of a fixed size, so that memory does not grow with their number; the
+    # blocks share the decoded lattice points (cache).
+    cache = {}
+    fits = joined_fits([best_gaussians(decoder_target(dec_params, x[rows], cache=cache), enc_mean[rows],
+                                       enc_log_std[rows], num_steps)
+                        for rows in (slice(start, start + block_size) for start in range(0, len(x), block_size))])
     above = fits.optimal.elbo - log_px
     if above.max() > GAP_TOLERANCE:
         worst = int(np.argmax(above))
@@ -81,9 +86,8 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
     summary = gap_summary(per_image)
     if convergence_images:
         subset = {k: v[:convergence_images] for k, v in per_image.items()}
-        # The check images are the first rows of x: the same tabulate, and its decoded points, serve them.
-        check_grid = decoder_target(dec_params, x[:convergence_images]).log_joint_grid
-        summary["convergence"] = convergence_checks(Target(target.tabulate, check_grid), subset, num_steps)
+        target = decoder_target(dec_params, x[:convergence_images], cache=cache)
+        summary["convergence"] = convergence_checks(target, subset, num_steps)
     if iwae_images and rng is not None:
         subset = slice(0, iwae_images)
         optimal = (fits.optimal.mean[subset], fits.optimal.log_std[subset])  # iwae_bound's proposal
@@ -97,6 +101,15 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
                                                             proposal=optimal)))
                         for k in iwae_encoder}}
     return {"summary": summary, "per_image": per_image}
+
+
+def joined_fits(blocks):
+    """The BestGaussians of consecutive blocks of images as one, its rows numbering the images in order."""
+    def gaussians(parts):
+        return Gaussians(np.arange(sum(len(g.mean) for g in parts)), *(np.concatenate([getattr(g, key) for g in parts])
+                                                                       for key in ("mean", "log_std", "elbo")))
+    return BestGaussians(np.concatenate([b.start_elbo for b in blocks]), gaussians([b.refined for b in blocks]),
+                         gaussians([b.optimal for b in blocks]), np.concatenate([b.refined_converged for b in blocks]))
 
 
 def convergence_checks(target, per_image, num_steps):

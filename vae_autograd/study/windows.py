@@ -130,12 +130,13 @@ class Target:
     log_joint_grid: Callable
 
 
-def decoder_target(dec_params, x, block_size=1000):
+def decoder_target(dec_params, x, block_size=1000, cache=None):
     """log p(x, z) of the VAE for images x (N, 784), as a Target.
 
-    tabulate is window_log_joint with its decoded points cached between calls;
-    log_joint_grid makes one decoder call and one matrix product per block of images.
-    x is checked here, once: window_log_joint, called many times on it, checks nothing.
+    tabulate is window_log_joint with its decoded points cached between calls (in cache, a
+    dict that targets of other images of the same decoder may share); log_joint_grid makes
+    one decoder call and one matrix product per block of images. x is checked here, once:
+    window_log_joint, called many times on it, checks nothing.
     """
     x = check_images(x, data_dim(dec_params))
 
@@ -145,7 +146,8 @@ def decoder_target(dec_params, x, block_size=1000):
         return np.concatenate([(grid_log_likelihood(logits, x[start:start + block_size]) + prior).astype(np.float64)
                                for start in range(0, len(x), block_size)])
 
-    return Target(tabulate=partial(window_log_joint, dec_params, x, cache={}), log_joint_grid=log_joint_grid)
+    return Target(tabulate=partial(window_log_joint, dec_params, x, cache={} if cache is None else cache),
+                  log_joint_grid=log_joint_grid)
 
 
 def explicit_target(log_density, num_images):
