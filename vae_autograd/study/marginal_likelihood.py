@@ -77,7 +77,7 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, ma
     peak = np.empty(num_images)  # the largest log p(x, z) on the coarse grid
     curvature = np.empty(num_images)  # the largest second difference near it
     edge_mass = np.empty(num_images)
-    selected_t = np.zeros((len(z_grid), num_images), bool)  # cell x image: refine it?
+    pairs = []  # (image, cell) of the cells to refine, per block of images
     for start in range(0, num_images, block_size):
         rows = slice(start, start + block_size)
         log_joint = (grid_log_likelihood(coarse_logits, x[rows]) + log_prior_grid).astype(np.float64)
@@ -90,12 +90,13 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, ma
         disagree = np.abs(log_total - logsumexp(log_cells[:, every_other], axis=1) - np.log(4.0)) > check
         too_coarse = (curvature[rows] > max_curvature) | disagree | refine_all
         selected = neighbourhood_max(near_max, False) & too_coarse[:, None, None]  # and their neighbours
-        selected_t[:, rows] = selected.reshape(len(selected), -1).T
+        pairs.append(np.stack(np.nonzero(selected.reshape(len(selected), -1))) + [[start], [0]])
         coarse_part[rows] = logsumexp(np.where(selected, -np.inf, log_cells), axis=(1, 2))
         edge_mass[rows] = np.exp(logsumexp(log_cells[:, on_edge], axis=1) - log_total)
 
+    pair_image, pair_cell = np.concatenate(pairs, axis=1)
     log_px, used = coarse_part.copy(), np.ones(num_images, int)
-    pending = np.flatnonzero(selected_t.any(axis=0))
+    pending = np.unique(pair_image)
     # The least refinement that would bring the coarse grid's curvature under max_curvature.
     needed = np.sqrt(np.maximum(curvature[pending], 1e-300) / max_curvature)
     sub_points = np.maximum(refine[pending], 2 ** np.ceil(np.log2(np.maximum(needed, 1.0)))).astype(int)
@@ -109,8 +110,9 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, ma
         for r in np.unique(sub_points):
             group = np.flatnonzero(sub_points == r)
             images = pending[group]
-            fine, still_coarse[group] = _refined_cells(dec_params, x, z_grid, selected_t[:, images], images, spacing,
-                                                       r, peak[images] - threshold, max_curvature)
+            mine = np.isin(pair_image, images)
+            fine, still_coarse[group] = _refined_cells(dec_params, x, z_grid, pair_image[mine], pair_cell[mine], images,
+                                                       spacing, r, peak[images] - threshold, max_curvature)
             log_px[images], used[images] = np.logaddexp(coarse_part[images], fine), r
         pending, sub_points = pending[still_coarse], 2 * sub_points[still_coarse]
     if edge_mass.max() > 1e-4:
@@ -119,7 +121,8 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, ma
                       "log p(x) is underestimated: pass a larger bound", stacklevel=2)
     if not return_info:
         return log_px
-    return log_px, {"edge_mass": edge_mass, "refined_cells": selected_t.sum(axis=0), "refine": used}
+    return log_px, {"edge_mass": edge_mass, "refined_cells": np.bincount(pair_image, minlength=num_images),
+                    "refine": used}
 
 
 def largest_curvature(log_f, near):
@@ -131,44 +134,49 @@ def largest_curvature(log_f, near):
                       np.where(near[:, :, 1:-1], along_columns, 0.0).max(axis=(1, 2), initial=0.0))
 
 
-def _refined_cells(dec_params, x, z_grid, selected_t, images, spacing, refine, floor, max_curvature,
+def _refined_cells(dec_params, x, z_grid, pair_image, pair_cell, images, spacing, refine, floor, max_curvature,
                    points_per_batch=4096):
     """The log of the integral over each image's selected cells on refine x refine sub-points.
 
-    selected_t (G, M): cell x image of images (M,), indices into x. floor (M,): the log
-    density below which a sub-point is too small to matter for the resolution test.
-    Returns (log integral (M,), bool (M,): the sub-points of some cell do not resolve it).
-    Cells are decoded in batches of about points_per_batch sub-points, each cell once; each
-    cell then meets only the images that selected it (a product over all images of a batch
-    would do 5 to 10 times the work: an image's cells are a few of the batch's).
+    (pair_image, pair_cell): the selected cells, as indices into x and z_grid, of images (M,)
+    (sorted indices into x). floor (M,): the log density below which a sub-point is too small
+    to matter for the resolution test. Returns (log integral (M,), bool (M,): the sub-points
+    of some cell do not resolve it). Cells are decoded in batches of about points_per_batch
+    sub-points, each cell once; each cell then meets only the images that selected it (a
+    product over all images of a batch would do 5 to 10 times the work: an image's cells are
+    a few of the batch's).
     """
     sub_spacing = spacing / refine
     sub_axis = sub_spacing * (np.arange(refine) - 0.5 * (refine - 1))
     offsets = np.stack([a.ravel() for a in np.meshgrid(sub_axis, sub_axis)], 1).astype(z_grid.dtype)
-    cells = np.flatnonzero(selected_t.any(axis=1))
+    by_cell = np.argsort(pair_cell, kind="stable")
+    pair_local = np.searchsorted(images, pair_image[by_cell])  # (P,): which of images, pairs in cell order
+    cells, first_pair = np.unique(pair_cell[by_cell], return_index=True)
+    bounds = np.append(first_pair, len(by_cell))
     per_batch = max(1, points_per_batch // len(offsets))
     x = x[images]
-    pair_image, pair_log, pair_bad = [], [], []  # per (cell, image) pair: which image, log integral, unresolved
+    image_of, log_of, bad_of = [], [], []  # per (cell, image) pair: which image, log integral, unresolved
     for first in range(0, len(cells), per_batch):
         batch = cells[first:first + per_batch]
         z_sub = (z_grid[batch][:, None, :] + offsets).reshape(-1, 2)  # (C * r^2, 2)
         logits = decoder(dec_params, z_sub).reshape(len(batch), len(offsets), -1)
         log_partition = np.sum(softplus(logits), axis=-1)  # (C, r^2), as grid_log_likelihood sums it
         prior = log_prior(z_sub).reshape(len(batch), -1)
-        for cell, cell_logits, cell_partition, cell_prior in zip(batch, logits, log_partition, prior):
-            among = np.flatnonzero(selected_t[cell])  # (A,): the images that selected this cell
+        for k, cell_logits, cell_partition, cell_prior in zip(range(first, first + len(batch)), logits, log_partition,
+                                                              prior):
+            among = pair_local[bounds[k]:bounds[k + 1]]  # (A,): the images that selected this cell
             # x . logits in float32 over the 784 pixels: (x @ W.T) . hidden would be narrower, but
             # its cancellations cost up to 1e-4 nats where this keeps 5e-6 (against float64).
             log_joint = ((x[among] @ cell_logits.T - cell_partition) + cell_prior).astype(np.float64)
             square = log_joint.reshape(len(among), refine, refine)
-            pair_bad.append(largest_curvature(square, square > floor[among, None, None]) > max_curvature)
-            pair_image.append(among)
-            pair_log.append(logsumexp(log_joint, axis=1))
-    pair_image, pair_log, pair_bad = (np.concatenate(a) for a in (pair_image, pair_log, pair_bad))
+            bad_of.append(largest_curvature(square, square > floor[among, None, None]) > max_curvature)
+            image_of.append(among)
+            log_of.append(logsumexp(log_joint, axis=1))
+    image_of, log_of, bad_of = (np.concatenate(a) for a in (image_of, log_of, bad_of))
     log_integral = np.full(len(images), -np.inf)
-    np.logaddexp.at(log_integral, pair_image, pair_log)  # each image's cells summed
+    np.logaddexp.at(log_integral, image_of, log_of)  # each image's cells summed
     log_integral += 2.0 * float(np.log(sub_spacing))
-    return log_integral, np.bincount(pair_image, weights=pair_bad, minlength=len(images)) > 0
+    return log_integral, np.bincount(image_of, weights=bad_of, minlength=len(images)) > 0
 
 
 def iwae_bound(enc_params, dec_params, x, rng, num_samples, batch_size=None, proposal=None):
