@@ -113,8 +113,8 @@ class PartClock:
         peak = max_known(self.peak_between, peak_resident_bytes(), *(row[2] for row in self.rows))
         rows = [*self.rows, ("whole run", time.perf_counter() - self.started, peak)]
         width = max(len(name) for name, _, _ in rows)
-        return [f"{'part':{width}}  seconds  peak memory (MB)"] + [
-            f"{name:{width}}  {seconds:7.1f}  {'-' if peak is None else f'{peak / 2**20:,.0f}':>16}"
+        return [f"{'part':{width}}  seconds  peak memory (MB, 10^6 bytes)"] + [
+            f"{name:{width}}  {seconds:7.1f}  {'-' if peak is None else f'{peak / 1e6:,.0f}':>29}"
             for name, seconds, peak in rows]
 
 
