@@ -18,7 +18,7 @@ from .grids import edge_ring, grid_log_likelihood, latent_grid, neighbourhood_ma
 
 
 def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, max_curvature=0.5, check=1e-4,
-                            threshold=25.0, block_size=1000, max_refine=128, refine_all=False, return_info=False):
+                            threshold=25.0, block_size=250, max_refine=128, refine_all=False, return_info=False):
     """log p(x) = log of the integral of p(x|z) p(z) over [-bound, bound]^2, per image.
 
     x (N, 784) binary -> (N,). Trained posteriors have standard deviations of a few hundredths,
