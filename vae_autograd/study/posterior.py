@@ -80,17 +80,21 @@ def log_joint_on_grid(dec_params, x, z_grid):
     return log_joint.astype(np.float64)
 
 
-def log_joint_on_windows(dec_params, x, z_grids):
+def log_joint_on_windows(dec_params, x, z_grids, points_per_block=4096):
     """log p(x_n, z) for each image x_n (N, P) on its own grid z_grids (N, G, 2) -> (N, G).
 
-    One decoder call for all windows (in its dtype, as in log_joint_on_grid); memory
-    grows as N * G * D, so pass a few images.
+    The decoder runs in its dtype (as in log_joint_on_grid), on blocks of points_per_block
+    points of one window at a time, so memory stays bounded for any N and G.
     """
     x = check_images(x, (data_dim(dec_params), data_dim(dec_params) // 2))
     z_grids = np.asarray(z_grids, dtype=params_dtype(dec_params))
-    logits = decoder(dec_params, z_grids)[..., :x.shape[-1]]
-    log_lik = (logits @ x.astype(logits.dtype)[:, :, None])[..., 0] - np.sum(softplus(logits), axis=-1)
-    return (log_lik + log_prior(z_grids)).astype(np.float64)
+    log_joint = np.empty(z_grids.shape[:2])
+    for n, image in enumerate(x.astype(z_grids.dtype)):
+        for start in range(0, z_grids.shape[1], points_per_block):
+            z = z_grids[n, start:start + points_per_block]
+            logits = decoder(dec_params, z)[:, :len(image)]
+            log_joint[n, start:start + len(z)] = (logits @ image - np.sum(softplus(logits), axis=-1)) + log_prior(z)
+    return log_joint
 
 
 def posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_points=101,
