@@ -134,7 +134,7 @@ def _check_group_sizes(group_sizes):
 
 
 def single_sample_estimates(dec_params, x, mean, log_std, rng, num_estimates=10000,
-                            group_sizes=GROUP_SIZES, chunk_rows=20000):
+                            group_sizes=GROUP_SIZES, chunk_rows=4000):
     """Per-draw gradient terms of every estimator in estimator_names(group_sizes).
 
     x (M, 784); mean, log_std (M, D). Returns a dict name -> float64 array. The plain
@@ -201,7 +201,7 @@ def _log_joint_on_grid(dec_params, x, mean, log_std, eps_grid, chunk_rows):
     return log_joint
 
 
-def quadrature_elbo(dec_params, x, mean, log_std, halfwidth=6.0, spacing=0.3, chunk_rows=20000):
+def quadrature_elbo(dec_params, x, mean, log_std, halfwidth=6.0, spacing=0.3, chunk_rows=4000):
     """Each image's ELBO E_q[log p(x, z)] + H(q) by quadrature: (M,), in mean's dtype.
 
     Differentiable in mean and log_std by autograd (the grid is fixed in eps space and
@@ -214,7 +214,7 @@ def quadrature_elbo(dec_params, x, mean, log_std, halfwidth=6.0, spacing=0.3, ch
 
 
 def exact_elbo_and_gradient(dec_params, x, mean, log_std, halfwidth=6.0, spacing=0.3,
-                            chunk_rows=20000):
+                            chunk_rows=4000):
     """Each image's ELBO (M,) and its gradient (M, 2D) by quadrature, in float64.
 
     The gradient uses the score form, which needs only forward passes:

@@ -130,7 +130,7 @@ def svi_study(dec_params, x, rng, num_samples=20, num_steps=1000, lr=0.05, num_p
             "mu": fit["mu"], "log_std": fit["log_std"], "windows": windows}
 
 
-def bottom_half_predictions(dec_params, svi, rng, num_shown=4, num_average=1000):
+def bottom_half_predictions(dec_params, svi, rng, num_shown=4, num_average=1000, points_per_block=4096):
     """The bottom halves 6.3 predicts from the top half, for the images of svi = svi_study(...).
 
     Returns {"shown": (num_shown, N, D) Bernoulli means sigmoid(logits(z)) for single z ~ q;
@@ -143,5 +143,9 @@ def bottom_half_predictions(dec_params, svi, rng, num_shown=4, num_average=1000)
     q_mean = np.mean(sigmoid(decoder(dec_params, sample_diag_gaussian(mu, log_std, rng, num_average))), axis=0)
     log_joint = svi["windows"].log_joint
     weights = np.exp(log_joint - logsumexp(log_joint, axis=-1, keepdims=True))
-    true_mean = np.einsum("ng,ngd->nd", weights, sigmoid(decoder(dec_params, svi["windows"].z_grids)))
+    # Each window's points decoded in blocks: all windows at once are (N, G, D) float64 arrays.
+    true_mean = np.stack([sum(w[start:start + points_per_block] @ sigmoid(decoder(dec_params,
+                                                                                z[start:start + points_per_block]))
+                              for start in range(0, len(z), points_per_block))
+                          for w, z in zip(weights, svi["windows"].z_grids)])
     return {"shown": shown, "q_mean": q_mean, "true_mean": true_mean, "num_average": num_average}
