@@ -75,12 +75,12 @@ SIZES = {
                  elbo_samples=20, iwae_ks=(1, 10, 100, 1000), iwae_images=500, svi_images=4,
                  svi_steps=1000, estimator_images=100, estimates=10000, estimates_per_image=1000,
                  gap_epochs=(1, 10, 50, 100), gap_train_images=10000, gap_iwae_images=500, gap_epoch_images=2000,
-                 gap_check_images=1000, quadrature_checked=500),
+                 gap_check_images=1000, quadrature_checked=50),
     "quick": dict(epochs=3, train_size=2000, test_size=500, train_integrated=500,
                   elbo_samples=5, iwae_ks=(1, 10, 100), iwae_images=50, svi_images=2,
                   svi_steps=300, estimator_images=20, estimates=2000, estimates_per_image=1000, gap_epochs=(1, 2),
                   gap_train_images=200, gap_iwae_images=20, gap_epoch_images=50, gap_check_images=50,
-                  quadrature_checked=50),
+                  quadrature_checked=10),
 }
 
 

@@ -28,8 +28,11 @@ def schema_problems(value, kind=Results, where="results"):
     if origin is dict:
         if not isinstance(value, dict):
             return [f"{where} is {type(value).__name__}, not an object"]
-        return [p for key, item in value.items() for p in schema_problems(key, args[0], f"{where} key")
-                + schema_problems(item, args[1], f"{where}.{key}")]
+        # Keyed by a Literal, the map holds every one of its keys (the report reads each).
+        missing = [f"{where} lacks {key}" for key in get_args(args[0]) if key not in value] \
+            if get_origin(args[0]) is Literal else []
+        return missing + [p for key, item in value.items() for p in schema_problems(key, args[0], f"{where} key")
+                          + schema_problems(item, args[1], f"{where}.{key}")]
     if origin is list:
         if not isinstance(value, list):
             return [f"{where} is {type(value).__name__}, not a list"]
