@@ -55,6 +55,8 @@ def _where_apart(x, mean, value):
 
 def _unbroadcast(g, shape):
     """Sum g over the axes that broadcasting added to an array of the given shape."""
+    if np.shape(g) == shape:
+        return g
     g = g.sum(axis=tuple(range(np.ndim(g) - len(shape)))) if np.ndim(g) > len(shape) else g
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and np.shape(g)[i] != 1)
     return g.sum(axis=axes, keepdims=True) if axes else g
@@ -166,22 +168,29 @@ def _softplus(logits):
 def _bernoulli_log_density(x, logits, softplus_logits):
     """bernoulli_log_density given softplus(logits): a constant to autograd, as the gradients
     below account for its dependence on logits."""
-    return np.sum(x * logits - softplus_logits, axis=-1)
+    terms = x * logits
+    return np.sum(into(np.subtract, terms, softplus_logits, terms), axis=-1)
 
 
 def _bernoulli_logits_vjp(ans, x, logits, softplus_logits):
     def vjp(g):
         sigmoid = logits - softplus_logits
         np.exp(sigmoid, out=sigmoid)
-        return _unbroadcast(multiply_into(g[..., None], x - sigmoid), np.shape(logits))
+        full = into(np.subtract, x, sigmoid, sigmoid)  # x - sigmoid(logits)
+        return _unbroadcast(into(np.multiply, g[..., None], full, full), np.shape(logits))
     return vjp
 
 
-def multiply_into(g, temporary):
-    """g * temporary, written into temporary (an array no one else holds) where the dtype allows:
-    the vector-Jacobian products of the training step's largest arrays allocate one array less."""
-    return np.multiply(g, temporary, out=temporary) if np.result_type(g, temporary) == temporary.dtype \
-        else g * temporary
+def into(ufunc, a, b, temporary):
+    """ufunc(a, b), written into temporary (a or b, a new array no one else holds) where that keeps
+    the result's dtype and shape: the training step's largest arrays take one allocation less."""
+    arrays = isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+    if arrays and np.result_type(a, b) == temporary.dtype and a.ndim <= temporary.ndim >= b.ndim:
+        try:
+            return ufunc(a, b, out=temporary)
+        except ValueError:  # the result is larger than temporary (broadcast)
+            pass
+    return ufunc(a, b)
 
 
 defvjp(_bernoulli_log_density,

@@ -47,16 +47,14 @@ def value_and_grad_per_array(fun):
             warnings.warn("Output seems independent of input.", stacklevel=2)
             return end, _nest_like(params, [np.zeros_like(a) for a in arrays])
         value, end_node = end._value, end._node
-        outgrads, grads = {end_node: vspace(value).ones()}, {}
+        outgrads = {end_node: vspace(value).ones()}
         for node in toposort(end_node):
-            grad = outgrads.pop(node)
-            if not node.parents:  # a root: one of the parameter arrays
-                grads[node] = grad
-            for parent, parent_grad in zip(node.parents, node.vjp(grad)):
-                outgrads[parent] = _add_grad(outgrads.get(parent), parent_grad)
+            if node.parents:  # not a root (a parameter array), whose gradient stays in outgrads
+                for parent, parent_grad in zip(node.parents, node.vjp(outgrads.pop(node))):
+                    outgrads[parent] = _add_grad(outgrads.get(parent), parent_grad)
         # Zeros only for an array the loss does not use (a default argument to dict.get would
         # allocate and fill one for every array, every step).
-        return value, _nest_like(params, [grads[r] if r in grads else np.zeros_like(a)
+        return value, _nest_like(params, [outgrads[r] if r in outgrads else np.zeros_like(a)
                                           for r, a in zip(roots, arrays)])
     return value_and_grads
 

@@ -12,7 +12,7 @@ it is 1 or 0.01, which keeps gradients well scaled as posteriors narrow in train
 import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 
-from .distributions import multiply_into, split_mean_log_std
+from .distributions import into, split_mean_log_std
 
 
 @primitive
@@ -41,7 +41,8 @@ def affine_tanh(inputs, W, b):
 
 def _rows(a):
     """(..., n) -> (rows, n)."""
-    return np.reshape(a, (-1, np.shape(a)[-1]))
+    a = np.asarray(a)
+    return a.reshape(-1, a.shape[-1])
 
 
 def _layer_vjp(local_grad):
@@ -66,7 +67,7 @@ def _tanh_local_grad(out, g):
     output (autograd's stock tanh goes through cosh), in one new array."""
     local = out * out
     np.subtract(1.0, local, out=local)
-    return multiply_into(g, local)
+    return into(np.multiply, g, local, local)
 
 
 defvjp_argnums(affine, _layer_vjp(lambda out, g: g))
