@@ -29,7 +29,7 @@ def log_prior(z):
     return -0.5 * np.sum(z**2, axis=-1) - 0.5 * np.shape(z)[-1] * LOG_2PI
 
 
-defvjp(log_prior, lambda ans, z: lambda g: -np.expand_dims(g, -1) * z)
+defvjp(log_prior, lambda ans, z: lambda g: -g[..., None] * z)
 
 
 def log_likelihood(dec_params, x, z):
