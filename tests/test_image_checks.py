@@ -107,6 +107,7 @@ UNCHECKED = {  # public functions that take images but may skip the check, and w
     "vae_autograd.core.images.to_image": "reshapes any flat images, Bernoulli means too",
     "vae_autograd.core.images.image_grid": "tiles any images, Bernoulli means too",
     "vae_autograd.core.model.encoder": "a network, a map over the last axis run inside every training step",
+    "vae_autograd.core.distributions.bernoulli_log_density": "a log-density, a map run inside every training step",
     "vae_autograd.core.elbo.log_likelihood": "a log-density, a map run inside every training step",
     "vae_autograd.core.elbo.joint_log_density": "a log-density, a map run inside every training step",
     "vae_autograd.core.elbo.elbo_unchecked": "the training loop's ELBO, on data train() checked once",

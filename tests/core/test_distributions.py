@@ -17,10 +17,13 @@ from autograd import grad
 
 from tests.helpers import EPS32, EPS64, NO_OVERFLOW
 from vae_autograd.core.distributions import (
+    LOG_2PI,
     bernoulli_log_density,
     diag_gaussian_log_density,
+    diag_gaussian_log_density_packed,
     sample_bernoulli,
     sample_diag_gaussian,
+    sample_diag_gaussian_packed,
 )
 
 EXTREME_LOGITS = np.array([-1e4, -1e3, -50.0, -40.0, -20.0, -10.0, 0.0,
@@ -128,6 +131,46 @@ def test_diag_gaussian_standard_deviation_far_below_the_dtype_range(dtype):
 def test_diag_gaussian_at_its_mean_with_zero_std_is_infinite():
     with np.errstate(over="ignore", invalid="ignore"):
         assert diag_gaussian_log_density(np.zeros(2), np.zeros(2), np.full(2, -np.inf)) == np.inf
+
+
+def test_diag_gaussian_gradients_match_autograds_own_and_the_packed_form():
+    """The hand-written gradients of diag_gaussian_log_density, and of its packed form (mean and log std
+    side by side, as the training step passes them), at every argument, against autograd's gradients of
+    the same formula in its own operations. Samples (S, N, D) broadcast against parameters (N, D), and
+    the gradient of the sum weighted by random w tests every entry."""
+    rng = np.random.default_rng(4)
+    mean, log_std = rng.normal(size=(4, 3)), rng.uniform(-1, 1, (4, 3))
+    x, w = rng.normal(size=(5, 4, 3)), rng.normal(size=(5, 4))
+
+    def stock(x, mean, log_std):
+        return anp.sum(-0.5 * ((x - mean) * anp.exp(-log_std)) ** 2 - log_std - 0.5 * LOG_2PI, axis=-1)
+
+    want = [grad(lambda *a: anp.sum(w * stock(*a)), i)(x, mean, log_std) for i in range(3)]
+    for i in range(3):
+        got = grad(lambda *a: anp.sum(w * diag_gaussian_log_density(*a)), i)(x, mean, log_std)
+        np.testing.assert_allclose(got, want[i], rtol=1e-13)
+    packed = np.concatenate([mean, log_std], axis=-1)
+    np.testing.assert_array_equal(diag_gaussian_log_density_packed(x, packed),
+                                  diag_gaussian_log_density(x, mean, log_std))
+    got_x, got_packed = (grad(lambda *a: anp.sum(w * diag_gaussian_log_density_packed(*a)), i)(x, packed)
+                         for i in (0, 1))
+    np.testing.assert_allclose(got_x, want[0], rtol=1e-13)
+    np.testing.assert_allclose(got_packed, np.concatenate(want[1:], axis=-1), rtol=1e-13)
+
+
+def test_bernoulli_gradients_match_autograds_own():
+    """Both arguments, with images (N, D) broadcast against logits (S, N, D), against autograd's
+    gradients of x * logits - log(1 + exp(logits)) in its own operations (moderate logits)."""
+    rng = np.random.default_rng(6)
+    logits, x, w = rng.uniform(-6, 6, (3, 4, 5)), rng.integers(0, 2, (4, 5)).astype(np.float64), rng.normal(size=(3, 4))
+
+    def stock(x, logits):
+        return anp.sum(x * logits - anp.logaddexp(0.0, logits), axis=-1)
+
+    np.testing.assert_allclose(bernoulli_log_density(x, logits), stock(x, logits), rtol=1e-14)
+    for i in range(2):
+        got = grad(lambda *a: anp.sum(w * bernoulli_log_density(*a)), i)(x, logits)
+        np.testing.assert_allclose(got, grad(lambda *a: anp.sum(w * stock(*a)), i)(x, logits), rtol=1e-13, atol=1e-15)
 
 
 def test_bernoulli_matches_scipy_moderate_logits():
@@ -239,6 +282,21 @@ def test_sample_diag_gaussian_reparameterization_gradients():
     np.testing.assert_allclose(grad(total, 0)(mean, log_std), np.full(mean.shape, S), rtol=1e-15)
     np.testing.assert_allclose(grad(total, 1)(mean, log_std),
                                (np.exp(log_std) * eps).sum(0), rtol=1e-14)
+
+
+def test_sample_diag_gaussian_packed_draws_the_same_with_the_same_gradients():
+    """The training step's sampler takes mean and log std packed: same draws, and the gradient
+    of a weighted sum of them (autograd's own: mean + exp(log_std) * eps in its operations)."""
+    rng = np.random.default_rng(9)
+    mean, log_std = rng.normal(size=(2, 3)), rng.uniform(-1, 1, (2, 3))
+    packed, w, S = np.concatenate([mean, log_std], axis=-1), rng.normal(size=(6, 2, 3)), 6
+    z = sample_diag_gaussian_packed(packed, np.random.default_rng(9), num_samples=S)
+    np.testing.assert_array_equal(z, sample_diag_gaussian(mean, log_std, np.random.default_rng(9), num_samples=S))
+    assert sample_diag_gaussian_packed(packed.astype(np.float32), np.random.default_rng(9)).dtype == np.float32
+    eps = np.random.default_rng(9).standard_normal((S, 2, 3))
+    want = grad(lambda p: anp.sum(w * (p[:, :3] + anp.exp(p[:, 3:]) * eps)))(packed)
+    got = grad(lambda p: anp.sum(w * sample_diag_gaussian_packed(p, np.random.default_rng(9), num_samples=S)))(packed)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
 
 
 @np.errstate(**NO_OVERFLOW)

@@ -9,6 +9,7 @@ The ELBO is checked three independent ways on a tiny float64 model (6 pixels,
 Monte Carlo tolerances are 4 standard errors (two-sided false-alarm rate ~6e-5
 per check for a correct implementation); all seeds are fixed.
 """
+import autograd.numpy as anp
 import numpy as np
 import scipy.special
 import scipy.stats
@@ -16,6 +17,7 @@ from autograd import grad
 from autograd.test_util import check_grads
 
 from tests.helpers import all_arrays, binary_images, tiny_model
+from vae_autograd.core.distributions import LOG_2PI
 from vae_autograd.core.elbo import elbo, joint_log_density, log_importance_weights, log_likelihood, log_prior, log_q
 from vae_autograd.core.model import decoder, encoder, init_vae_params
 
@@ -32,6 +34,15 @@ def test_log_prior_matches_scipy_and_keeps_float32():
     got32 = log_prior(z.astype(np.float32))
     assert got32.dtype == np.float32
     np.testing.assert_allclose(got32, mvn, rtol=1e-6)
+
+
+def test_log_prior_gradient_is_minus_z():
+    rng = np.random.default_rng(5)
+    z, w = rng.normal(0, 3, (4, 6, 2)), rng.normal(size=(4, 6))
+    np.testing.assert_allclose(grad(lambda z: anp.sum(w * log_prior(z)))(z), -w[..., None] * z, rtol=1e-15)
+    np.random.seed(0)  # check_grads draws its random directions from np.random
+    check_grads(log_prior, modes=["rev"], order=1)(z)
+    assert grad(lambda z: anp.sum(log_prior(z)))(z.astype(np.float32)).dtype == np.float32
 
 
 def test_log_q_log_likelihood_and_joint():
@@ -223,6 +234,32 @@ def test_elbo_gradient_central_differences_per_array():
                 numeric = (f(shifted(net, layer, k, h * v)) - f(shifted(net, layer, k, -h * v))) / (2 * h)
                 analytic = np.sum(gk * v)
                 assert abs(numeric - analytic) < 1e-7 + 1e-6 * abs(analytic), (net, layer, k, numeric, analytic)
+
+
+def test_elbo_gradient_equals_autograds_through_its_own_operations():
+    """The ELBO's gradient, through the package's primitives (layers, sampler, densities and the mean
+    of the log weights, each with a hand-written vector-Jacobian product), against autograd's through
+    the same formulas written with its own operations only, with the same noise."""
+    enc, dec, x = tiny_model()
+    S = 4
+    eps = np.random.default_rng(0).standard_normal((S, len(x), 2))
+
+    def stock_elbo(params):
+        (W1, b1), (W2, b2) = params[0]
+        (W3, b3), (W4, b4) = params[1]
+        out = anp.tanh(x @ W1 + b1) @ W2 + b2
+        mean, log_std = out[:, :2], out[:, 2:]
+        z = mean + anp.exp(log_std) * eps
+        logits = anp.tanh(z @ W3 + b3) @ W4 + b4
+        log_px = anp.sum(x * logits - anp.logaddexp(0.0, logits), axis=-1)
+        log_pz = anp.sum(-0.5 * z**2 - 0.5 * LOG_2PI, axis=-1)
+        log_qz = anp.sum(-0.5 * ((z - mean) * anp.exp(-log_std)) ** 2 - log_std - 0.5 * LOG_2PI, axis=-1)
+        return anp.mean(log_px + log_pz - log_qz)
+
+    np.testing.assert_allclose(fixed_noise_elbo(x, S)((enc, dec)), stock_elbo((enc, dec)), rtol=1e-13)
+    package, stock = grad(fixed_noise_elbo(x, S))((enc, dec)), grad(stock_elbo)((enc, dec))
+    for got, want in zip(all_arrays(package), all_arrays(stock)):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-14)
 
 
 def test_elbo_gradient_float32_full_size_finite():

@@ -2,12 +2,14 @@
 
 Monte Carlo checks use fixed seeds and a 4-standard-error band.
 """
+import autograd.numpy as anp
 import numpy as np
-from autograd import elementwise_grad
+import pytest
+from autograd import grad
 from autograd.test_util import check_grads
 
 from tests.helpers import all_arrays, binary_images
-from vae_autograd.core.model import decoder, encoder, init_mlp_params, init_vae_params, mlp, tanh
+from vae_autograd.core.model import affine, affine_tanh, decoder, encoder, init_mlp_params, init_vae_params, mlp
 
 
 def test_init_mlp_params_shapes_dtypes_scale():
@@ -54,16 +56,36 @@ def test_mlp_is_tanh_then_linear():
     np.testing.assert_allclose(mlp(deep, x), ref, rtol=1e-13)
 
 
-def test_tanh_primitive_gradient():
+def stock_layer(activation):
+    """The layer written with autograd's own operations, for its stock gradients."""
+    return lambda inputs, W, b: activation(anp.matmul(inputs, W) + b)
+
+
+@pytest.mark.parametrize("layer,stock", [(affine, stock_layer(lambda a: a)), (affine_tanh, stock_layer(anp.tanh))])
+@pytest.mark.parametrize("input_shape", [(4, 7), (3, 4, 7), (7,)])
+def test_layer_primitives_gradients(layer, stock, input_shape):
+    """affine and affine_tanh: values and gradients at all three arguments (for a batch, a batch of
+    samples and one input) against autograd's stock operations and against finite differences."""
+    rng = np.random.default_rng(3)
+    inputs, W, b = rng.normal(size=input_shape), rng.normal(0, 0.5, (7, 5)), rng.normal(size=5)
+    np.testing.assert_allclose(layer(inputs, W, b), stock(inputs, W, b), rtol=1e-14)
+    weights = rng.normal(size=np.shape(stock(inputs, W, b)))  # a random direction for the output
+    for argnum in range(3):
+        got = grad(lambda *a: anp.sum(weights * layer(*a)), argnum)(inputs, W, b)
+        want = grad(lambda *a: anp.sum(weights * stock(*a)), argnum)(inputs, W, b)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
     np.random.seed(0)  # check_grads draws its random directions from np.random
-    a = np.random.default_rng(3).uniform(-5, 5, 30)
-    check_grads(tanh, modes=["rev"], order=1)(a)
-    # 1 - tanh^2 = 1/cosh^2: the two differ by a few ulps of 1, hence atol 1e-15
-    np.testing.assert_allclose(elementwise_grad(tanh)(a), 1 / np.cosh(a) ** 2, rtol=1e-14, atol=1e-15)
-    ext = np.array([-1e3, -30.0, 30.0, 1e3])
-    np.testing.assert_array_equal(elementwise_grad(tanh)(ext), 0.0)
-    a32 = a.astype(np.float32)
-    assert tanh(a32).dtype == np.float32 and elementwise_grad(tanh)(a32).dtype == np.float32
+    check_grads(layer, modes=["rev"], order=1)(inputs, W, b)
+
+
+def test_affine_tanh_gradient_extremes_and_float32():
+    """1 - tanh^2 reuses the output: exactly 0 where tanh saturates, and float32 stays float32."""
+    W, b = np.eye(4), np.zeros(4)
+    ext = np.array([[-1e3, -30.0, 30.0, 1e3]])
+    np.testing.assert_array_equal(grad(lambda a: anp.sum(affine_tanh(a, W, b)))(ext), 0.0)
+    a32, W32, b32 = (np.random.default_rng(3).uniform(-5, 5, s).astype(np.float32) for s in ((6, 4), (4, 3), (3,)))
+    assert affine_tanh(a32, W32, b32).dtype == np.float32
+    assert all(grad(lambda *a: anp.sum(affine_tanh(*a)), i)(a32, W32, b32).dtype == np.float32 for i in range(3))
 
 
 def test_encoder_and_decoder_shapes_and_values():

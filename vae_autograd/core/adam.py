@@ -8,6 +8,11 @@ import math
 
 import numpy as np
 
+# Entries updated together: their p, g, m, v and scratch (256 KB each in float32) stay in a 2 MB
+# L2 cache through the update's twelve passes, instead of streaming 3 MB arrays from memory twelve
+# times (the decoder's and encoder's weights): a third faster, measured by benchmarks/bench_train.py.
+BLOCK = 1 << 16
+
 
 def init_adam_state(arrays):
     """Zero first and second moments for a list of arrays, and the step count."""
@@ -24,18 +29,31 @@ def adam_update(arrays, grads, state, lr, b1=0.9, b2=0.999, eps=1e-8):
     # lr * m_hat / (sqrt(v_hat) + eps) with both bias corrections folded into scalars.
     root_correction = math.sqrt(1.0 - b2**t)
     step_size = lr * root_correction / (1.0 - b1**t)
-    # Every operation writes into a buffer kept between steps: no temporaries on the hot path.
-    scratch = state.setdefault("scratch", [np.empty_like(m) for m in state["m"]])
-    for p, g, m, v, s in zip(arrays, grads, state["m"], state["v"], scratch):
-        np.subtract(g, m, out=s)
-        s *= 1.0 - b1
-        m += s                                    # m = b1 m + (1 - b1) g
-        np.multiply(g, g, out=s)
-        s -= v
-        s *= 1.0 - b2
-        v += s                                    # v = b2 v + (1 - b2) g^2
-        np.sqrt(v, out=s)
-        s += eps * root_correction
-        np.divide(m, s, out=s)
-        s *= step_size
-        p -= s
+    if "scratch" not in state:  # one block per array (the first is the largest), kept between steps
+        state["scratch"] = [np.empty(m[blocks(m.shape, BLOCK)[0]].size, m.dtype) for m in state["m"]]
+    for p, g, m, v, scratch in zip(arrays, grads, state["m"], state["v"], state["scratch"]):
+        for rows in blocks(p.shape, BLOCK):
+            p_, m_, v_ = p[rows], m[rows], v[rows]
+            g_, s = g[rows], scratch[:p_.size].reshape(p_.shape)
+            np.subtract(g_, m_, out=s)
+            s *= 1.0 - b1
+            m_ += s                                   # m = b1 m + (1 - b1) g
+            np.multiply(g_, g_, out=s)
+            s -= v_
+            s *= 1.0 - b2
+            v_ += s                                   # v = b2 v + (1 - b2) g^2
+            np.sqrt(v_, out=s)
+            s += eps * root_correction
+            np.divide(m_, s, out=s)
+            s *= step_size
+            p_ -= s
+
+
+def blocks(shape, size):
+    """Index views along the first axis of an array of this shape: as few blocks of whole rows
+    as keep each to about size entries, the first the largest (Ellipsis, the whole array, if it is
+    0-d or empty)."""
+    if not shape or not math.prod(shape):
+        return [Ellipsis]
+    rows = -(-shape[0] // -(-math.prod(shape) // size))  # shape[0] / the number of blocks, both rounded up
+    return [slice(start, start + rows) for start in range(0, shape[0], rows)]

@@ -47,12 +47,26 @@ def value_and_grad_per_array(fun):
             warnings.warn("Output seems independent of input.", stacklevel=2)
             return end, _nest_like(params, [np.zeros_like(a) for a in arrays])
         value, end_node = end._value, end._node
-        outgrads, grads = {end_node: (vspace(value).ones(), False)}, {}
+        outgrads = {end_node: vspace(value).ones()}
         for node in toposort(end_node):
-            grad = outgrads.pop(node)[0]
-            if not node.parents:  # a root: one of the parameter arrays
-                grads[node] = grad
-            for parent, parent_grad in zip(node.parents, node.vjp(grad)):
-                outgrads[parent] = add_outgrads(outgrads.get(parent), parent_grad)
-        return value, _nest_like(params, [grads.get(r, np.zeros_like(a)) for r, a in zip(roots, arrays)])
+            if node.parents:  # not a root (a parameter array), whose gradient stays in outgrads
+                for parent, parent_grad in zip(node.parents, node.vjp(outgrads.pop(node))):
+                    outgrads[parent] = _add_grad(outgrads.get(parent), parent_grad)
+        # Zeros only for an array the loss does not use (a default argument to dict.get would
+        # allocate and fill one for every array, every step).
+        return value, _nest_like(params, [outgrads[r] if r in outgrads else np.zeros_like(a)
+                                          for r, a in zip(roots, arrays)])
     return value_and_grads
+
+
+def _add_grad(total, grad):
+    """total + grad (total None for a node's first gradient), as autograd's add_outgrads sums them.
+
+    Plain arrays are added directly: add_outgrads goes through vspace and a primitive call per
+    sum, a tenth of the training step's tape overhead. Anything else (the sparse gradient of an
+    indexing operation, a scalar) goes through add_outgrads, on a copy of total as it would make.
+    """
+    if type(grad) is np.ndarray and type(total) in (type(None), np.ndarray):
+        return grad if total is None else total + grad
+    return add_outgrads(None if total is None else (total, False), grad)[0]
+
