@@ -269,7 +269,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_run(tmp_path, monkeypatc
     (out_dir / "report.md").write_text("the previous run\n")
     (out_dir / ".written-by-run_all").write_text("a previous run\n")
 
-    def disk_full(args, log):
+    def disk_full(args, log, clock):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(run_all, "run_study", disk_full)

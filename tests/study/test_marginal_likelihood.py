@@ -105,6 +105,8 @@ def test_log_marginal_likelihood_rejects_bad_input():
         log_marginal_likelihood(dec, np.zeros((3, 6)), max_curvature=0)
     with pytest.raises(ValueError, match=r"refine must be an integer >= 4 \(or one per image\), got 2"):
         log_marginal_likelihood(dec, np.zeros((3, 6)), refine=np.array([4, 2, 8]))
+    with pytest.raises(ValueError, match=r"refine must be one integer or one per image \(3\), got shape \(2,\)"):
+        log_marginal_likelihood(dec, np.zeros((3, 6)), refine=np.array([4, 8]))
     with pytest.raises(ValueError, match="too narrow to resolve with 4 x 4 points per cell .* larger max_refine"):
         log_marginal_likelihood(dec, np.zeros((3, 6)), refine=4, max_refine=4, max_curvature=1e-9)
 

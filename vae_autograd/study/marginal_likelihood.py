@@ -54,6 +54,8 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, ma
     side that resolved it (1: the coarse grid did)}.
     """
     x = check_images(x, data_dim(dec_params))
+    if np.ndim(refine) and np.shape(refine) != (len(x),):
+        raise ValueError(f"refine must be one integer or one per image ({len(x)}), got shape {np.shape(refine)}")
     refine = np.broadcast_to(refine, (len(x),))
     if not (refine >= 4).all() or (refine.astype(int) != refine).any():  # a cell's own sub-points test it: 3 a side
         raise ValueError(f"refine must be an integer >= 4 (or one per image), got {refine[refine.argmin()]}")
