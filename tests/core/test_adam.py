@@ -1,4 +1,4 @@
-"""Adam, the one optimizer of the package."""
+"""Adam, the optimizer of training and SVI."""
 import numpy as np
 
 from vae_autograd.core.adam import adam_update, init_adam_state

@@ -28,7 +28,7 @@ def test_the_settings_quoted_are_those_recorded(results):
                             mode_grid_bound=5.0, mode_within_nats=8.0)
     sentences = describe_inference_gaps(gaps)
     assert list(sentences) == ["gap_split", "refinement", "convergence", "iwae", "along_training"]
-    assert "until a further fit gains less than 0.005 nats" in sentences["refinement"]
+    assert "until a step would gain less than 0.005 nats" in sentences["refinement"]
     assert "stops more than 0.25 nats below q*" in sentences["refinement"]
     assert ("the posterior's 3 highest local maxima on a 0.1 grid over [-5, 5]^2 (those within 8 nats"
             in sentences["convergence"])

@@ -46,6 +46,26 @@ def test_window_elbo_gradient_matches_finite_differences(escape_nats):
     assert escape_nats == 0.0 or np.abs(d_mean).max() > 1.0
 
 
+def test_window_elbo_hessian_matches_finite_differences_of_its_gradient():
+    """The Hessian the Newton fits use, in (mean_0, mean_1, log_std_0, log_std_1), against central
+    differences of the gradient (without the escape penalty, whose curvature it leaves out)."""
+    mean, log_std, axes, log_joint = random_window(np.random.default_rng(8))
+    *_, hessian = window_elbo(mean, log_std, axes, log_joint, 0.0, with_hessian=True)
+    theta, step = np.concatenate([mean, log_std], axis=1), 1e-6
+
+    def gradient(theta):
+        _, d_mean, d_log_std = window_elbo(theta[:, :2], theta[:, 2:], axes, log_joint, 0.0, with_grad=True)
+        return np.concatenate([d_mean, d_log_std], axis=1)
+
+    for k in range(4):
+        shift = np.zeros_like(theta)
+        shift[:, k] = step
+        numeric = (gradient(theta + shift) - gradient(theta - shift)) / (2 * step)
+        np.testing.assert_allclose(hessian[:, :, k], numeric, rtol=1e-5, atol=1e-4)
+    # Not a diagonal or a block-diagonal matrix: the axes and the parameters interact.
+    assert np.abs(hessian[:, 0, 3]).max() > 0.1 and np.abs(hessian[:, 0, 1]).max() > 0.1
+
+
 def test_lattice_windows_match_direct_decoding(tiny_vae):
     _, dec_params, x = tiny_vae
     rng = np.random.default_rng(0)

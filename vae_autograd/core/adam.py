@@ -1,5 +1,5 @@
-"""Adam (Kingma & Ba 2015): the one optimizer of the package, for training (part 2.5) and
-for every Gaussian fitted to a posterior.
+"""Adam (Kingma & Ba 2015), for training (part 2.5) and for SVI on noisy gradients (part 6.3).
+The deterministic Gaussian fits of parts 6.1 and 8 take Newton steps instead (study/gaussian_fit.py).
 
 It updates a list of arrays in place and keeps its state in their dtype: float32 for
 training, where moments kept in float64 would upcast and slow every step.

@@ -81,7 +81,7 @@ def describe_inference_gaps(gaps):
         f"{train['num_images']} training images {train['approximation_gap']:.3f} and "
         f"{train['amortization_gap']:.2f}."),
         "refinement": (
-        f"Refining the encoder's q by Adam on each image's ELBO until a further fit gains less than "
+        f"Refining the encoder's q by Newton steps on each image's ELBO until a step would gain less than "
         f"{settings['converged_nats']:g} nats gains {test['refinement_gain']:.2f} nats on test and "
         f"{train['refinement_gain']:.2f} on train"
         + (f" ({test['refinement_unconverged_fraction']:.1%} of test and "

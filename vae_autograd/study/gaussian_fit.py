@@ -10,15 +10,14 @@ the best of the fits started at the posterior's highest modes and q_refined.
 
 The ELBO of a Gaussian is computed without sampling and without a decoder call inside
 the optimization, on lattice windows of log p(x, z) (study/windows.py: window_log_joint,
-window_elbo). A fit may leave its window (window_serves), so fits run in rounds on new
-windows until they converge (fit_on_windows).
+window_elbo), by damped Newton steps with its exact gradient and Hessian (fit_gaussians).
+A fit may leave its window (window_serves), so fits run in rounds on new windows until
+they converge (fit_on_windows).
 """
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
-from ..core.adam import adam_update, init_adam_state
 from ..core.logspace import logsumexp
 from .grids import latent_grid, neighbourhood_max
 from .windows import MOVING_WINDOW_SIZE, POINTS_PER_STD, WINDOW_SIZE, gaussian_elbo, lattice_level, window_elbo
@@ -44,7 +43,7 @@ MODE_GRID_BOUND = 6.0    # [-6, 6]^2 in steps of 0.2
 MODE_GRID_SPACING = 0.2
 
 
-CONVERGED_NATS = 1e-3   # a fit has converged when fitting again gains less than this
+CONVERGED_NATS = 1e-6   # a fit has converged when a Newton step would gain less than this
 
 
 MAX_ROUNDS = 30         # of fitting on a new window, for a Gaussian still rising
@@ -97,27 +96,55 @@ class BestGaussians:
     refined_converged: np.ndarray
 
 
-def fit_gaussians(objective, mean, log_std, num_steps=100, lr=0.1, final_lr=0.002):
-    """Adam ascent of objective(mean, log_std) -> (R,) separately for every row.
+def fit_gaussians(axes, log_joint, mean, log_std, num_steps=100, tol=1e-9, max_move=4.0):
+    """The Gaussians of highest window_elbo on the windows axes (R, 2, W), log_joint (R, W, W),
+    from mean, log_std (R, 2), by damped Newton steps (Levenberg-Marquardt), each row alone.
 
-    objective(mean, log_std, with_grad=True) -> (value (R,), d_mean, d_log_std (R, D)), as
-    window_elbo. mean, log_std (R, D) are the starts. The mean moves in units of the
-    start's std (mean = mean0 + std0 * shift), so one step size suits posteriors 0.01 or 1
-    wide; the step size decays geometrically from lr to final_lr so the last steps settle.
-    Rows do not interact: the objective is a sum of per-row terms. Returns the fitted
-    mean, log_std (R, D).
+    The step in theta = (mean / std0, log_std), scaled by the start's std0 so that one
+    damping suits posteriors 0.01 or 1 wide, solves (-H + mu I) step = gradient, with mu
+    at least the row's damping and large enough to make -H + mu I positive definite (far
+    from an optimum the ELBO need not be concave). A step that lowers the ELBO is refused
+    and the damping raised 4x; an accepted one lowers it 4x, so steps become pure Newton
+    steps near the optimum and converge quadratically. No step moves the mean more than
+    max_move start stds or the log std more than 1. A row converges when the gain a
+    Newton step predicts, gradient . (-H)^-1 gradient / 2, is below tol nats (-H positive
+    definite). Returns mean, log_std (R, 2), elbo (R,) and converged (R,) bool.
     """
-    mean0, std0 = np.array(mean, np.float64), np.exp(np.array(log_std, np.float64))
-    shift, log_std = np.zeros_like(mean0), np.array(log_std, np.float64)
-    state = init_adam_state([shift, log_std])
-    for step in range(num_steps):
-        _, d_mean, d_log_std = objective(mean0 + std0 * shift, log_std, with_grad=True)
-        rate = lr * (final_lr / lr) ** (step / max(num_steps - 1, 1))
-        adam_update([shift, log_std], [-std0 * d_mean, -d_log_std], state, rate)
-    return mean0 + std0 * shift, log_std
+    mean, log_std = np.array(mean, np.float64), np.array(log_std, np.float64)
+    scale = np.concatenate([np.exp(log_std), np.ones_like(log_std)], axis=1)    # (R, 4)
+
+    def evaluate(rows, mean, log_std):
+        elbo, d_mean, d_log_std, hessian = window_elbo(mean, log_std, axes[rows], log_joint[rows], with_hessian=True)
+        s = scale[rows]
+        return elbo, np.concatenate([d_mean, d_log_std], axis=1) * s, -hessian * s[:, :, None] * s[:, None, :]
+
+    rows = np.arange(len(mean))
+    elbo, gradient, curvature = evaluate(rows, mean, log_std)
+    damping = np.full(len(mean), 1e-3)
+    converged = np.zeros(len(mean), bool)
+    for step_count in range(num_steps + 1):
+        lowest = np.linalg.eigvalsh(curvature[rows])[:, 0]
+        concave = lowest > 0
+        newton = np.linalg.solve(np.where(concave[:, None, None], curvature[rows], np.eye(4)), gradient[rows, :, None])
+        done = concave & (0.5 * np.sum(gradient[rows] * newton[:, :, 0], axis=1) < tol)
+        converged[rows[done]] = True
+        rows, lowest = rows[~done], lowest[~done]
+        if not len(rows) or step_count == num_steps:
+            break
+        mu = damping[rows] + np.maximum(0.0, 1e-9 - lowest)
+        step = np.linalg.solve(curvature[rows] + mu[:, None, None] * np.eye(4), gradient[rows, :, None])[:, :, 0]
+        step /= np.maximum(1.0, np.max(np.abs(step) / [max_move, max_move, 1.0, 1.0], axis=1))[:, None]
+        trial_mean, trial_log_std = mean[rows] + scale[rows, :2] * step[:, :2], log_std[rows] + step[:, 2:]
+        trial_elbo, trial_gradient, trial_curvature = evaluate(rows, trial_mean, trial_log_std)
+        better = trial_elbo >= elbo[rows]
+        kept = rows[better]
+        mean[kept], log_std[kept], elbo[kept] = trial_mean[better], trial_log_std[better], trial_elbo[better]
+        gradient[kept], curvature[kept] = trial_gradient[better], trial_curvature[better]
+        damping[rows] = np.where(better, damping[rows] / 4.0, damping[rows] * 4.0)
+    return mean, log_std, elbo, converged
 
 
-def window_serves(axes, mean, log_std):
+def window_serves(axes, mean, log_std, reach=None):
     """Whether each row's window still serves its Gaussian: (R,) bool.
 
     axes (R, 2, W), mean, log_std (R, 2). It serves if on both axes its spacing is at most
@@ -129,8 +156,9 @@ def window_serves(axes, mean, log_std):
     """
     std = np.exp(log_std)
     spacing = axes[:, :, 1] - axes[:, :, 0]
-    serves = ((spacing <= std / SERVING_POINTS_PER_STD) & (axes[:, :, 0] <= mean - REACH_STDS * std)
-              & (axes[:, :, -1] >= mean + REACH_STDS * std))
+    reach = REACH_STDS if reach is None else reach
+    serves = ((spacing <= std / SERVING_POINTS_PER_STD) & (axes[:, :, 0] <= mean - reach * std)
+              & (axes[:, :, -1] >= mean + reach * std))
     return serves.all(axis=1)
 
 
@@ -138,39 +166,41 @@ def fit_on_windows(tabulate, starts, num_steps=100, max_rounds=MAX_ROUNDS, tol=C
     """Local optimum of the ELBO from each row of starts (Gaussians; their elbo is not used).
 
     Each round tabulates log p(x, z) on windows centred on the current Gaussians and runs
-    fit_gaussians on them. A fitted Gaussian that its window still serves (window_serves)
-    is fitted once more on the same window; if that gains less than tol nats, and the
-    window still serves, the row has converged. The others go another round on a new
-    window, up to max_rounds (after which a fresh window evaluates them). Rounds after the
-    first use wider windows (MOVING_WINDOW_SIZE): a Gaussian still rising may be
-    travelling along a narrow ridge of the posterior, a few std per round.
+    fit_gaussians on them (at most num_steps Newton steps). A row has converged when its
+    fit has (a Newton step would gain less than tol nats) and its window still serves the
+    fitted Gaussian (window_serves); the others go another round on a new window, up to
+    max_rounds (after which a fresh window evaluates them). Rounds after the first use wider
+    windows (MOVING_WINDOW_SIZE): a Gaussian still rising may be travelling along a narrow
+    ridge of the posterior, several std per round.
     Returns a Fit: the fitted Gaussians (R rows) and their ELBO, the ELBO of the starts
     and whether each row converged.
     """
     image_of_row = starts.image_of_row
     mean, log_std = np.array(starts.mean, np.float64), np.array(starts.log_std, np.float64)
     elbo, start_elbo = np.empty(len(mean)), np.empty(len(mean))
+    level_log_std = log_std.copy()
     active = np.arange(len(mean))
     for round_ in range(max_rounds):
         if not len(active):
             break
         size = WINDOW_SIZE if round_ == 0 else MOVING_WINDOW_SIZE
-        log_joint, axes = tabulate(image_of_row[active], mean[active], lattice_level(np.exp(log_std[active])), size)
+        log_joint, axes = tabulate(image_of_row[active], mean[active], lattice_level(np.exp(level_log_std[active])),
+                                   size)
         if round_ == 0:  # the starts' own centred windows
             start_elbo[:] = window_elbo(mean, log_std, axes, log_joint, escape_nats=0.0)
-        fit_mean, fit_log_std = fit_gaussians(partial(window_elbo, axes=axes, log_joint=log_joint),
-                                              mean[active], log_std[active], num_steps)
-        served = np.flatnonzero(window_serves(axes, fit_mean, fit_log_std))
-        first = window_elbo(fit_mean[served], fit_log_std[served], axes[served], log_joint[served], escape_nats=0.0)
-        again_mean, again_log_std = fit_gaussians(
-            partial(window_elbo, axes=axes[served], log_joint=log_joint[served]),
-            fit_mean[served], fit_log_std[served], num_steps)
-        again = window_elbo(again_mean, again_log_std, axes[served], log_joint[served], escape_nats=0.0)
-        fit_mean[served], fit_log_std[served] = again_mean, again_log_std
+        fit_mean, fit_log_std, _, fit_converged = fit_gaussians(axes, log_joint, mean[active], log_std[active],
+                                                                num_steps, tol)
+        # A Gaussian pressed against its window's edge is narrowed by the escape penalty: its
+        # next window keeps the spacing of this one.
+        fit_std = np.exp(fit_log_std)
+        at_edge = ((axes[:, :, 0] > fit_mean - REACH_STDS * fit_std)
+                   | (axes[:, :, -1] < fit_mean + REACH_STDS * fit_std)).any(axis=1)
+        level_log_std[active] = np.where(at_edge[:, None], np.maximum(level_log_std[active], fit_log_std), fit_log_std)
         mean[active], log_std[active] = fit_mean, fit_log_std
-        converged = (again - first < tol) & window_serves(axes[served], again_mean, again_log_std)
-        elbo[active[served[converged]]] = again[converged]
-        active = np.setdiff1d(active, active[served[converged]])
+        done = np.flatnonzero(fit_converged & window_serves(axes, fit_mean, fit_log_std))
+        elbo[active[done]] = window_elbo(fit_mean[done], fit_log_std[done], axes[done], log_joint[done],
+                                         escape_nats=0.0)
+        active = np.delete(active, done)
     if len(active):
         elbo[active] = gaussian_elbo(tabulate, image_of_row[active], mean[active], log_std[active])
     converged = np.ones(len(mean), bool)

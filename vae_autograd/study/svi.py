@@ -1,7 +1,7 @@
 """Stochastic variational inference for the posterior given the top half of a digit (study part 6.3).
 
 The encoder never saw half images, so for x_top a Gaussian q(z) is fitted to
-p(z|x_top) by Adam (``core/adam.py``, the package's one optimizer) on a reparameterized
+p(z|x_top) by Adam (``core/adam.py``, as in training) on a reparameterized
 K-sample ELBO, and its ELBO is set against log p(x_top) from quadrature on the
 posterior's window (``study/posterior.py``): their difference is KL(q || p(z|x_top)), which
 the study also computes directly on the window; the two must agree within Monte Carlo

@@ -65,8 +65,8 @@ def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZ
     x (N, 784); image_of_row (R,) picks the image of each row; center (R, 2); level (R, 2).
     values[r, i, j] is at z = (axes[r, 0, i], axes[r, 1, j]). Each distinct lattice point
     is decoded once (float32). log p(x|z) = x . logits - sum softplus(logits) with
-    x . logits = (W x) . hidden(z) + b . x, so a block of rows meets the union of its
-    points in one matrix product of width 500 instead of 784. The costly part, the sum of
+    x . logits = (W x) . hidden(z) + b . x, so each row's points need one product of width
+    500 instead of 784 (a matrix-vector product per row, of its own points). The costly part, the sum of
     softplus(logits) over 784 pixels, depends on z alone: cache, a dict that decoder_target
     keeps between calls, holds it for every point already decoded ("keys" sorted, "values").
     """
@@ -105,13 +105,11 @@ def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZ
         new_values.append(log_partition[missing])
         point_term = log_prior(z) - log_partition                   # (U,)
         for block in range(0, len(rows), rows_per_block):
-            block_rows = rows[block:block + rows_per_block]
-            points, local = np.unique(inverse[block:block + rows_per_block], return_inverse=True)
-            local = local.reshape(len(block_rows), -1)
-            products = pixel_weights[image_of_row[block_rows]] @ hidden[points].T   # (B, U_b)
-            mine = np.take_along_axis(products, local, axis=1).astype(np.float64)
-            values[block_rows] = (mine + pixel_bias[image_of_row[block_rows], None]
-                                  + point_term[points][local]).reshape(len(block_rows), size, size)
+            block_rows, points = rows[block:block + rows_per_block], inverse[block:block + rows_per_block]
+            # One matrix-vector product per row, of its own points only (gathered, (B, W^2, H)).
+            products = np.matmul(hidden[points], pixel_weights[image_of_row[block_rows], :, None])[:, :, 0]
+            values[block_rows] = (products + pixel_bias[image_of_row[block_rows], None]
+                                  + point_term[points]).reshape(len(block_rows), size, size)
     # Groups may decode a point twice; np.unique keeps one.
     cache["keys"], first = np.unique(np.concatenate([cache["keys"], *new_keys]), return_index=True)
     cache["values"] = np.concatenate([cache["values"], *new_values])[first]
@@ -167,7 +165,7 @@ def explicit_target(log_density, num_images):
     return Target(tabulate=tabulate, log_joint_grid=log_joint_grid)
 
 
-def window_elbo(mean, log_std, axes, log_joint, escape_nats=100.0, with_grad=False):
+def window_elbo(mean, log_std, axes, log_joint, escape_nats=100.0, with_grad=False, with_hessian=False):
     """Deterministic ELBO of q = N(mean, exp(log_std)^2) on a tabulated window, per row.
 
     mean, log_std (R, 2); axes (R, 2, W); log_joint (R, W, W) from window_log_joint.
@@ -181,6 +179,12 @@ def window_elbo(mean, log_std, axes, log_joint, escape_nats=100.0, with_grad=Fal
     written out (a test checks them against finite differences): with normalized weights
     w_d on axis d and f_d the log joint averaged over the other axis, E_w[f_d] is the
     expectation E, and d E / d theta = sum_i w_d,i (f_d,i - E) d log w_d,i / d theta.
+    with_hessian adds the Hessian (R, 4, 4) of the expectation and entropy in (mean_0, mean_1,
+    log_std_0, log_std_1), for Newton steps (gaussian_fit.fit_gaussians); the escape penalty's
+    curvature is left out (it is zero for a Gaussian inside its window, where fits end).
+    With g = d log w / d theta centred under w, and h = d^2 log w / d theta d phi, the
+    block of one axis is sum_i w_i (g_theta,i g_phi,i + h_i) (f_i - E), and the block of
+    two axes is sum_ij (w_0 g_theta)_i (w_1 g_phi)_j log_joint_ij.
     """
     std = np.exp(log_std)
     u = (axes - mean[:, :, None]) / std[:, :, None]                    # (R, 2, W)
@@ -195,7 +199,7 @@ def window_elbo(mean, log_std, axes, log_joint, escape_nats=100.0, with_grad=Fal
     high = (axes[:, :, -1] + half_spacing - mean) / (std * math.sqrt(2.0))
     inside = 0.5 * (erf(high) - erf(low))                              # (R, 2): q's mass per axis
     elbo = expected + diag_gaussian_entropy(log_std) - escape_nats * (1.0 - np.prod(inside, axis=1))
-    if not with_grad:
+    if not (with_grad or with_hessian):
         return elbo
     outer = np.matmul(w[:, 0, None, :], log_joint)[:, 0, :]            # (R, W): averaged over axis 0
     deviation = w * (np.stack([inner, outer], axis=1) - expected[:, None, None])
@@ -206,7 +210,24 @@ def window_elbo(mean, log_std, axes, log_joint, escape_nats=100.0, with_grad=Fal
     other_axis = inside[:, ::-1]
     d_mean += escape_nats * other_axis * (np.exp(-low**2) - np.exp(-high**2)) / (std * math.sqrt(2.0 * math.pi))
     d_log_std += escape_nats * other_axis * (low * np.exp(-low**2) - high * np.exp(-high**2)) / math.sqrt(math.pi)
-    return elbo, d_mean, d_log_std
+    if not with_hessian:
+        return elbo, d_mean, d_log_std
+    # d log w: u / std (mean), u^2 (log_std); d^2 log w: -1 / std^2, -2 u / std, -2 u^2.
+    g = np.stack([u / std[:, :, None], u**2], axis=2)                  # (R, axis, param, W)
+    g -= np.sum(w[:, :, None] * g, axis=3, keepdims=True)
+    h = np.stack([np.broadcast_to(-1.0 / std[:, :, None]**2, u.shape), -2.0 * u / std[:, :, None], -2.0 * u**2], 2)
+    spread = np.sum(deviation[:, :, None] * h, axis=3)                 # (R, axis, 3): mm, ms, ss
+    spread += np.sum(deviation[:, :, None] * g[:, :, [0, 0, 1]] * g[:, :, [0, 1, 1]], axis=3)
+    weighted = w[:, :, None] * g                                        # (R, axis, param, W)
+    cross = np.matmul(np.matmul(weighted[:, 0], log_joint), np.swapaxes(weighted[:, 1], 1, 2))  # (R, p0, p1)
+    hessian = np.empty((len(mean), 4, 4))
+    for axis in (0, 1):   # parameters: mean_axis at axis, log_std_axis at 2 + axis
+        m, s = axis, 2 + axis
+        hessian[:, m, m], hessian[:, s, s] = spread[:, axis, 0], spread[:, axis, 2]
+        hessian[:, m, s] = hessian[:, s, m] = spread[:, axis, 1]
+    for p0, p1 in np.ndindex(2, 2):
+        hessian[:, 2 * p0, 2 * p1 + 1] = hessian[:, 2 * p1 + 1, 2 * p0] = cross[:, p0, p1]
+    return elbo, d_mean, d_log_std, hessian
 
 
 def gaussian_elbo(tabulate, image_of_row, mean, log_std):
