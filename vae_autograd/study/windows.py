@@ -59,7 +59,7 @@ def window_axes(center, level, size=WINDOW_SIZE):
 
 
 def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZE, rows_per_block=32,
-                     rows_per_group=1024, cache=None):
+                     rows_per_group=256, cache=None):
     """log p(x, z) on one lattice window per row: values (R, size, size) and axes (R, 2, size).
 
     x (N, 784); image_of_row (R,) picks the image of each row; center (R, 2); level (R, 2).
@@ -69,6 +69,8 @@ def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZ
     500 instead of 784 (a matrix-vector product per row, of its own points). The costly part, the sum of
     softplus(logits) over 784 pixels, depends on z alone: cache, a dict that decoder_target
     keeps between calls, holds it for every point already decoded ("keys" sorted, "values").
+    Rows go in groups of rows_per_group, whose distinct points' hidden layers (U, 500) float32
+    are held at once: at most 256 x 841 points, 430 MB.
     """
     index = window_axes(center, level, size)                       # (R, 2, W)
     axes = index * level_spacing(level)[:, :, None]
