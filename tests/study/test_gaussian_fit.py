@@ -51,6 +51,22 @@ def test_fit_recovers_a_gaussian_posterior_exactly():
     np.testing.assert_allclose(exact, OFFSETS, atol=1e-9)
 
 
+def test_fits_started_far_off_travel_window_by_window_to_the_posterior():
+    """Starts 25 stds away, and 5x too wide or 3x too narrow: each round's window holds only a
+    few stds of the way, so the Gaussians travel over many windows (a Gaussian pressed
+    against its window's edge, narrowed by the escape penalty, must not shrink the next
+    window), and narrow or widen to the posterior on the last."""
+    tabulate = gaussian_target().tabulate
+    rows = np.tile(np.arange(3), 2)
+    starts = Gaussians(rows, MEANS[rows] + 25 * STDS[rows] * [1.0, -0.6],
+                       np.log(STDS[rows] * np.repeat([5.0, 1 / 3], 3)[:, None]))
+    fit = fit_on_windows(tabulate, starts, num_steps=100)
+    assert fit.converged.all()
+    assert np.all(np.abs(fit.fitted.mean - MEANS[rows]) < 1e-3 * STDS[rows])
+    np.testing.assert_allclose(np.exp(fit.fitted.log_std), STDS[rows], rtol=1e-3)  # a 1e-6 nat optimum
+    np.testing.assert_allclose(fit.fitted.elbo, OFFSETS[rows], atol=1e-6)
+
+
 def test_correlated_gaussian_has_the_known_approximation_gap():
     # The best diagonal Gaussian under KL(q || p) keeps the mean and the target's
     # conditional stds s_i sqrt(1 - rho^2); its gap is -log(1 - rho^2) / 2.
