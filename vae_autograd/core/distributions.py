@@ -13,7 +13,7 @@ import numpy as np
 from autograd.extend import defvjp, defvjp_argnums, primitive
 from autograd.tracer import getval
 
-from .logspace import sigmoid
+from .logspace import sigmoid, softplus
 
 LOG_2PI = 1.8378770664093453  # log(2 pi)
 
@@ -151,17 +151,7 @@ def bernoulli_log_density(x, logits):
     instead of a chain of five taped operations; sigmoid(logits) = exp(logits -
     softplus(logits)) reuses the softplus of the density, computed once, here.
     """
-    return _bernoulli_log_density(x, logits, _softplus(getval(logits)))
-
-
-def _softplus(logits):
-    """logspace.softplus(logits) for an array, by the same operations, in two arrays instead of six."""
-    out = np.abs(logits, dtype=np.result_type(logits, 0.0))
-    np.negative(out, out=out)
-    np.exp(out, out=out)
-    np.log1p(out, out=out)
-    out += np.maximum(logits, 0.0)
-    return out
+    return _bernoulli_log_density(x, logits, softplus.fun(getval(logits)))
 
 
 @primitive

@@ -9,8 +9,19 @@ from autograd.extend import defvjp, primitive
 
 @primitive
 def softplus(a):
-    """log(1 + exp(a)), exact for any finite a: max(a, 0) + log1p(exp(-|a|))."""
-    return anp.maximum(a, 0.0) + anp.log1p(anp.exp(-anp.abs(a)))
+    """log(1 + exp(a)), exact for any finite a: max(a, 0) + log1p(exp(-|a|)).
+
+    An array is computed in two arrays instead of six (each step writes into the first): the
+    training step's and the decoders' largest arrays pass through here.
+    """
+    out = np.abs(a, dtype=np.result_type(a, 0.0))
+    if np.ndim(out) == 0:  # a scalar: nothing to write into
+        return np.maximum(a, 0.0) + np.log1p(np.exp(-out))
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    out += np.maximum(a, 0.0)
+    return out
 
 
 # d softplus / da = sigmoid(a) = exp(a - softplus(a)); reusing the answer costs one exp.

@@ -96,7 +96,7 @@ class BestGaussians:
     refined_converged: np.ndarray
 
 
-def fit_gaussians(axes, log_joint, mean, log_std, num_steps=100, tol=1e-9, max_move=4.0):
+def fit_gaussians(axes, log_joint, mean, log_std, num_steps=100, tol=CONVERGED_NATS, max_move=4.0):
     """The Gaussians of highest window_elbo on the windows axes (R, 2, W), log_joint (R, W, W),
     from mean, log_std (R, 2), by damped Newton steps (Levenberg-Marquardt), each row alone.
 
@@ -108,7 +108,7 @@ def fit_gaussians(axes, log_joint, mean, log_std, num_steps=100, tol=1e-9, max_m
     steps near the optimum and converge quadratically. No step moves the mean more than
     max_move start stds or the log std more than 1. A row converges when the gain a
     Newton step predicts, gradient . (-H)^-1 gradient / 2, is below tol nats (-H positive
-    definite). Returns mean, log_std (R, 2), elbo (R,) and converged (R,) bool.
+    definite). Returns mean, log_std (R, 2) and converged (R,) bool.
     """
     mean, log_std = np.array(mean, np.float64), np.array(log_std, np.float64)
     scale = np.concatenate([np.exp(log_std), np.ones_like(log_std)], axis=1)    # (R, 4)
@@ -141,10 +141,10 @@ def fit_gaussians(axes, log_joint, mean, log_std, num_steps=100, tol=1e-9, max_m
         mean[kept], log_std[kept], elbo[kept] = trial_mean[better], trial_log_std[better], trial_elbo[better]
         gradient[kept], curvature[kept] = trial_gradient[better], trial_curvature[better]
         damping[rows] = np.where(better, damping[rows] / 4.0, damping[rows] * 4.0)
-    return mean, log_std, elbo, converged
+    return mean, log_std, converged
 
 
-def window_serves(axes, mean, log_std, reach=None):
+def window_serves(axes, mean, log_std):
     """Whether each row's window still serves its Gaussian: (R,) bool.
 
     axes (R, 2, W), mean, log_std (R, 2). It serves if on both axes its spacing is at most
@@ -156,10 +156,12 @@ def window_serves(axes, mean, log_std, reach=None):
     """
     std = np.exp(log_std)
     spacing = axes[:, :, 1] - axes[:, :, 0]
-    reach = REACH_STDS if reach is None else reach
-    serves = ((spacing <= std / SERVING_POINTS_PER_STD) & (axes[:, :, 0] <= mean - reach * std)
-              & (axes[:, :, -1] >= mean + reach * std))
-    return serves.all(axis=1)
+    return (spacing <= std / SERVING_POINTS_PER_STD).all(axis=1) & window_reaches(axes, mean, std)
+
+
+def window_reaches(axes, mean, std):
+    """(R,) bool: each window reaches REACH_STDS std (R, 2) beyond the mean on both sides of both axes."""
+    return ((axes[:, :, 0] <= mean - REACH_STDS * std) & (axes[:, :, -1] >= mean + REACH_STDS * std)).all(axis=1)
 
 
 def fit_on_windows(tabulate, starts, num_steps=100, max_rounds=MAX_ROUNDS, tol=CONVERGED_NATS):
@@ -188,13 +190,11 @@ def fit_on_windows(tabulate, starts, num_steps=100, max_rounds=MAX_ROUNDS, tol=C
                                    size)
         if round_ == 0:  # the starts' own centred windows
             start_elbo[:] = window_elbo(mean, log_std, axes, log_joint, escape_nats=0.0)
-        fit_mean, fit_log_std, _, fit_converged = fit_gaussians(axes, log_joint, mean[active], log_std[active],
-                                                                num_steps, tol)
+        fit_mean, fit_log_std, fit_converged = fit_gaussians(axes, log_joint, mean[active], log_std[active],
+                                                             num_steps, tol)
         # A Gaussian pressed against its window's edge is narrowed by the escape penalty: its
         # next window keeps the spacing of this one.
-        fit_std = np.exp(fit_log_std)
-        at_edge = ((axes[:, :, 0] > fit_mean - REACH_STDS * fit_std)
-                   | (axes[:, :, -1] < fit_mean + REACH_STDS * fit_std)).any(axis=1)
+        at_edge = ~window_reaches(axes, fit_mean, np.exp(fit_log_std))
         level_log_std[active] = np.where(at_edge[:, None], np.maximum(level_log_std[active], fit_log_std), fit_log_std)
         mean[active], log_std[active] = fit_mean, fit_log_std
         done = np.flatnonzero(fit_converged & window_serves(axes, fit_mean, fit_log_std))
