@@ -70,8 +70,8 @@ CAPTIONS = {
     "is: see Gradient estimators.",
     "inference_gaps": "**8 The two gaps per image.** Left: the approximation gap log p(x) - ELBO(q*); right: "
     "the amortization gap ELBO(q*) - ELBO(q(z|x)) of all images (orange) and, drawn over them, of those whose "
-    "refinement from q(z|x) stops in a wrong basin (red), in log-spaced bins on a log axis (the gaps span "
-    "orders of magnitude; the few at or below 0.01 nats are counted in the title); for the test set (top) and "
+    "refinement from q(z|x) stops in a wrong basin (red), in log-spaced bins on a log axis (the images at or "
+    "below 0.01 nats, which it cannot show, are counted in its title); for the test set (top) and "
     "the training set (bottom), each title giving its number of images.",
     "gaps_over_training": "**8 Along training.** Left: log p(x) and the encoder's ELBO of the kept checkpoints "
     "(test: solid lines and filled markers; train: dashed lines and open markers) over the training curve (the "
