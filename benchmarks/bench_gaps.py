@@ -3,7 +3,7 @@
     python benchmarks/bench_gaps.py --checkpoint data/vae.npz [--images 10000] [--check-images 200]
 
 What is timed. ``inference_gap_study`` on the first --images test images of a trained
-checkpoint, in two parts: log p(x) by ``study.marginal_likelihood.log_marginal_likelihood`` (part 3's
+checkpoint, in two parts: log p(x) by ``study.quadrature.log_marginal_likelihood`` (part 3's
 quadrature, which part 8 reuses), and the rest (ELBO(q), the refinement, the global
 search, the convergence checks on 1,000 images; no IWAE). uptime's load average is printed
 beside: the machine has 2 cores, and the seconds grow with whatever else runs.
@@ -28,7 +28,7 @@ from vae_autograd.io.mnist import load_binarized_mnist
 from vae_autograd.io.process import keep_freed_memory
 from vae_autograd.study.estimators import quadrature_elbo
 from vae_autograd.study.inference_gaps import inference_gap_study
-from vae_autograd.study.marginal_likelihood import log_marginal_likelihood
+from vae_autograd.study.quadrature import log_marginal_likelihood
 from vae_autograd.study.windows import decoder_target, gaussian_elbo
 from vae_autograd.train.checkpoints import load_params
 

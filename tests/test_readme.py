@@ -50,3 +50,23 @@ def test_committed_report_is_the_one_its_results_make():
 
     results = json.loads((REPO / "figures" / "results.json").read_text())
     assert (REPO / "figures" / "report.md").read_text() == report_text(results)
+
+
+def test_the_module_table_names_every_module():
+    """A module the README's table does not name is one a reader cannot find by its job."""
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| module | what it holds |"):]
+    table = table[:table.index("\n\n")]
+    named = set()
+    for row in table.splitlines()[2:]:
+        cell = row.split("|")[1]
+        folder = None
+        for name in re.findall(r"`([^`]+)`", cell):
+            if "/" in name:
+                folder = name.rsplit("/", 1)[0]
+                named.add(name)
+            elif folder:  # `report/marginal_likelihood.py`, `latent_classes.py`: the same folder
+                named.add(f"{folder}/{name}")
+    modules = {str(p.relative_to(REPO / "vae_autograd")) for p in (REPO / "vae_autograd").rglob("*.py")
+               if p.name not in ("__init__.py", "__main__.py")}
+    assert modules - named == set()

@@ -9,11 +9,17 @@ import scipy.stats
 from tests.helpers import six_pixel_vae
 from vae_autograd.core.distributions import diag_gaussian_log_density
 from vae_autograd.core.elbo import joint_log_density, log_prior
+from vae_autograd.core.logspace import logsumexp, softplus
 from vae_autograd.study.grids import (
+    curvature_at,
     edge_mass,
     edge_ring,
+    grown_by_one,
+    largest_curvature,
     latent_grid,
     log_integrate_grid,
+    log_partition,
+    log_sum_exp,
     neighbourhood_max,
     quadrature_kl,
 )
@@ -149,6 +155,67 @@ def test_neighbourhood_max_grows_a_point_to_its_3x3_square():
     np.testing.assert_array_equal(neighbourhood_max(mask, False), expected)
     expected[0, 0, 2] = False  # without the centre, the point itself has no marked neighbour
     np.testing.assert_array_equal(neighbourhood_max(mask, False, include_centre=False), expected)
+
+
+def brute_largest_curvature(log_f, near):
+    """largest_curvature by loops over every point, in float64."""
+    out = np.zeros(len(log_f))
+    for b, i, j in zip(*np.nonzero(near)):
+        f = log_f[b].astype(np.float64)
+        if 0 < i < f.shape[0] - 1:
+            out[b] = max(out[b], abs(f[i + 1, j] - 2 * f[i, j] + f[i - 1, j]))
+        if 0 < j < f.shape[1] - 1:
+            out[b] = max(out[b], abs(f[i, j + 1] - 2 * f[i, j] + f[i, j - 1]))
+    return out
+
+
+@pytest.mark.parametrize("shape", [(4, 9, 11), (3, 3, 3), (2, 1, 5)])
+def test_curvature_dense_and_at_listed_points_match_a_loop(shape):
+    """The refined cells test their curvature on a mask, the coarse grid at the indices of its few
+    points near the peak (float32 values, in float64): the same numbers, to the last bit."""
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        log_f = (30 * rng.standard_normal(shape).cumsum(1).cumsum(2) - 150).astype(np.float32)
+        near = rng.random(shape) < 0.3
+        near[0] = False  # an image with no point near its peak has curvature 0
+        expected = brute_largest_curvature(log_f, near)
+        assert expected[0] == 0 and (shape[1] < 3 or expected.max() > 0)
+        np.testing.assert_array_equal(largest_curvature(log_f.astype(np.float64), near), expected)
+        np.testing.assert_array_equal(curvature_at(log_f, *np.nonzero(near)), expected)
+
+
+def test_grown_by_one_lists_the_cells_neighbourhood_max_marks():
+    rng = np.random.default_rng(3)
+    for size in (1, 2, 6):
+        mask = rng.random((4, size, size)) < 0.15
+        mask[:, 0, -1] = True  # a corner, whose neighbours leave the grid
+        expected = np.flatnonzero(neighbourhood_max(mask, False))
+        np.testing.assert_array_equal(grown_by_one(*np.nonzero(mask), size), expected)
+    assert len(grown_by_one(*np.nonzero(np.zeros((2, 3, 3), bool)), 3)) == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log_partition_is_the_sum_of_softplus_to_the_last_bit(dtype):
+    rng = np.random.default_rng(4)
+    logits = (rng.standard_normal((3, 70, 9)) * np.array([1, 10, 100])[:, None, None]).astype(dtype)
+    expected = np.sum(softplus(logits), axis=-1)
+    assert log_partition(logits).dtype == dtype and log_partition(logits).shape == (3, 70)
+    np.testing.assert_array_equal(log_partition(logits, rows_per_block=16), expected)
+    np.testing.assert_array_equal(log_partition(logits[:, :, :4]), np.sum(softplus(logits[:, :, :4]), axis=-1))
+
+
+def test_log_sum_exp_floors_only_what_cannot_count():
+    """Exponents below -700 (where float64 exp is slow) are raised to it: exp(-700) = 1e-304 is lost
+    next to the largest term, 1, so the sums are those of logsumexp, over any range of values."""
+    rng = np.random.default_rng(5)
+    a = rng.uniform(-3000, 0, (6, 500))
+    a[:, 0] = rng.uniform(-5, 0, 6)  # a few terms that count among many that cannot
+    a[:, 1] = a[:, 0] - 1e-3
+    a[1] += 1e4  # any offset
+    np.testing.assert_allclose(log_sum_exp(a), logsumexp(a, axis=1), rtol=1e-15, atol=0)
+    np.testing.assert_allclose(log_sum_exp(a.T, axis=0), logsumexp(a, axis=1), rtol=1e-15, atol=0)
+    assert log_sum_exp(np.array([[-1000.0, -1000.0]]))[0] == pytest.approx(-1000 + np.log(2), abs=1e-12)
+    assert log_sum_exp(np.float32([[-150.0, -150.5]])).dtype == np.float64
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7])

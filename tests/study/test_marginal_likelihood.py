@@ -1,5 +1,5 @@
-"""log p(x) by quadrature, IWAE bounds, and the study of the ELBO's gap
-(vae_autograd.study.marginal_likelihood).
+"""log p(x) by quadrature (vae_autograd.study.quadrature), IWAE bounds, and the study of the
+ELBO's gap (vae_autograd.study.marginal_likelihood).
 """
 import json
 import warnings
@@ -11,22 +11,25 @@ import scipy.special
 import scipy.stats
 
 from tests.helpers import six_pixel_vae
-from vae_autograd.core.elbo import joint_log_density
+from vae_autograd.core.elbo import joint_log_density, log_importance_weights
+from vae_autograd.core.logspace import logsumexp
+from vae_autograd.core.model import decoder
 from vae_autograd.figures.marginal_likelihood import fig_log_px_vs_elbo
 from vae_autograd.report.marginal_likelihood import (
     describe_marginal_likelihood,
 )
+from vae_autograd.study import quadrature
 from vae_autograd.study.coarse_grid import coarse_grid_log_marginal_likelihood, prior_grid_check
-from vae_autograd.study.grids import latent_grid, log_integrate_grid
+from vae_autograd.study.grids import largest_curvature, latent_grid, log_integrate_grid
 from vae_autograd.study.marginal_likelihood import (
+    _log_weights,
     gap_statistics,
     iwae_bound,
-    largest_curvature,
-    log_marginal_likelihood,
     marginal_likelihood_study,
     quadrature_of_sets,
     student_t_min_reference,
 )
+from vae_autograd.study.quadrature import log_marginal_likelihood
 
 
 def test_log_marginal_likelihood_matches_brute_force_quadrature():
@@ -85,6 +88,45 @@ def test_log_marginal_likelihood_is_vectorized_per_image():
     np.testing.assert_allclose(together, alone, rtol=1e-12)
 
 
+def test_images_sharing_cells_get_the_numbers_they_get_alone(monkeypatch):
+    """Each cell is decoded once per r for every image that needs it there, the r taken in
+    increasing order, so an image sent on from a smaller r meets those starting at its new r; and
+    the second integrals of twice ride along. Together, every image gets what it gets alone."""
+    _, dec = six_pixel_vae(3)
+    x = (np.random.default_rng(4).random((8, 6)) < 0.5).astype(np.float64)
+    refine = np.array([4, 8, 4, 16, 8, 4, 4, 8])
+    options = dict(bound=5.0, spacing=0.5)
+    twice = [1, 2, 6]
+    decoded = []
+    monkeypatch.setattr(quadrature, "decoder", lambda params, z: decoded.append(z) or decoder(params, z))
+    together, info = log_marginal_likelihood(dec, x, refine=refine, return_info=True, twice=twice, **options)
+    sub_points = np.concatenate(decoded[1:])  # after the coarse grid: no point decoded twice
+    assert len(np.unique(sub_points, axis=0)) == len(sub_points)
+    monkeypatch.undo()
+    assert (info["refine"] > refine).any() and len(np.unique(info["refine"])) > 1  # some sent on, to shared r
+    for i in range(len(x)):
+        alone, alone_info = log_marginal_likelihood(dec, x[i:i + 1], refine=refine[i], return_info=True, **options)
+        np.testing.assert_allclose(together[i], alone[0], rtol=1e-13)
+        assert alone_info["refine"][0] == info["refine"][i]
+        assert alone_info["refined_cells"][0] == info["refined_cells"][i] > 0
+    # The second integrals are those of a call of their own on twice the sub-points of each.
+    again = log_marginal_likelihood(dec, x[twice], refine=2 * info["refine"][twice], refine_all=True, **options)
+    np.testing.assert_allclose(info["twice"], again, rtol=1e-13)
+    assert np.all(info["twice"] != together[twice]) and np.allclose(info["twice"], together[twice], atol=1e-8)
+    assert len(log_marginal_likelihood(dec, x, return_info=True, **options)[1]["twice"]) == 0
+
+
+def test_a_second_integral_refines_an_image_the_coarse_grid_resolved():
+    _, dec = six_pixel_vae(1)
+    x = (np.random.default_rng(1).random((8, 6)) < 0.5).astype(np.float64)
+    log_px, info = log_marginal_likelihood(dec, x, return_info=True, twice=[2, 3, 0])
+    np.testing.assert_array_equal(info["refine"][[2, 3, 0]], [1, 1, 4])  # the grid resolved two of them
+    assert info["refined_cells"][2] == info["refined_cells"][3] == 0 < info["refined_cells"][0]
+    again = log_marginal_likelihood(dec, x[[2, 3, 0]], refine=[4, 4, 8], refine_all=True)
+    np.testing.assert_allclose(info["twice"], again, rtol=1e-13)
+    np.testing.assert_allclose(info["twice"], log_px[[2, 3, 0]], atol=1e-9)
+
+
 def test_log_marginal_likelihood_rejects_bad_input():
     _, dec = six_pixel_vae()
     with pytest.raises(ValueError, match=r"x must be a batch of flat images \(N, 6\)"):
@@ -125,16 +167,21 @@ def test_too_small_grid_is_detected():
 
 def test_twice_the_sub_points_move_log_px_by_float32_rounding_only(trained_params, mnist):
     """Every image integrated again with its spacing halved: the quadrature's error, a few 1e-6
-    nats (the float32 decoder's rounding), far below anything the study reports."""
+    nats (the float32 decoder's rounding), far below anything the study reports. The second
+    integrals share the first ones' decoded cells (twice); 50 of them are checked against calls
+    of their own."""
     x = mnist[2][:300]
-    default, info = log_marginal_likelihood(trained_params[1], x, return_info=True)
-    twice = np.maximum(4, 2 * info["refine"])
-    finer, finer_info = log_marginal_likelihood(trained_params[1], x, refine=twice, refine_all=True, return_info=True)
-    assert (finer_info["refine"] >= twice).all()
+    default, info = log_marginal_likelihood(trained_params[1], x, return_info=True, twice=np.arange(300))
+    finer = info["twice"]
     assert abs(default.mean() - finer.mean()) < 1e-5
-    assert np.max(np.abs(default - finer)) < 1e-4
-    together = quadrature_of_sets(trained_params[1], {"test": x}, num_checked=300)["test"]
-    assert np.allclose(together["finer"], finer, atol=2e-5) and np.allclose(together["log_px"], default, atol=2e-5)
+    assert np.max(np.abs(default - finer)) < 1e-4 and np.mean(default != finer) > 0.9
+    some = np.arange(0, 300, 6)
+    twice = np.maximum(4, 2 * info["refine"][some])
+    alone, alone_info = log_marginal_likelihood(trained_params[1], x[some], refine=twice, refine_all=True,
+                                                return_info=True)
+    assert (alone_info["refine"] >= twice).all()
+    assert np.allclose(alone, finer[some], atol=2e-5)
+    assert np.allclose(log_marginal_likelihood(trained_params[1], x[some]), default[some], atol=2e-5)
 
 
 def test_sets_integrated_together_give_each_its_own_log_px(trained_params, mnist):
@@ -146,6 +193,20 @@ def test_sets_integrated_together_give_each_its_own_log_px(trained_params, mnist
         assert together[name]["finer"].shape == (10,)
         assert np.allclose(together[name]["finer"], together[name]["log_px"][:10], atol=1e-4)
     assert quadrature_of_sets(trained_params[1], {"test": test_x}, num_checked=0)["test"]["finer"] is None
+
+
+def test_the_bounds_log_weights_in_chunks_are_log_importance_weights():
+    """The ELBO and IWAE bounds decode a few thousand points at a time: the very same draws and numbers."""
+    enc, dec = six_pixel_vae()
+    x = (np.random.default_rng(7).random((13, 6)) < 0.5).astype(np.float64)
+    proposal = (np.random.default_rng(8).standard_normal((13, 2)), np.full((13, 2), -1.0))
+    for num_samples, batch_size, points, q in ((20, 5, 30, None), (7, 13, 1, None), (9, 4, 10, proposal)):
+        expected = log_importance_weights(enc, dec, x, np.random.default_rng(9), num_samples, batch_size, q)
+        chunked = _log_weights(enc, dec, x, np.random.default_rng(9), num_samples, batch_size, q, points)
+        np.testing.assert_array_equal(chunked, expected)
+    expected = log_importance_weights(enc, dec, x, np.random.default_rng(9), 30, 4).astype(np.float64)
+    np.testing.assert_array_equal(iwae_bound(enc, dec, x, np.random.default_rng(9), 30, 4),
+                                  logsumexp(expected, axis=0) - np.log(30))
 
 
 def test_log_px_agrees_with_importance_sampling_and_bounds_it(trained_params, mnist):
@@ -222,6 +283,8 @@ def test_study_on_the_tiny_model_follows_the_convention():
     assert all(study[key].shape == (30,) for key in ("log_px", "elbo", "elbo_se"))
     assert set(study["iwae"]) == {1, 10} and all(b.shape == (10,) for b in study["iwae"].values())
     assert study["summary"]["iwae"] == {k: float(b.mean()) for k, b in study["iwae"].items()}
+    log_w = log_importance_weights(enc, dec, x, np.random.default_rng(0), 5, 500).astype(np.float64)
+    np.testing.assert_array_equal(study["elbo"], log_w.mean(axis=0))  # the ELBO draws first from the stream
     summary = study["summary"]
     json.dumps(summary, allow_nan=False)
     for key in ("log_px", "elbo", "elbo_se", "gap", "min_gap_in_se", "max_edge_mass", "iwae_images",

@@ -39,7 +39,7 @@ def describe_quadrature(summaries):
     bound = max(s["quadrature_bound"] for s in summaries.values())
     parts.append(f"at most {at_most(edge)} of any posterior lies in the outermost ring of cells of "
                  f"[-{bound:g}, {bound:g}]^2")
-    return ("Checks of the adaptive quadrature (`study.marginal_likelihood.log_marginal_likelihood`): "
+    return ("Checks of the adaptive quadrature (`study.quadrature.log_marginal_likelihood`): "
             + "; ".join(parts) + ".")
 
 

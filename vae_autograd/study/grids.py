@@ -1,6 +1,6 @@
 """Quadrature on 2-D latent grids, shared by every part that integrates over z: grids, their
-log-integrals and moments, posterior windows (Windows), and the neighbourhood and edge-ring
-helpers of square grids."""
+log-integrals and moments, posterior windows (Windows), and the neighbourhood, edge-ring and
+second-difference helpers of square grids."""
 from dataclasses import dataclass
 
 import autograd.numpy as anp
@@ -60,7 +60,30 @@ def grid_log_likelihood(logits, x):
     expanded form x . logits - sum_d softplus(logits_d): the image enters only through
     a dot product, so all images share the grid's decoding.
     """
-    return x @ logits.T - np.sum(softplus(logits), axis=-1)
+    return x @ logits.T - log_partition(logits)
+
+
+def log_partition(logits, rows_per_block=256):
+    """sum_d softplus(logits_d), the part of log p(x|z) that does not depend on x: (..., D) -> (...).
+
+    In blocks of rows small enough to stay in cache: softplus's passes over millions of decoded
+    points otherwise cost as much as the decoding."""
+    rows = logits.reshape(-1, logits.shape[-1])
+    out = np.empty(len(rows), logits.dtype)
+    for start in range(0, len(rows), rows_per_block):
+        out[start:start + rows_per_block] = np.sum(softplus.fun(rows[start:start + rows_per_block]), axis=-1)
+    return out.reshape(logits.shape[:-1])
+
+
+def log_sum_exp(a, axis=-1):
+    """logsumexp of finite a along one axis, without float64 exp's slow path: exponents below -700
+    are raised to it (exp(-700) = 1e-304, lost next to the largest term, 1), since exp takes ~15 times
+    longer on the arguments it underflows, and a posterior on a grid is mostly such points."""
+    shift = np.max(a, axis=axis, keepdims=True)
+    terms = np.subtract(a, shift, dtype=np.float64)
+    np.maximum(terms, -700.0, out=terms)
+    np.exp(terms, out=terms)
+    return np.log(np.sum(terms, axis=axis)) + np.squeeze(shift, axis)
 
 
 def grid_moments(z_grid, log_f):
@@ -149,3 +172,40 @@ def hdr_mask(log_density, mass):
     mask = np.zeros(len(log_density), bool)
     mask[order[:np.searchsorted(cumulative, mass) + 1]] = True
     return mask
+
+
+def largest_curvature(log_f, near):
+    """(B,): the largest |second difference| of log_f (B, K, L) along either axis, at the points
+    where near (B, K, L) holds (0 if none)."""
+    out = np.zeros(len(log_f))
+    for before, centre, after in (np.s_[:, :-2, :], np.s_[:, 1:-1, :], np.s_[:, 2:, :]), \
+                                 (np.s_[:, :, :-2], np.s_[:, :, 1:-1], np.s_[:, :, 2:]):
+        second = np.multiply(log_f[centre], -2.0)  # in place from here: (after - 2 centre) + before, rounded so
+        second += log_f[after]
+        second += log_f[before]
+        np.abs(second, out=second)
+        np.maximum(out, np.max(second, axis=(1, 2), where=near[centre], initial=0.0), out=out)
+    return out
+
+
+def curvature_at(log_f, b, i, j):
+    """largest_curvature(log_f, near) in float64, given near's np.nonzero indices (b, i, j): the same
+    numbers, at the cost of the points listed rather than of the whole grid."""
+    out = np.zeros(len(log_f))
+    for along, di, dj in ((i, 1, 0), (j, 0, 1)):
+        inner = (along > 0) & (along < log_f.shape[1 + dj] - 1)
+        bb, ii, jj = b[inner], i[inner], j[inner]
+        second = (np.asarray(log_f[bb, ii + di, jj + dj], np.float64) - 2 * np.asarray(log_f[bb, ii, jj], np.float64)
+                  + log_f[bb, ii - di, jj - dj])
+        np.maximum.at(out, bb, np.abs(second))
+    return out
+
+
+def grown_by_one(b, i, j, size):
+    """The flat indices (b * size + i) * size + j of the points (b, i, j) of (B, size, size) grids and
+    of their eight neighbours inside the grid, sorted, each once: neighbourhood_max of a sparse
+    mask."""
+    step = np.array([-1, 0, 1])
+    rows, columns = (i[:, None] + step)[:, :, None], (j[:, None] + step)[:, None, :]
+    inside = (rows >= 0) & (rows < size) & (columns >= 0) & (columns < size)
+    return np.unique(((b[:, None, None] * size + rows) * size + columns)[inside])

@@ -5,7 +5,7 @@ Following Cremer, Li & Duvenaud (2018), three Gaussians are compared per image
     q          the encoder's q(z|x) (amortized inference);
     q_refined  the ELBO's local optimum reached from q (test-time refinement);
     q*         the global optimum over diagonal Gaussians for this one image.
-With log p(x) from the 2-D quadrature (marginal_likelihood.log_marginal_likelihood):
+With log p(x) from the 2-D quadrature (quadrature.log_marginal_likelihood):
     approximation gap = log p(x) - ELBO(q*)       (the Gaussian family's limit)
     amortization gap  = ELBO(q*) - ELBO(q)        (the encoder's limit)
     refinement gain   = ELBO(q_refined) - ELBO(q)
@@ -30,7 +30,8 @@ from .gaussian_fit import (
     posterior_starts,
 )
 from .grids import covering_grids, grid_moments, latent_grid
-from .marginal_likelihood import iwae_bound, log_marginal_likelihood
+from .marginal_likelihood import iwae_bound
+from .quadrature import log_marginal_likelihood
 from .posterior import log_joint_on_windows
 from .windows import decoder_target
 
@@ -51,7 +52,7 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
                         iwae_encoder=None, block_size=2500):
     """Part 8: split log p(x) - ELBO(q) of every image x (N, 784) into its two gaps.
 
-    log_px (N,): marginal_likelihood.log_marginal_likelihood of x if already computed (part 3), and
+    log_px (N,): quadrature.log_marginal_likelihood of x if already computed (part 3), and
     iwae_encoder: {K: bounds (M,)} with the encoder's q(z|x) as the proposal on the first
     M >= iwae_images images, if already computed (part 3; its Ks replace iwae_ks).
     The convergence checks run on the first convergence_images images.
