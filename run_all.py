@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vae_autograd.figures import save_png
 from vae_autograd.figures.digits import (
     fig_confusion,
     fig_interpolations,
@@ -299,7 +300,7 @@ def write_outputs(folder, figures, results_text):
     if set(figures) != set(CAPTIONS):
         raise ValueError(f"the study drew {sorted(figures)}, but the report captions {sorted(CAPTIONS)}")
     for name, fig in figures.items():
-        atomic_write(folder / f"{name}.png", lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
+        atomic_write(folder / f"{name}.png", lambda f, fig=fig: save_png(fig, f))
     atomic_write(folder / "results.json", lambda f: f.write(results_text.encode()))
     atomic_write(folder / MARK, lambda f: f.write(b"written by run_all.py, which replaces this folder as a whole\n"))
     write_report(folder / "report.md", results)

@@ -5,7 +5,9 @@ import numpy as np
 
 from tests.helpers import brute_force
 from vae_autograd.core.distributions import diag_gaussian_log_density
+from vae_autograd.core.images import SIDE
 from vae_autograd.figures.posteriors import (
+    TILE_GAP,
     fig_svi_posterior,
     fig_svi_prediction,
     fig_top_half_posterior,
@@ -65,13 +67,18 @@ def test_svi_figures_draw_the_studys_q_and_its_completions(svi_decoder, svi_imag
     predictions = bottom_half_predictions(svi_decoder, svi_result, np.random.default_rng(0), num_shown=2,
                                           num_average=50)
     fig = fig_svi_prediction(svi_images, predictions)
-    rows = np.array(fig.axes).reshape(2, 1 + 2 + 2)
-    assert rows[0, 3].get_title() == "mean over\n50 z ~ q"
-    for n, row in enumerate(rows):
-        shown = [ax.images[0].get_array().ravel() for ax in row]
+    (ax,) = fig.axes  # the digits are one image, TILE_GAP white pixels apart, titled by column
+    assert [label.get_text() for label in ax.get_xticklabels()][3] == "mean over\n50 z ~ q"
+    image, step = ax.images[0].get_array(), SIDE + TILE_GAP
+    assert image.shape == (2 * step - TILE_GAP, 5 * step - TILE_GAP)
+    for n in range(2):
+        shown = [image[n * step:n * step + SIDE, c * step:c * step + SIDE].ravel() for c in range(5)]
         np.testing.assert_array_equal(shown[0], svi_images[n])
         for completed in shown[1:]:  # every completion keeps the observed top half
             np.testing.assert_array_equal(completed[:392], svi_images[n, :392])
         for completed, predicted in zip(shown[1:], [*predictions["shown"][:, n], predictions["q_mean"][n],
                                                     predictions["true_mean"][n]]):
             np.testing.assert_array_equal(completed[392:], predicted[392:])
+    gaps = np.ones(image.shape, bool)
+    gaps[np.arange(image.shape[0]) % step < SIDE] &= np.arange(image.shape[1]) % step >= SIDE
+    assert (image[gaps] == 0).all()  # between the digits: white

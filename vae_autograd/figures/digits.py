@@ -121,10 +121,10 @@ def fig_confusion(summary):
     ax = fig.add_subplot()
     image = ax.imshow(100 * shares, cmap="Blues", vmin=0.0, vmax=100.0)
     fig.colorbar(image, ax=ax, label="percent of the true class's test images")
-    for (row, col), share in np.ndenumerate(shares):
+    for (row, col), share in np.ndenumerate(shares):  # inside their cells: the layout need not measure them
         if table[row, col] > 0:
             ax.text(col, row, f"{100 * share:.0f}" if share >= 0.005 else "·", ha="center", va="center",
-                    fontsize=7, color="white" if share > 0.5 else "black")
+                    fontsize=7, color="white" if share > 0.5 else "black", in_layout=False)
     classes = range(len(table))
     ax.set_xticks(classes)
     ax.set_yticks(classes)

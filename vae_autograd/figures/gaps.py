@@ -17,7 +17,7 @@ def fig_gap_histograms(per_image_by_split):
         approx = per_image["log_px"] - per_image["elbo_optimal"]
         amort = per_image["elbo_optimal"] - per_image["elbo_amortized"]
         wrong = in_wrong_basin(per_image)
-        approx_ax.hist(approx, bins=60, color="C0")
+        approx_ax.hist(approx, bins=60, histtype="stepfilled", color="C0")
         approx_ax.set(xlabel="approximation gap log p(x) - ELBO(q*) (nats)", ylabel=f"{split} images",
                       title=f"{split}, {len(approx):,} images: mean {approx.mean():.3f} nats")
         # Log-spaced bins on a log axis (the gaps span 0.01 to hundreds of nats), the wrong-basin
