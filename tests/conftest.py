@@ -1,12 +1,16 @@
-"""Shared fixtures: the real MNIST files (when a copy can be found), a small trained VAE, tiny
-random ones whose posteriors parts 6.1 and 8 fit, and the studies that test files of several
-layers (study, figures, report) read.
+"""Shared fixtures: the real MNIST files (when a copy can be found), a small VAE trained on them
+(after 2 and 5 epochs), one run of run_all.py --quick, tiny random VAEs whose posteriors parts
+6.1 and 8 fit, and the studies that test files of several layers (study, figures, report) read.
 
 Tests that need the real files skip with the reason when no copy is found or can be
 downloaded; with VAE_REQUIRE_MNIST=1 (set by .ci/run) that skip becomes a failure.
 Plain helper functions shared by several files are in tests/helpers.py.
 """
+import contextlib
+import copy
+import io
 import os
+import signal
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -15,7 +19,7 @@ import pytest
 
 import vae_autograd.figures.digits as digit_figures
 import vae_autograd.study.decodings as decodings
-from tests.helpers import NUM_ESTIMATES, NUM_IMAGES, REPO, random_binary_images, small_params
+from tests.helpers import NUM_ESTIMATES, NUM_IMAGES, REPO, load_run_all, random_binary_images, small_params
 from vae_autograd.core.model import decoder, encoder, init_vae_params
 from vae_autograd.io.mnist import DataError, find_mnist, load_binarized_mnist
 from vae_autograd.io.process import keep_freed_memory
@@ -55,18 +59,61 @@ def mnist(mnist_dir):
 
 
 @pytest.fixture(scope="session")
-def trained_params(mnist):
-    """(enc_params, dec_params) after 5 epochs on the 10,000 real training images (seed 0)."""
+def trained_models(mnist):
+    """{epochs: (enc_params, dec_params)} after 2 and 5 epochs of one training on the 10,000 real
+    training images (seed 0; each epoch's minibatches are drawn from (seed, epoch), so the first
+    two are those of a 2-epoch training)."""
     params = init_vae_params(np.random.default_rng(0))
-    train(params, mnist[0], epochs=5, seed=0)
-    return params
+    models = {}
+
+    def keep(epoch, *_):
+        if epoch == 2:
+            models[2] = copy.deepcopy(params)
+
+    train(params, mnist[0], epochs=5, seed=0, on_epoch_end=keep)
+    models[5] = params
+    return models
+
+
+@pytest.fixture(scope="session")
+def trained_params(trained_models):
+    """(enc_params, dec_params) after 5 epochs on the 10,000 real training images (seed 0)."""
+    return trained_models[5]
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory, mnist_dir):
+    """run_all.py --quick, run once for the tests that read what it writes, in this process (so
+    that its figures can be looked at) and in a new folder laid out as the command line lays it
+    out: {"folder": holding data/vae-quick*.npz and figures-quick/ (only read, never written, by
+    the tests), "log": what it printed, "figures": {name: Figure} it drew}."""
+    folder = tmp_path_factory.mktemp("quick-run")
+    run_all = load_run_all()
+    study, drawn = run_all.run_study, {}
+
+    def run_study(*args, **kwargs):
+        figures, results = study(*args, **kwargs)
+        drawn.update(figures)
+        return figures, results
+
+    run_all.run_study = run_study
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log):
+            run_all.main(["--quick", "--params", str(folder / "data" / "vae-quick.npz"),
+                          "--out-dir", str(folder / "figures-quick"), "--data-dir", str(mnist_dir)])
+    finally:
+        for number, handler in handlers.items():  # main() makes SIGTERM an interrupt
+            signal.signal(number, handler)
+    return {"folder": folder, "log": log.getvalue(), "figures": drawn}
 
 
 def pytest_collection_modifyitems(items):
     """Mark as slow what trains on the real MNIST images or runs run_all.py end to end:
     .ci/run's extra legs (other Python and package versions) deselect them with -m 'not slow'."""
     for item in items:
-        if {"trained_params", "mnist"} & set(getattr(item, "fixturenames", ())) \
+        if {"trained_models", "mnist", "quick_run"} & set(getattr(item, "fixturenames", ())) \
                 or item.module.__name__.endswith("test_run_all"):
             item.add_marker(pytest.mark.slow)
 

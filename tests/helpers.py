@@ -5,7 +5,9 @@ Tolerance constants: deterministic float computations are compared with a few ma
 epsilons (EPS64 / EPS32) times the size of the intermediates the formula goes through;
 tests feeding extreme inputs run under NO_OVERFLOW, so a naive formula fails loudly.
 """
+import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,19 @@ from vae_autograd.study.grids import grid_moments, latent_grid, log_integrate_gr
 from vae_autograd.study.posterior import log_joint_on_grid
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_run_all():
+    """run_all.py as a module, leaving pytest's signal handlers as they were (the script sets its own)."""
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    spec = importlib.util.spec_from_file_location("run_all", REPO / "run_all.py")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    return module
 
 
 def assert_one_line_error(result, *fragments):

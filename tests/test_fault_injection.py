@@ -1,5 +1,6 @@
 """Fault injection: training and run_all.py killed at random points (seeded), by SIGINT,
-SIGTERM and SIGKILL, at the steps of their writers (tests/kill_at.py) or at a random moment.
+SIGTERM and SIGKILL, at the steps of their writers (tests/kill_at.py) or at a random moment
+(run_all.py's killed runs with the parts of the study that only compute stood in for: see its test).
 
 After each kill, the run is done again as its message says (training: with --resume if the
 checkpoint exists), and the folder must then hold the very bytes of an uninterrupted run, and
@@ -22,6 +23,7 @@ from tests.helpers import REPO
 pytestmark = pytest.mark.slow
 
 KILL_AT = Path(__file__).with_name("kill_at.py")
+STAND_IN = Path(__file__).with_name("stand_in_study.py")
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
 
 
@@ -107,9 +109,13 @@ def test_training_killed_anywhere_resumes_to_the_same_bytes(tmp_path, mnist_dir)
     expected, steps, seconds = reference_run(tmp_path, train)
     assert sorted(expected) == ["data/vae-epoch1.npz", "data/vae-epoch3.npz", "data/vae.json", "data/vae.npz"]
     rng = random.Random(18)
-    at_steps = kill_points(steps, rng, 12, wanted=[lambda s: s.startswith("replace data/.vae-epoch"),
-                                                   lambda s: s.startswith("fsync data/.vae-epoch")])
-    kills = [(at, SIGNALS[i % 3]) for i, at in enumerate(at_steps)] + [(None, SIGNALS[i % 3]) for i in range(4)]
+    # Each of the three signals at a checkpoint's array write, at another step of the writers (among
+    # them a kept epoch's checkpoint synced, and renamed into place) and at a random moment.
+    at_steps = kill_points(steps, rng, 8, wanted=[lambda s: s.startswith("replace data/.vae-epoch"),
+                                                  lambda s: s.startswith("fsync data/.vae-epoch")])
+    kills = [(at, SIGNALS[i % 3]) for i, at in enumerate(at_steps)] + [(None, signum) for signum in SIGNALS]
+    assert {(at[0].startswith("write_array"), signum) for at, signum in kills if at} == \
+        {(write, signum) for write in (True, False) for signum in SIGNALS}
     for i, (at, signum) in enumerate(kills):
         folder = tmp_path / f"kill{i}"
         folder.mkdir()
@@ -124,12 +130,22 @@ def test_training_killed_anywhere_resumes_to_the_same_bytes(tmp_path, mnist_dir)
         assert snapshot(folder) == expected, (i, at, signum, differences(snapshot(folder), expected))
 
 
-def test_run_all_killed_anywhere_runs_again_to_the_same_bytes(tmp_path, mnist_dir):
+def test_run_all_killed_anywhere_runs_again_to_the_same_bytes(tmp_path, mnist_dir, quick_run):
     """One folder, run after run, each killed somewhere else, then one that finishes. Between the
     runs, the output folder is either absent (not yet written, or put aside by a swap the kill
-    cut in two, which the next run puts back) or the whole reference set."""
-    study = [str(REPO / "run_all.py"), "--quick", "--data-dir", str(mnist_dir)]
-    expected, steps, seconds = reference_run(tmp_path, study)
+    cut in two, which the next run puts back) or the whole reference set (conftest.quick_run's).
+
+    The killed runs take what parts 3-8 of the study return, which only compute and write
+    nothing, from the reference (tests/stand_in_study.py; uninterrupted, it writes the
+    reference's very bytes): a kill there could only come at a random moment, and random moments
+    then fall among the start-up, training, checkpoints and writes, which are run_all.py's own.
+    The run that finishes is run_all.py itself: it reuses the checkpoint the killed runs left
+    (not trained again) and computes the whole study once more, in another process, to the same
+    bytes: the same seed gives the same numbers."""
+    expected = snapshot(quick_run["folder"])
+    stand_in = [str(STAND_IN), str(quick_run["folder"] / "figures-quick"), "--quick", "--data-dir", str(mnist_dir)]
+    written, steps, seconds = reference_run(tmp_path, stand_in)
+    assert written == expected, differences(written, expected)
     figures = {name: content for name, content in expected.items() if name.startswith("figures-quick/")}
     rng = random.Random(18)
     kept_save = kill_points(steps, rng, 0, wanted=[lambda s: s.startswith("replace data/.vae-quick-epoch")])[0]
@@ -142,14 +158,17 @@ def test_run_all_killed_anywhere_runs_again_to_the_same_bytes(tmp_path, mnist_di
     folder.mkdir()
     for at, signum in kills:
         if at is None:
-            killed = run_and_signal_after(folder, [sys.executable, *study], rng.uniform(0, seconds), signum)
+            killed = run_and_signal_after(folder, [sys.executable, *stand_in], rng.uniform(0, seconds), signum)
         else:
-            killed = run(folder, study, at, signum)
+            killed = run(folder, stand_in, at, signum)
         assert_killed(killed, signum)
         shown = {name: content for name, content in snapshot(folder).items() if name.startswith("figures-quick/")}
         assert shown in ({}, figures), (at, signum, differences(shown, figures))
-    again = run(folder, study)
+    checkpoint = folder / "data" / "vae-quick.npz"
+    trained = checkpoint.stat().st_mtime_ns, checkpoint.read_bytes()
+    again = run(folder, [str(REPO / "run_all.py"), "--quick", "--data-dir", str(mnist_dir)])
     assert again.returncode == 0, again.stderr
+    assert (checkpoint.stat().st_mtime_ns, checkpoint.read_bytes()) == trained  # reused, not trained again
     assert snapshot(folder) == expected, differences(snapshot(folder), expected)
 
 

@@ -1,6 +1,6 @@
-"""run_all.py --quick end to end: every promised file, reproducible numbers, reuse."""
+"""run_all.py --quick end to end: every promised file, the log's table, readable figures; and every
+refusal before any work, interrupts and full disks keeping the previous run."""
 import errno
-import importlib.util
 import json
 import os
 import signal
@@ -10,10 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, assert_one_line_error, hold_lock, unreadable_text
+from tests.helpers import REPO, assert_one_line_error, hold_lock, load_run_all, unreadable_text
 from vae_autograd.core.model import init_vae_params
 from vae_autograd.io.files import OutputError
-from vae_autograd.io.process import PartClock
 from vae_autograd.report.page import CAPTIONS
 from vae_autograd.train.checkpoints import load_params, params_digest, save_params
 from vae_autograd.train.options import TrainConfig
@@ -28,16 +27,8 @@ def run_quick(out_dir, mnist_dir, *extra):
                           capture_output=True, text=True, env=env, cwd=out_dir.parent, timeout=600)
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory, mnist_dir):
-    out_dir = tmp_path_factory.mktemp("run") / "figures"
-    result = run_quick(out_dir, mnist_dir)
-    assert result.returncode == 0, result.stderr
-    return out_dir, result
-
-
 def test_quick_run_writes_every_promised_file(quick_run):
-    out_dir, result = quick_run
+    out_dir = quick_run["folder"] / "figures-quick"
     for name in FIGURES:
         png = out_dir / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -48,7 +39,7 @@ def test_quick_run_writes_every_promised_file(quick_run):
     for name in FIGURES:
         assert f"![{name}]({name}.png)" in report
     assert "(e) Can it exceed 1? **True**" in report and "--quick run" in report
-    _, _, _, epoch, curve = load_params(out_dir.parent / "data" / "vae-quick.npz")
+    _, _, _, epoch, curve = load_params(quick_run["folder"] / "data" / "vae-quick.npz")
     assert epoch == results["training"]["epochs"] == 3 and len(curve) == 3
     assert not list(out_dir.glob(".*.part"))  # no temporary file left behind
     assert (out_dir / ".written-by-run_all").is_file()  # the run marks the folder as its own
@@ -57,7 +48,7 @@ def test_quick_run_writes_every_promised_file(quick_run):
 def test_the_log_ends_with_each_parts_time_and_peak_memory(quick_run):
     """The table the benchmark reads: every part of the study, then the whole run, whose time is
     at least the parts' sum and whose peak is at least each part's."""
-    lines = [line.split("] ", 1)[1] for line in quick_run[1].stdout.splitlines()]
+    lines = [line.split("] ", 1)[1] for line in quick_run["log"].splitlines()]
     table = lines[lines.index(next(line for line in lines if line.startswith("part ") and "peak memory" in line)):]
     rows = {line[:line.index("  ")]: line.split()[-2:] for line in table[1:]}
     assert list(rows) == ["data and model (training)", "kept checkpoints (training)", "part 3", "parts 4-5",
@@ -70,41 +61,21 @@ def test_the_log_ends_with_each_parts_time_and_peak_memory(quick_run):
 
 
 def test_quick_run_numbers_make_sense(quick_run):
-    results = json.loads((quick_run[0] / "results.json").read_text())
+    results = json.loads((quick_run["folder"] / "figures-quick" / "results.json").read_text())
     test = results["integration_test"]
     assert test["elbo"] < test["log_px"] and test["gap"] > 0
     assert abs(test["halved_spacing_change"]) < 0.01
     assert all(kl > -0.05 for kl in results["svi"]["kl"])
 
 
-@pytest.fixture(scope="module")
-def quick_study(quick_run, mnist_dir):
-    """The quick run's study once more, in this process, on its checkpoint: (figures, results, the
-    checkpoint's (mtime, bytes) before)."""
-    out_dir, _ = quick_run
-    checkpoint = out_dir.parent / "data" / "vae-quick.npz"
-    before = checkpoint.stat().st_mtime_ns, checkpoint.read_bytes()
-    run_all = load_run_all()
-    args = run_all.parse_args(["--quick", "--params", str(checkpoint), "--out-dir", str(out_dir),
-                               "--data-dir", str(mnist_dir)])
-    figures, results = run_all.run_study(args, log=lambda line: None, clock=PartClock())
-    return figures, json.loads(json.dumps(results)), before
+# The same seed giving the same numbers, and the checkpoint reused rather than trained again: the
+# run that finishes in tests/test_fault_injection.py's run_all test, in another process.
 
 
-def test_same_seed_same_numbers_and_checkpoint_is_reused(quick_run, quick_study):
-    out_dir, _ = quick_run
-    _, second, written = quick_study
-    checkpoint = out_dir.parent / "data" / "vae-quick.npz"
-    assert (checkpoint.stat().st_mtime_ns, checkpoint.read_bytes()) == written  # reused, not retrained
-    first = json.loads((out_dir / "results.json").read_text())
-    first["training"].pop("train_seconds"), second["training"].pop("train_seconds")
-    assert first == second
-
-
-def test_every_figure_is_readable(quick_study):
+def test_every_figure_is_readable(quick_run):
     """No text leaves its figure, overlaps another or hides under a legend, in every figure run_all.py
     --quick draws (tests.helpers.unreadable_text checks the rendered bounding boxes)."""
-    figures, _, _ = quick_study
+    figures = quick_run["figures"]
     assert sorted(figures) == sorted(FIGURES)
     problems = {name: unreadable_text(fig) for name, fig in figures.items()}
     assert {name: found for name, found in problems.items() if found} == {}
@@ -127,21 +98,6 @@ def run_all(tmp_path, *args):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     return subprocess.run([sys.executable, str(REPO / "run_all.py"), *args], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=300)
-
-
-def load_run_all():
-    """run_all.py as a module, leaving pytest's signal handlers as they were (the script sets its own)."""
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    spec = importlib.util.spec_from_file_location("run_all", REPO / "run_all.py")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
-    return module
-
-
 
 
 def test_epochs_is_honoured_with_quick():
