@@ -237,3 +237,13 @@ def test_a_checkpoint_from_before_the_data_options_loads_and_is_reused_as_their_
         reusable_model(small_config(config.out, epochs=1, binarization="dynamic"), retrain=False)
     with pytest.raises(CheckpointError, match="has validation_size=0, but 50 was requested"):
         reusable_model(small_config(config.out, epochs=1, validation_size=50), retrain=False)
+
+
+def test_a_run_that_stopped_early_is_reused_for_its_patience_and_resumed_for_another(tmp_path, monkeypatch):
+    crafted_validation(monkeypatch, CURVE)
+    config = small_config(tmp_path / "vae.npz", epochs=10, validation_size=50, patience=3)
+    best, _ = run_training(config, data=synthetic_data(), **QUIET)
+    params, results = reusable_model(config, retrain=False)  # finished at epoch 7 of 10: complete
+    assert_same_params(params, best)
+    assert results["stopped_epoch"] == 7
+    assert reusable_model(small_config(config.out, epochs=10, validation_size=50, patience=5), retrain=False) is None
