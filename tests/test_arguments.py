@@ -10,7 +10,7 @@ from vae_autograd.core.model import init_vae_params
 from vae_autograd.study.gap_study import gap_studies
 from vae_autograd.study.grids import log_integrate_grid
 from vae_autograd.study.marginal_likelihood import iwae_bound, log_marginal_likelihood
-from vae_autograd.train.loop import evaluate_elbo
+from vae_autograd.train.loop import evaluate_elbo, train
 
 ENC, DEC = init_vae_params(np.random.default_rng(0), 784, 8, 2, scale=0.1)
 X = random_binary_images(3, np.float32)
@@ -31,6 +31,10 @@ CASES = {
     "a spacing wider than the bound": (lambda: log_marginal_likelihood(DEC, X, bound=1.0, spacing=2.0),
                                        "spacing <= bound"),
     "a grid of one point": (lambda: log_integrate_grid(np.zeros((3, 1, 1)), 0.5, 1), "points_per_axis must be"),
+    "a binarization that does not exist": (lambda: train((ENC, DEC), X, 1, binarization="random"),
+                                           "binarization must be 'threshold' or 'dynamic', got 'random'"),
+    "0-255 pixels as grey intensities": (lambda: train((ENC, DEC), X * 255, 1, binarization="dynamic"),
+                                         r"grey intensities in \[0, 1\], found 255.0; divide 0-255 pixels by 255"),
     "part 8 without its checks": (lambda: gap_studies((ENC, DEC), 1, {}, {"test": X}, {"test": np.zeros(3)}, None,
                                                       rng(), {"test": rng()}, iwae_images=0, check_images=0),
                                   "iwae_images and check_images must be at least 1"),

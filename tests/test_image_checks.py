@@ -104,6 +104,7 @@ PER_IMAGE_GAUSSIANS = [key for keys in GAUSSIAN_KEYS.values() for key in keys]
 IMAGE_PARAMETERS = {"x", "x_a", "x_b", "x_top", "train_x", "test_x", "train_x_shown", "test_x_shown", "images"}
 UNCHECKED = {  # public functions that take images but may skip the check, and why
     "vae_autograd.core.images.check_images": "the check itself",
+    "vae_autograd.core.images.check_batch": "the shape check shared by check_images and check_grey_images",
     "vae_autograd.core.images.to_image": "reshapes any flat images, Bernoulli means too",
     "vae_autograd.core.images.image_grid": "tiles any images, Bernoulli means too",
     "vae_autograd.core.model.encoder": "a network, a map over the last axis run inside every training step",

@@ -27,7 +27,9 @@ from vae_autograd.io.mnist import (
     download_file,
     find_mnist,
     load_binarized_mnist,
+    load_grey_mnist,
     read_idx,
+    threshold,
 )
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
@@ -149,6 +151,28 @@ def test_real_binarization_matches_raw_pixels(mnist, mnist_dir, split, images_fi
     np.testing.assert_array_equal(x[:100], expected)
     # the threshold matters: pixels in 1..254 exist, so a wrong cut-off would show
     assert np.any((raw > 0) & (raw < 128)) and np.any((raw >= 128) & (raw < 255))
+
+
+def test_real_grey_images_are_the_raw_pixels_over_255_and_threshold_to_the_binarized_ones(mnist, mnist_dir):
+    train_grey, train_y, test_grey, test_y = load_grey_mnist(train_size=120, test_size=45, data_dir=mnist_dir)
+    assert train_grey.shape == (120, 784) and test_grey.shape == (45, 784)
+    assert train_grey.dtype == np.float32 and test_grey.dtype == np.float32
+    for grey, images_file, binary in ((train_grey, TRAIN_IMAGES, mnist[0]), (test_grey, TEST_IMAGES, mnist[2])):
+        raw = raw_images(Path(mnist_dir) / images_file, len(grey))
+        np.testing.assert_array_equal(grey, raw.astype(np.float32) / 255)
+        assert grey.min() == 0 and grey.max() == 1 and np.any((grey > 0) & (grey < 1))
+        np.testing.assert_array_equal(threshold(grey), binary[:len(grey)])  # the very binarized images
+    np.testing.assert_array_equal(train_y, mnist[1][:120])
+    np.testing.assert_array_equal(test_y, mnist[3][:45])
+
+
+def test_threshold_of_every_grey_level_is_the_loaders_cut():
+    pixels = np.arange(256, dtype=np.uint8)
+    grey = pixels.astype(np.float32) / 255
+    binary = threshold(grey[None])
+    assert binary.dtype == np.float32
+    np.testing.assert_array_equal(binary[0], (pixels > 127.5).astype(np.float32))  # 128 is the first 1
+    assert binary[0, 127] == 0 and binary[0, 128] == 1
 
 
 def test_real_small_sizes_are_the_first_images_in_order(mnist, mnist_dir):
@@ -302,9 +326,10 @@ def test_load_corrupt_file(mnist_dir, tmp_path):
     (10, NUM_TEST + 1, "10001"),
     (10, 0, "0"),
 ])
-def test_load_bad_sizes(mnist_dir, train_size, test_size, bad):
+@pytest.mark.parametrize("load", [load_binarized_mnist, load_grey_mnist])
+def test_load_bad_sizes(mnist_dir, train_size, test_size, bad, load):
     with pytest.raises(DataError) as info:
-        load_binarized_mnist(train_size=train_size, test_size=test_size, data_dir=mnist_dir)
+        load(train_size=train_size, test_size=test_size, data_dir=mnist_dir)
     message = assert_one_line(info.value)
     assert ("train_size" if bad == str(train_size) else "test_size") in message
     assert bad in message

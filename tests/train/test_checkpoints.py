@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import META, small_params
 from vae_autograd.core.adam import init_adam_state
 from vae_autograd.core.fast_grad import flat_arrays
-from vae_autograd.train.checkpoints import CheckpointError, load_params, save_params
+from vae_autograd.train.checkpoints import METADATA_DEFAULTS, CheckpointError, load_params, save_params
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -20,7 +20,7 @@ def test_checkpoint_round_trip(tmp_path):
     path = tmp_path / "vae.npz"
     save_params(path, params, META, state, epoch=3, curve=[540.5, 300.25, 250.0])
     loaded, meta, loaded_state, epoch, curve = load_params(path, expect={"hidden_dim": 20})
-    assert meta == META and epoch == 3 and loaded_state["step"] == 7
+    assert meta == {**METADATA_DEFAULTS, **META} and epoch == 3 and loaded_state["step"] == 7
     assert curve == [540.5, 300.25, 250.0]
     for a, b in zip(flat_arrays(params), flat_arrays(loaded)):
         assert a.dtype == b.dtype and np.array_equal(a, b)

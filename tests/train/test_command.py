@@ -43,6 +43,17 @@ def run_cli(*args, env_extra=None, cwd=None):
     (["--out", "RESULTS.JSON"], "--out: must end in .npz"),
     (["--out", "data/vae"], "--out: must end in .npz"),
     (["--epochs", "3", "--keep-epochs", "2,5"], "keep_epochs [5] lie beyond epochs 3"),
+    (["--binarization", "random"], "--binarization: must be threshold or dynamic, got 'random'"),
+    (["--binarization", "Dynamic"], "--binarization: must be threshold or dynamic, got 'Dynamic'"),
+    (["--validation-size", "-1"], "--validation-size: must be an int in 0..59999, got '-1'"),
+    (["--validation-size", "60000"], "--validation-size: must be an int in 0..59999, got '60000'"),
+    (["--validation-size", "half"], "--validation-size: must be an int in 0..59999, got 'half'"),
+    (["--train-size", "300", "--validation-size", "300"],
+     "validation_size 300 leaves no training images of train_size 300: choose a --validation-size below --train-size"),
+    (["--validation-size", "10000"], "validation_size 10000 leaves no training images of train_size 10000"),
+    (["--validation-size", "100", "--patience", "0"], "--patience: must be a positive int, got '0'"),
+    (["--patience", "5"],
+     "patience 5 needs a validation set to watch: add --validation-size N, or leave --patience out"),
 ])
 def test_cli_rejects_bad_values(args, message):
     result = run_cli(*args)

@@ -1,7 +1,7 @@
 """The training options (vae_autograd.train.options) validate values from Python too."""
 import pytest
 
-from vae_autograd.train.options import ConfigError, TrainConfig
+from vae_autograd.train.options import DEFAULT_PATIENCE, ConfigError, TrainConfig
 
 
 def test_config_validates_values_from_python_too(tmp_path):
@@ -22,3 +22,23 @@ def test_config_refuses_what_it_would_silently_ignore():
     with pytest.raises(ConfigError, match=r"keep_epochs \[5, 7\] lie beyond epochs 4"):
         TrainConfig(epochs=4, keep_epochs=(1, 5, 7))
     assert TrainConfig(epochs=4, keep_epochs=(1, 4)).keep_epochs == (1, 4)
+
+
+def test_the_data_options_are_validated_from_python_too():
+    with pytest.raises(ConfigError, match="binarization must be threshold or dynamic, got 'grey'"):
+        TrainConfig(binarization="grey")
+    with pytest.raises(ConfigError, match="validation_size must be an int in 0..59999, got 0.5"):
+        TrainConfig(validation_size=0.5)
+    with pytest.raises(ConfigError, match="validation_size 500 leaves no training images of train_size 400: choose"):
+        TrainConfig(train_size=400, validation_size=500)
+    with pytest.raises(ConfigError, match="patience must be a positive int, got True"):
+        TrainConfig(validation_size=10, patience=True)
+    with pytest.raises(ConfigError, match="patience 3 needs a validation set to watch: add --validation-size"):
+        TrainConfig(patience=3)
+    assert TrainConfig().stop_patience is None and TrainConfig(validation_size=10).stop_patience == DEFAULT_PATIENCE
+    assert TrainConfig(validation_size=10, patience=3).stop_patience == 3
+
+
+def test_the_metadata_a_checkpoint_must_match_names_the_data_options_but_not_patience():
+    metadata = TrainConfig(binarization="dynamic", validation_size=10, patience=3).metadata()
+    assert metadata["binarization"] == "dynamic" and metadata["validation_size"] == 10 and "patience" not in metadata

@@ -25,6 +25,31 @@ def check_images(x, num_pixels, what="x"):
     num_pixels: the allowed P, an int or a tuple of them (e.g. (784, 392) where whole images
     and top halves are both allowed). NaN is not binary, so it is refused too.
     """
+    x = check_batch(x, num_pixels, what)
+    binary = (x == 0) | (x == 1)
+    if not binary.all():
+        bad = x[~binary].flat[0]
+        raise ValueError(f"{what} must be binary images, every pixel 0 or 1 (the Bernoulli "
+                         f"likelihood is defined for nothing else), found {bad!r}; binarize with "
+                         f"({what} > 0.5).astype(np.float32), or load the data with "
+                         "data.load_binarized_mnist")
+    return x
+
+
+def check_grey_images(grey, num_pixels, what="grey"):
+    """grey as an array if it is a non-empty batch (N, P) of intensities in [0, 1], the probabilities
+    of the pixels that dynamic binarization draws, else a clear ValueError (NaN is refused too)."""
+    grey = check_batch(grey, num_pixels, what)
+    inside = (grey >= 0) & (grey <= 1)
+    if not inside.all():
+        bad = grey[~inside].flat[0]
+        raise ValueError(f"{what} must be grey intensities in [0, 1], found {float(bad)!r}; divide 0-255 pixels "
+                         "by 255, or load the data with io.mnist.load_grey_mnist")
+    return grey
+
+
+def check_batch(x, num_pixels, what):
+    """x as an array if it is a non-empty batch (N, P) of flat images, P in num_pixels; else a ValueError."""
     x = np.asarray(x)
     allowed = tuple(np.atleast_1d(num_pixels).tolist())
     pixels = " or ".join(map(str, allowed))
@@ -36,13 +61,6 @@ def check_images(x, num_pixels, what="x"):
                          f"flatten {SIDE}x{SIDE} images with {what}.reshape(len({what}), -1)")
     if len(x) == 0:
         raise ValueError(f"{what} holds no images (shape {x.shape}); pass at least one")
-    binary = (x == 0) | (x == 1)
-    if not binary.all():
-        bad = x[~binary].flat[0]
-        raise ValueError(f"{what} must be binary images, every pixel 0 or 1 (the Bernoulli "
-                         f"likelihood is defined for nothing else), found {bad!r}; binarize with "
-                         f"({what} > 0.5).astype(np.float32), or load the data with "
-                         "data.load_binarized_mnist")
     return x
 
 

@@ -1,4 +1,5 @@
-"""Binarized MNIST: find, verify, download and parse the official IDX files (study part 2.1).
+"""Binarized MNIST: find, verify, download and parse the official IDX files (study part 2.1);
+the images binarized at intensity 0.5, or as grey intensities for drawing binary ones.
 
 The loader looks in ``data_dir``, else ``$MNIST_DIR``, else ``data/mnist/`` (relative to
 the working directory). Every file is checked against its SHA-256 before it is parsed;
@@ -152,6 +153,33 @@ def load_binarized_mnist(train_size=10000, test_size=10000, data_dir=None, mirro
     Returns train_x (train_size, 784) and test_x (test_size, 784) as float32 0/1 arrays,
     and train_labels, test_labels as int64 arrays.
     """
+    train_pixels, train_labels, test_pixels, test_labels = load_mnist_pixels(train_size, test_size, data_dir, mirrors)
+    # On the uint8 pixels, so no float copy of the whole set is made: p > 127.5 is p / 255 > 0.5.
+    return ((train_pixels > 127.5).astype(np.float32), train_labels,
+            (test_pixels > 127.5).astype(np.float32), test_labels)
+
+
+def load_grey_mnist(train_size=10000, test_size=10000, data_dir=None, mirrors=MIRRORS):
+    """load_binarized_mnist's images before binarization: grey intensities pixel/255 in [0, 1].
+
+    Returns train_grey (train_size, 784) and test_grey (test_size, 784) as float32 arrays,
+    and the labels as load_binarized_mnist does. threshold(grey) is load_binarized_mnist's images,
+    bit for bit; the grey images are for drawing binary ones (dynamic binarization), not for the
+    Bernoulli likelihood, which is defined for 0/1 pixels only.
+    """
+    train_pixels, train_labels, test_pixels, test_labels = load_mnist_pixels(train_size, test_size, data_dir, mirrors)
+    return (train_pixels.astype(np.float32) / 255.0, train_labels, test_pixels.astype(np.float32) / 255.0, test_labels)
+
+
+def threshold(grey):
+    """Grey intensities (N, 784) in [0, 1] -> float32 0/1 images at intensity > 0.5, the binarization of
+    load_binarized_mnist (for any pixel p, float32(p / 255) > 0.5 exactly when p > 127.5)."""
+    return (np.asarray(grey) > 0.5).astype(np.float32)
+
+
+def load_mnist_pixels(train_size, test_size, data_dir=None, mirrors=MIRRORS):
+    """The first train_size training and test_size test images as uint8 pixels (N, 784) in 0..255,
+    and their labels as int64 (N,): what both loaders above read, after the one check of sizes."""
     if not all(isinstance(n, (int, np.integer)) for n in (train_size, test_size)) \
             or not 1 <= train_size <= NUM_TRAIN or not 1 <= test_size <= NUM_TEST:
         raise DataError(f"train_size must be an integer in 1..{NUM_TRAIN} and test_size in "
@@ -160,7 +188,7 @@ def load_binarized_mnist(train_size=10000, test_size=10000, data_dir=None, mirro
 
     def images(name, n):
         pixels = read_idx(data_dir / name, 0x0803)[:n]
-        return (pixels.reshape(len(pixels), -1) > 127.5).astype(np.float32)
+        return pixels.reshape(len(pixels), -1)
 
     def labels(name, n):
         return read_idx(data_dir / name, 0x0801)[:n].astype(np.int64)

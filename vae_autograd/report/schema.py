@@ -1,13 +1,13 @@
-"""The schema of results.json, the one contract between the study (run_all.py writes it) and the
-report (which reads nothing else); report.conform holds a results.json to it.
-
-Conventions: nats per image; a key X_se is the standard error of the mean X over images (or, for an ELBO, its
-Monte Carlo standard error), so X and X_se travel together; {K: ...} are keyed by the string of K."""
+"""The schema of results.json, the one contract between the study (run_all.py writes it) and the report (which
+reads nothing else); report.conform holds a results.json to it. Conventions: nats per image; a key X_se is the
+standard error of the mean X over images (of an ELBO, its Monte Carlo SE); {K: ...} are keyed by str(K)."""
 from typing import Literal, TypedDict
 
+TrainingData = TypedDict("TrainingData", {"binarization": Literal["threshold"], "validation_size": int}, total=False)
 
-class Training(TypedDict):
-    """The trained model's checkpoint metadata and its final ELBOs (train.command.run_training)."""
+
+class Training(TrainingData):
+    """The trained model's checkpoint metadata (its data options since they exist) and final ELBOs (run_training)."""
     epochs: int
     data_dim: int
     hidden_dim: int

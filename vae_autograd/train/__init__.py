@@ -1,2 +1,2 @@
-"""Training: the options of a run (TrainConfig), the loop, checkpoints, and the command
+"""Training: the options of a run (TrainConfig), its images and validation, the loop, checkpoints, and the command
 ``python -m vae_autograd.train``."""

@@ -1,25 +1,43 @@
 """Checkpoints: both networks, the Adam state, the epoch and the training curve in one .npz,
-written atomically and read back only if they hold the model asked for."""
+written atomically and read back only if they hold the model asked for. A run with a validation set
+also keeps its validation curve and its best epoch's parameters there: the training state is what
+--resume goes on from, the best epoch's parameters the model that load_params gives the analyses."""
 import hashlib
 import json
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from ..core.fast_grad import flat_arrays
 from ..io.files import atomic_write
 from .loop import all_finite
+from .validation import Validation, best_epoch
+
+# Checkpoints written before these options existed record neither: they were trained on images
+# thresholded at 0.5 without a validation set, and are read as such (so they are still reused).
+METADATA_DEFAULTS = {"binarization": "threshold", "validation_size": 0}
 
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be used; the message says why and what to do."""
 
 
-def save_params(path, params, metadata, adam_state=None, epoch=0, curve=()):
-    """Write both networks, the Adam state, the epoch, the per-epoch mean -ELBO so far (curve)
-    and metadata to one .npz, atomically. The curve travels with the parameters, so a
-    resumed run reports the curve of exactly the epochs that made them."""
+class Checkpoint(NamedTuple):
+    """Everything a checkpoint holds; validation is None for a run without a validation set."""
+    params: tuple       # (enc_params, dec_params) after the last epoch: the training state
+    metadata: dict      # TrainConfig.metadata() of the run, METADATA_DEFAULTS for keys it predates
+    adam_state: dict | None
+    epoch: int
+    curve: list         # mean -ELBO of each training epoch
+    validation: Validation | None
+
+
+def save_params(path, params, metadata, adam_state=None, epoch=0, curve=(), validation=None):
+    """Write both networks, the Adam state, the epoch, the per-epoch mean -ELBO so far (curve),
+    the Validation record if the run has one, and metadata to one .npz, atomically. The curve
+    travels with the parameters, so a resumed run reports the curve of exactly the epochs that made them."""
     arrays = {f"param_{i}": a for i, a in enumerate(flat_arrays(params))}
     if adam_state is not None:
         arrays.update({f"adam_m_{i}": a for i, a in enumerate(adam_state["m"])})
@@ -27,6 +45,10 @@ def save_params(path, params, metadata, adam_state=None, epoch=0, curve=()):
         arrays["adam_step"] = np.array(adam_state["step"])
     arrays["epoch"] = np.array(epoch)
     arrays["train_curve"] = np.array(curve, dtype=np.float64)
+    if validation is not None:
+        arrays.update({f"best_param_{i}": a for i, a in enumerate(flat_arrays(validation.best_params))})
+        arrays["best_epoch"] = np.array(validation.best_epoch)
+        arrays["validation_curve"] = np.array(validation.curve, dtype=np.float64)
     arrays["metadata"] = np.array(json.dumps(metadata))
     atomic_write(path, lambda f: write_npz(f, arrays))
 
@@ -62,7 +84,20 @@ def metadata_mismatch(metadata, expect):
 
 
 def load_params(path, expect=None):
-    """Read a checkpoint written by save_params; returns (params, metadata, adam_state, epoch, curve).
+    """The model of a checkpoint written by save_params: (params, metadata, adam_state, epoch, curve).
+
+    params is the model to analyse: with a validation set, the parameters of the best validation
+    epoch (load_checkpoint(path).validation.best_epoch), else those of the last epoch; adam_state,
+    epoch and curve are the training state's (the last epoch's), as load_checkpoint gives them.
+    expect and the errors are load_checkpoint's.
+    """
+    checkpoint = load_checkpoint(path, expect)
+    params = checkpoint.validation.best_params if checkpoint.validation else checkpoint.params
+    return params, checkpoint.metadata, checkpoint.adam_state, checkpoint.epoch, checkpoint.curve
+
+
+def load_checkpoint(path, expect=None):
+    """Read everything a checkpoint written by save_params holds, as a Checkpoint.
 
     expect: dict of metadata the checkpoint must match (e.g. the model dimensions).
     Raises CheckpointError with the fix if the file is missing, unreadable, mismatched or
@@ -75,7 +110,7 @@ def load_params(path, expect=None):
     try:
         with np.load(path) as f:
             files = dict(f.items())
-        metadata = json.loads(str(files["metadata"]))
+        metadata = {**METADATA_DEFAULTS, **json.loads(str(files["metadata"]))}
         dims = (metadata["data_dim"], metadata["hidden_dim"], metadata["latent_dim"])
     except Exception as err:  # any unreadable file is the same problem to the user
         raise CheckpointError(f"{path} is not a vae_autograd checkpoint ({type(err).__name__}); "
@@ -90,11 +125,9 @@ def load_params(path, expect=None):
     if not all(type(n) is int and n > 0 for n in dims):
         raise damaged(f"records the sizes {dims}, not positive integers")
     shapes = vae_shapes(*dims)  # from the metadata alone: nothing is allocated for a crafted size
-    got = [files.get(f"param_{i}") for i in range(len(shapes))]
-    if any(a is None or a.shape != s or not np.issubdtype(a.dtype, np.floating) for a, s in zip(got, shapes)) \
-            or f"param_{len(shapes)}" in files:
+    got, params = read_params(files, "param", shapes)
+    if params is None:
         raise damaged(f"does not hold the arrays of a {dims} VAE")
-    params = ([(got[0], got[1]), (got[2], got[3])], [(got[4], got[5]), (got[6], got[7])])
     if not all_finite(params):
         raise CheckpointError(f"checkpoint {path} holds non-finite parameters (its training diverged); "
                               "retrain it with a smaller --lr")
@@ -114,7 +147,35 @@ def load_params(path, expect=None):
         if adam_state["step"] is None or any(a is None or a.shape != s or a.dtype != p.dtype or not np.isfinite(a).all()
                                              for a, s, p in zip(moments, shapes * 2, got * 2)):
             raise damaged("holds an Adam state that does not fit its parameters")
-    return params, metadata, adam_state, epoch, [float(v) for v in curve]
+    validation = None
+    if metadata["validation_size"] or "validation_curve" in files:
+        validation = read_validation(files, shapes, epoch)
+        if validation is None:
+            raise damaged(f"holds no validation curve of {epoch} finite ELBOs, its best epoch and that epoch's "
+                          "finite parameters")
+    return Checkpoint(params, metadata, adam_state, epoch, [float(v) for v in curve], validation)
+
+
+def read_params(files, prefix, shapes):
+    """(arrays, params) of the arrays prefix_0, prefix_1, ... of files if they have the shapes
+    (vae_shapes' order) and a floating dtype, and there is no more of them; else (arrays, None)."""
+    got = [files.get(f"{prefix}_{i}") for i in range(len(shapes))]
+    if any(a is None or a.shape != s or not np.issubdtype(a.dtype, np.floating) for a, s in zip(got, shapes)) \
+            or f"{prefix}_{len(shapes)}" in files:
+        return got, None
+    return got, ([(got[0], got[1]), (got[2], got[3])], [(got[4], got[5]), (got[6], got[7])])
+
+
+def read_validation(files, shapes, epoch):
+    """The Validation record of a checkpoint at epoch, or None if it lacks one or it is inconsistent:
+    a validation ELBO per epoch, all finite, the best epoch their first highest, its parameters finite."""
+    curve, best, (_, best_params) = files.get("validation_curve"), count(files.get("best_epoch")), \
+        read_params(files, "best_param", shapes)
+    if curve is None or curve.shape != (epoch,) or not np.issubdtype(curve.dtype, np.floating) \
+            or not np.all(np.isfinite(curve)) or epoch == 0 or best != best_epoch(curve) \
+            or best_params is None or not all_finite(best_params):
+        return None
+    return Validation([float(v) for v in curve], best, best_params)
 
 
 def vae_shapes(data_dim, hidden_dim, latent_dim):

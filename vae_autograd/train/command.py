@@ -3,8 +3,10 @@
     python -m vae_autograd.train --epochs 200
 
 Epoch e draws its minibatch order and its Monte Carlo noise from a generator seeded
-with (seed, e), so resuming from a checkpoint saved after epoch e gives exactly the
-parameters of an uninterrupted run.
+with (seed, e), and under dynamic binarization its pixels from one seeded with (seed, e, 1),
+so resuming from a checkpoint saved after epoch e gives exactly the parameters of an
+uninterrupted run. With a validation set the checkpoint holds the best epoch's parameters
+beside that training state, and the validation curve, so that early stopping resumes exactly too.
 """
 import json
 import math
@@ -16,11 +18,13 @@ import numpy as np
 
 from ..core.model import init_vae_params
 from ..io.files import OutputError, atomic_write, check_not_an_input, check_writable_file, sole_writer
-from ..io.mnist import DataError, load_binarized_mnist, mnist_paths
+from ..io.mnist import DataError, mnist_paths
 from ..io.process import interrupt_on_sigterm, keep_freed_memory
-from .checkpoints import CheckpointError, load_params, params_digest, save_params, vae_shapes
+from .checkpoints import CheckpointError, load_checkpoint, load_params, params_digest, save_params, vae_shapes
+from .data import load_run_data, run_images
 from .loop import TrainingDiverged, evaluate_elbo, train
 from .options import ConfigError, OneLineParser, add_options, config_from_args
+from .validation import VALIDATION_SAMPLES, patience_exhausted, validated
 
 
 def build_parser():
@@ -105,7 +109,8 @@ def available_memory():
 def run_training(config, log=print, data=None, hold_lock=True):
     """Train (or resume) as config says; save the checkpoint and its .json results.
 
-    data: load_binarized_mnist's four arrays for config's sizes, if the caller has them.
+    data: load_run_data(config)'s four arrays (load_binarized_mnist's, or load_grey_mnist's under
+    dynamic binarization) for config's sizes, if the caller has them.
     hold_lock: take sole_writer of config's checkpoints for the run; False if the caller
     holds it already (run_all.py, for the whole study).
     Returns (params, results). Raises OutputError, CheckpointError, ConfigError, DataError or
@@ -121,64 +126,100 @@ def run_training(config, log=print, data=None, hold_lock=True):
 
 def train_and_evaluate(config, log, data):
     """run_training's work, once its checks are passed and its lock is held."""
-    metadata = config.metadata()
-    curve, start_epoch, adam_state = [], 0, None
+    metadata, patience = config.metadata(), config.stop_patience
+    curve, start_epoch, adam_state, validation = [], 0, None, None
     if config.resume:
-        params, _, adam_state, start_epoch, curve = load_params(config.out, expect=metadata)
+        params, _, adam_state, start_epoch, curve, validation = load_checkpoint(config.out, expect=metadata)
         curve = curve[:start_epoch]
         check_kept_on_resume(config, start_epoch, log)
         if start_epoch in config.keep_epochs and not config.kept_path(start_epoch).exists():
             # A run stopped between saving --out and its kept copy: the copy is --out as loaded.
-            save_params(config.kept_path(start_epoch), params, metadata, adam_state, start_epoch, curve)
+            save_params(config.kept_path(start_epoch), params, metadata, adam_state, start_epoch, curve, validation)
     else:
         params = init_vae_params(np.random.default_rng(config.seed), 784, config.hidden_dim,
                                  config.latent_dim)
-    data = data or load_binarized_mnist(config.train_size, config.test_size, config.data_dir)
-    train_x, _, test_x, _ = data
+    images = run_images(config, data or load_run_data(config))
+    # Stopped already (by patience): an uninterrupted run with these options would have stopped there too.
+    stopped = validation is not None and patience_exhausted(validation.curve, patience)
     if config.resume:
         log(f"resuming from {config.out} at epoch {start_epoch}")
-        if start_epoch >= config.epochs:
+        if stopped:
+            log(f"training stopped at epoch {start_epoch}: no better validation ELBO since epoch "
+                f"{validation.best_epoch} (--patience {patience}); evaluating only")
+        elif start_epoch >= config.epochs:
             log(f"checkpoint already has {start_epoch} epochs (>= --epochs {config.epochs}); evaluating only")
     started = time.perf_counter()
     saved = []  # epochs saved by this run, for the message should training diverge
 
     def on_epoch_end(epoch, loss, seconds, state):
+        nonlocal validation
         curve.append(loss)
+        if images.validation is not None:
+            validation = validated(validation, params, images.validation, config.seed)
         # --out first: a run stopped between the two saves leaves --out at this epoch and no kept
         # copy, which --resume writes from --out (above); never a kept copy without its --out.
-        save_params(config.out, params, metadata, state, epoch, curve)
+        save_params(config.out, params, metadata, state, epoch, curve, validation)
         if epoch in config.keep_epochs:
-            save_params(config.kept_path(epoch), params, metadata, state, epoch, curve)
+            save_params(config.kept_path(epoch), params, metadata, state, epoch, curve, validation)
         saved.append(epoch)
         if not config.quiet:
             done = epoch - start_epoch
             left = (time.perf_counter() - started) / done * (config.epochs - epoch)
-            log(f"epoch {epoch:4d}/{config.epochs}  -ELBO {loss:8.3f}  {seconds:5.2f}s  "
+            watched = f"  validation ELBO {validation.curve[-1]:8.3f} (best: epoch {validation.best_epoch})" \
+                if validation else ""
+            log(f"epoch {epoch:4d}/{config.epochs}  -ELBO {loss:8.3f}{watched}  {seconds:5.2f}s  "
                 f"{left / 60:4.1f} min left")
+        if validation is not None and patience_exhausted(validation.curve, patience):
+            log(f"stopping at epoch {epoch}: no better validation ELBO for {patience} epochs (--patience)")
+            return True
+        return False
 
     try:
-        train(params, train_x, config.epochs, config.batch_size, config.lr, config.seed,
-              adam_state, start_epoch, on_epoch_end)
+        if not stopped:
+            train(params, images.train, config.epochs, config.batch_size, config.lr, config.seed,
+                  adam_state, start_epoch, on_epoch_end, config.binarization)
     except TrainingDiverged as err:
         kept = f"{config.out} keeps epoch {saved[-1]}" if saved else f"{config.out} is unchanged"
         raise TrainingDiverged(f"{err}; {kept}") from None
-    rng = np.random.default_rng([config.seed, 2**31])
-    train_elbo, train_se = evaluate_elbo(params, train_x, rng, config.eval_samples)
-    test_elbo, test_se = evaluate_elbo(params, test_x, rng, config.eval_samples)
-    results = {"epochs": max(config.epochs, start_epoch), **metadata,
-               "train_elbo": train_elbo, "train_elbo_se": train_se,
-               "test_elbo": test_elbo, "test_elbo_se": test_se,
-               "eval_samples": config.eval_samples, "test_size": config.test_size,
-               "train_seconds": time.perf_counter() - started, "train_curve": curve,
-               "params_digest": params_digest(params)}
-    if not all(math.isfinite(v) for v in (train_elbo, train_se, test_elbo, test_se)):
-        raise TrainingDiverged(f"the trained model's ELBO is not finite (train {train_elbo}, test {test_elbo}); "
-                               f"retrain with a smaller --lr than {config.lr}")
+    results = evaluate_run(config, validation.best_params if validation else params, images)
+    last_epoch = saved[-1] if saved else start_epoch
+    results = {"epochs": last_epoch, **metadata, **results, "train_seconds": time.perf_counter() - started,
+               "train_curve": curve}
+    if validation is not None:
+        results.update(patience=patience, validation_samples=VALIDATION_SAMPLES, validation_curve=validation.curve,
+                       best_epoch=validation.best_epoch, best_validation_elbo=max(validation.curve),
+                       stopped_epoch=last_epoch, stopped_early=last_epoch < config.epochs)
     atomic_write(config.results_path, lambda f: f.write(json.dumps(results, indent=1, allow_nan=False).encode()))
-    log(f"train ELBO {train_elbo:9.3f} +- {train_se:.3f}   (mean over {len(train_x)} images)")
-    log(f"test  ELBO {test_elbo:9.3f} +- {test_se:.3f}   (mean over {len(test_x)} images)")
+    log(f"train ELBO {results['train_elbo']:9.3f} +- {results['train_elbo_se']:.3f}   "
+        f"(mean over {len(images.train_eval)} images)")
+    log(f"test  ELBO {results['test_elbo']:9.3f} +- {results['test_elbo_se']:.3f}   "
+        f"(mean over {len(images.test)} images)")
+    if images.test_threshold is not None:
+        log(f"test  ELBO {results['test_threshold_elbo']:9.3f} +- {results['test_threshold_elbo_se']:.3f}   "
+            "(the test images thresholded at 0.5)")
+    if validation is not None:
+        log(f"model kept: epoch {validation.best_epoch}, best validation ELBO {max(validation.curve):.3f} "
+            f"(training stopped at epoch {last_epoch})")
     log(f"checkpoint {config.out}, results {config.results_path}")
-    return params, results
+    return validation.best_params if validation else params, results
+
+
+def evaluate_run(config, params, sets):
+    """The final ELBOs of params (the model a run keeps) on sets (a RunImages) and the digest of params:
+    on the training images trained on, the test images, and under dynamic binarization the test images
+    thresholded at 0.5 too, each with config.eval_samples draws of z per image. Raises TrainingDiverged
+    if one is not finite."""
+    rng = np.random.default_rng([config.seed, 2**31])
+    evaluated = {"train": sets.train_eval, "test": sets.test, "test_threshold": sets.test_threshold}
+    results = {}
+    for name, x in evaluated.items():
+        if x is not None:
+            results[f"{name}_elbo"], results[f"{name}_elbo_se"] = evaluate_elbo(params, x, rng, config.eval_samples)
+    if not all(math.isfinite(v) for v in results.values()):
+        raise TrainingDiverged(f"the trained model's ELBO is not finite (train {results['train_elbo']}, test "
+                               f"{results['test_elbo']}); retrain with a smaller --lr than {config.lr}")
+    return {**results, "eval_samples": config.eval_samples, "test_size": config.test_size,
+            "params_digest": params_digest(params)}
 
 
 def main(argv=None):

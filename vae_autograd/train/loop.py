@@ -1,5 +1,6 @@
-"""The training loop (study part 2.5): Adam on -ELBO over shuffled minibatches, and the ELBO of a
-trained model on a whole set (2.6)."""
+"""The training loop (study part 2.5): Adam on -ELBO over shuffled minibatches of binary images, or of
+binary images drawn afresh from grey ones (dynamic binarization), and the ELBO of a trained model on
+a whole set (2.6)."""
 import math
 import time
 
@@ -8,7 +9,7 @@ import numpy as np
 from ..core.adam import adam_update, init_adam_state
 from ..core.elbo import check_num_samples, elbo_unchecked, log_importance_weight_chunks
 from ..core.fast_grad import flat_arrays, value_and_grad_per_array
-from ..core.images import check_images
+from ..core.images import check_grey_images, check_images
 from ..core.model import data_dim, hidden_dim
 
 
@@ -17,7 +18,21 @@ class TrainingDiverged(Exception):
 
 
 def epoch_rng(seed, epoch):
+    """The generator of epoch's minibatch order and Monte Carlo noise."""
     return np.random.default_rng([seed, epoch])
+
+
+def pixel_rng(seed, epoch):
+    """The generator of epoch's dynamic binarization: a stream of its own beside epoch_rng's, so that the
+    minibatch order and the noise are those of threshold training. (Its third entry is 1, not 0:
+    SeedSequence pads short entropy with zeros, so [seed, epoch, 0] would be epoch_rng's very stream.)"""
+    return np.random.default_rng([seed, epoch, 1])
+
+
+def draw_binary(grey, rng):
+    """Binary images (N, P) float32 drawn from grey intensities (N, P) in [0, 1]: each pixel is 1 with
+    probability its intensity, where a uniform draw of rng falls below it."""
+    return (rng.random(grey.shape) < grey).astype(np.float32)
 
 
 def minibatches(x, batch_size, rng):
@@ -28,16 +43,23 @@ def minibatches(x, batch_size, rng):
 
 
 def train(params, train_x, epochs, batch_size=100, lr=1e-3, seed=0, adam_state=None,
-          start_epoch=0, on_epoch_end=None):
+          start_epoch=0, on_epoch_end=None, binarization="threshold"):
     """Run Adam on -ELBO from epoch start_epoch up to epochs; params change in place.
 
-    params: (enc_params, dec_params); train_x (N, 784). on_epoch_end(epoch, mean_loss,
-    seconds, adam_state) is called after every epoch (for logging and checkpoints).
+    params: (enc_params, dec_params); train_x (N, 784): binary images, or with binarization
+    "dynamic" grey intensities in [0, 1], from which each minibatch's pixels are drawn afresh
+    (pixel_rng(seed, epoch), so a resumed run draws what an uninterrupted one would).
+    on_epoch_end(epoch, mean_loss, seconds, adam_state) is called after every epoch (for logging,
+    checkpoints and early stopping); training stops after an epoch for which it returns True.
     Returns the list of per-epoch mean -ELBO values seen during training. Raises
     TrainingDiverged at the end of the first epoch whose loss or parameters are not
     finite, before on_epoch_end could save them.
     """
-    check_images(train_x, data_dim(params[1]), "train_x")  # once: the loss below runs unchecked
+    if binarization not in ("threshold", "dynamic"):
+        raise ValueError(f"binarization must be 'threshold' or 'dynamic', got {binarization!r}")
+    dynamic = binarization == "dynamic"
+    # Once: the loss below runs unchecked.
+    (check_grey_images if dynamic else check_images)(train_x, data_dim(params[1]), "train_x")
 
     def loss(params, x, rng):
         return -elbo_unchecked(params[0], params[1], x, rng)
@@ -50,9 +72,11 @@ def train(params, train_x, epochs, batch_size=100, lr=1e-3, seed=0, adam_state=N
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(start_epoch, epochs):
             start = time.perf_counter()
-            rng = epoch_rng(seed, epoch)
+            rng, pixels = epoch_rng(seed, epoch), pixel_rng(seed, epoch) if dynamic else None
             total = 0.0
             for x in minibatches(train_x, batch_size, rng):
+                if dynamic:
+                    x = draw_binary(x, pixels)
                 value, grads = loss_and_grad(params, x, rng)
                 adam_update(flat_arrays(params), flat_arrays(grads), adam_state, lr)
                 total += float(value) * len(x)
@@ -62,8 +86,9 @@ def train(params, train_x, epochs, batch_size=100, lr=1e-3, seed=0, adam_state=N
             if not math.isfinite(curve[-1]) or not all_finite(params):
                 raise TrainingDiverged(f"training diverged in epoch {epoch + 1} (mean -ELBO {curve[-1]}); "
                                        f"try a smaller --lr than {lr}")
-            if on_epoch_end is not None:
-                on_epoch_end(epoch + 1, curve[-1], time.perf_counter() - start, adam_state)
+            if on_epoch_end is not None and on_epoch_end(epoch + 1, curve[-1], time.perf_counter() - start,
+                                                         adam_state):
+                break
     return curve
 
 

@@ -28,13 +28,17 @@ def reusable_model(config, retrain):
     # The results must describe this very checkpoint (another seed's .json has other parameters).
     finished = isinstance(results, dict) and results.get("params_digest") == params_digest(params) \
         and results.get("epochs") == epoch
+    # A run stopped early by its validation set finished short of its epochs, for its patience; with
+    # another patience it is resumed, and goes on only if that patience allows.
+    stopped_early = finished and results.get("stopped_early") is True
     mismatch = metadata_mismatch(metadata, config.metadata()) or (
-        (epoch > config.epochs or epoch < config.epochs and finished)
+        (epoch > config.epochs or epoch < config.epochs and finished and not stopped_early)
         and f"has {epoch} epochs, but {config.epochs} were requested")
     if mismatch:
         raise CheckpointError(f"--params {config.out} does not match the requested model: it {mismatch}; "
                               "pass --retrain to replace it, or another --params")
-    if finished and epoch == config.epochs and results.get("test_size") == config.test_size \
+    complete = epoch == config.epochs or stopped_early and results.get("patience") == config.stop_patience
+    if finished and complete and results.get("test_size") == config.test_size \
             and results.get("eval_samples") == config.eval_samples:
         return params, results
     return None
