@@ -1,0 +1,149 @@
+"""The page of the seed sweeps (sweeps/report.md), from their JSONs alone (seeds.outputs.sweep_summary
+writes them): each setting's mean ± standard deviation over seeds beside Davidson et al.'s published row,
+IWAE with K = 1000 against the exact log p(x) of the same images, the gaps, and sentences that say only
+what those numbers show."""
+import statistics
+
+from ..core.text import percent
+from .format import join, table_row
+
+# The figure's panels: (row metric, title, y label, key of the published row drawn beside it or None).
+FIGURE_PANELS = (
+    ("test_log_px", "exact test log p(x)", "nats per image", "log_px"),
+    ("iwae_minus_log_px", "IWAE (K = 1000) minus exact log p(x)", "nats per image", None),
+    ("test_elbo", "test ELBO", "nats per image", "elbo"),
+    ("test_approximation_gap", "approximation gap (test)", "nats per image", None),
+    ("test_amortization_gap", "amortization gap (test)", "nats per image", None),
+    ("test_wrong_basin_fraction", "wrong-basin fraction (test)", "share of images", None),
+)
+CAPTION = ("**Per seed.** Each dot one seed's model (its value on the test set), the bar the mean ± standard "
+           "deviation over seeds; where Davidson et al. (2018) report the number (their LL beside the exact "
+           "log p(x), their ELBO beside the test ELBO), their mean ± standard deviation is the grey band.")
+
+
+def spread(sweep, metric, digits=2):
+    """'mean ± sd' over the sweep's seeds ('mean' for one seed, '-' where it has none)."""
+    mean, sd = sweep["mean"][metric], sweep["sd"][metric]
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f}" if sd is None else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def share_spread(sweep, metric):
+    mean, sd = sweep["mean"][metric], sweep["sd"][metric]
+    return "-" if mean is None else percent(mean) if sd is None else f"{percent(mean)} ± {percent(sd)}"
+
+
+def above_or_below(difference):
+    return "above" if difference > 0 else "below"
+
+
+def sweep_page(sweeps, figure_name):
+    """The whole page (markdown) of the sweeps (their JSONs, in the order shown), with the figure figure_name."""
+    published = sweeps[0]["published"] if sweeps else None
+    lines = ["# Seeds", ""]
+    for sweep in sweeps:
+        seeds = sweep["seeds"]
+        lines += [f"- **{sweep['setting']}**, {sweep['description']}: {training_summary(sweep['options'])}; seeds "
+                  f"{seed_list(seeds)} ({len(seeds)} model{'s' if len(seeds) > 1 else ''})."]
+    if not sweeps:
+        return "\n".join(lines + ["No sweep has been run yet.", ""])
+    test_images = join(sorted({f"{s['analysed']['test_images']:,}" for s in sweeps}))
+    iwae_images = join(sorted({f"{s['analysed']['iwae_images']:,}" for s in sweeps}))
+    lines += ["", f"Mean ± standard deviation over seeds (ddof = 1), in nats per image, on the test set ({test_images} "
+              f"images; the IWAE bound with K = 1000 and the encoder's q(z|x) on its first {iwae_images}, and "
+              "IWAE - log p(x) the mean difference on those same images), beside the published row of "
+              f"{published['source']} (their LL is an importance-sampling estimate of log p(x), the "
+              "counterpart of the IWAE column):", "",
+              table_row("setting", "seeds", "exact log p(x)", "IWAE, K = 1000", "IWAE - log p(x)", "test ELBO",
+                        "training ELBO"),
+              table_row(*["---"] * 7)]
+    for sweep in sweeps:
+        lines.append(table_row(sweep["setting"], len(sweep["seeds"]), spread(sweep, "test_log_px"),
+                               spread(sweep, "iwae"), spread(sweep, "iwae_minus_log_px"), spread(sweep, "test_elbo"),
+                               spread(sweep, "train_elbo")))
+    lines.append(table_row("Davidson et al. (2018)", "", "",
+                           f"{published['log_px']:.2f} ± {published['log_px_sd']:.2f}", "",
+                           f"{published['elbo']:.2f} ± {published['elbo_sd']:.2f}", ""))
+    lines += ["", "Where the ELBO loses its nats (exact Gaussian ELBOs, no sampling; the training images are the "
+              "first of those each model was evaluated on):", "",
+              table_row("setting", "set", "images", "exact log p(x)", "approximation gap", "amortization gap",
+                        "wrong basin"),
+              table_row(*["---"] * 7)]
+    for sweep in sweeps:
+        for split, images in (("test", "test_images"), ("train", "gap_train_images")):
+            lines.append(table_row(sweep["setting"], split, f"{sweep['analysed'][images]:,}",
+                                   spread(sweep, f"{split}_log_px"), spread(sweep, f"{split}_approximation_gap", 3),
+                                   spread(sweep, f"{split}_amortization_gap"),
+                                   share_spread(sweep, f"{split}_wrong_basin_fraction")))
+    lines.append("")
+    for sweep in sweeps:
+        lines += [sentence for sentence in describe_sweep(sweep, published) for sentence in (sentence, "")]
+    lines += [f"![Per seed]({figure_name})", "", CAPTION, ""]
+    return "\n".join(lines)
+
+
+def training_summary(options):
+    """How a sweep's models were trained, in words, from its options (sweeps/<setting>.json)."""
+    hidden = options.get("hidden") or [options.get("hidden_dim")]
+    activation = options.get("activation", "tanh")
+    trained = options["train_size"] - options["validation_size"]
+    images = (f"the first {trained:,} training images thresholded at 0.5" if options["binarization"] == "threshold"
+              else f"the first {trained:,} training images, each minibatch binarized afresh (dynamic binarization)")
+    if options["validation_size"]:
+        epochs = (f"at most {options['epochs']} epochs, the next {options['validation_size']:,} held out to keep the "
+                  f"epoch of the best validation ELBO (patience {options['patience']})")
+    else:
+        epochs = f"{options['epochs']} epochs"
+    layers = "-".join(str(width) for width in [784, *hidden])
+    return (f"{layers}-{activation} encoder and its mirror as decoder, {options['latent_dim']}-D latent, trained on "
+            f"{images} for {epochs}, Adam (lr {options['lr']:g}, minibatches of {options['batch_size']})")
+
+
+def duration(seconds):
+    """'45 s' below 100 s, else '3.2 minutes'."""
+    return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} minutes"
+
+
+def seed_list(seeds):
+    """'0-4' for consecutive seeds, else '0, 2 and 5'."""
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return join([str(s) for s in seeds])
+
+
+def describe_sweep(sweep, published):
+    """The sentences of one setting's sweep, each computed from its numbers."""
+    setting, rows, mean = sweep["setting"], sweep["rows"], sweep["mean"]
+    n = len(rows)
+    sentences = []
+    below = sum(row["iwae_minus_log_px"] < 0 for row in rows)
+    difference = mean["iwae_minus_log_px"]
+    sentences.append(
+        f"{setting}: on the first {sweep['analysed']['iwae_images']:,} test images, IWAE with K = 1000 lies "
+        f"{abs(difference):.2f} nats {above_or_below(difference)} their exact log p(x) on average over the "
+        f"{n} seed{'s' if n > 1 else ''} (below in {below} of {n}); as an estimate of log p(x) it is off by that much.")
+    if sweep["options"]["binarization"] == "dynamic":
+        parts = []
+        for ours, theirs, what in (("test_log_px", "log_px", "the exact test log p(x)"),
+                                   ("iwae", "log_px", "the IWAE estimate"), ("test_elbo", "elbo", "the test ELBO")):
+            gap = mean[ours] - published[theirs]
+            width = (sweep["sd"][ours] or 0.0) + published[f"{theirs}_sd"]
+            name = "LL" if theirs == "log_px" else "ELBO"
+            parts.append(f"{what} {abs(gap):.2f} nats {above_or_below(gap)} their {name} "
+                         f"({'more than' if abs(gap) > width else 'within'} the sum of the two standard deviations, "
+                         f"{width:.2f})")
+        sentences.append(f"{setting}, on data like Davidson et al.'s (dynamic binarization): {join(parts)}.")
+    else:
+        sentences.append(f"{setting}: trained on images thresholded at 0.5, not dynamically binarized as Davidson "
+                         "et al.'s, so their row is a reference, not a replication.")
+    if sweep["options"]["validation_size"]:
+        kept = [row["best_epoch"] for row in rows]
+        stopped = sum(bool(row["stopped_early"]) for row in rows)
+        sentences.append(f"{setting}: the epochs kept (best validation ELBO) range from {min(kept)} to {max(kept)} of "
+                         f"at most {sweep['options']['epochs']}; {stopped} of {n} seeds stopped early "
+                         f"(patience {sweep['options']['patience']}).")
+    seconds = {step: statistics.median(row["seconds"][step] for row in rows) for step in ("train", "analysis")}
+    sentences.append(f"{setting}: a seed's training took {duration(seconds['train'])} and its analysis "
+                     f"{duration(seconds['analysis'])} (medians over seeds; a resumed training's last session only).")
+    return sentences
