@@ -9,10 +9,11 @@ from pathlib import Path
 
 from tests.helpers import REPO
 
-# 1,500 images keep an epoch near a quarter of a second (14 steps), long enough for a test to stop a sweep in
-# the middle of a seed's training; the analyses run on a few dozen images.
-TINY = ["--train-size", "1500", "--validation-size", "100", "--test-size", "40", "--epochs", "4", "--patience", "2",
-        "--gap-train-images", "20", "--iwae-images", "10"]
+# A few hundred images, and epochs enough (each of three steps) for a test to stop a sweep in the middle of
+# a seed's training; the analyses run on a few dozen images.
+EPOCHS = 20
+TINY = ["--train-size", "400", "--validation-size", "100", "--test-size", "40", "--epochs", str(EPOCHS),
+        "--patience", str(EPOCHS), "--gap-train-images", "20", "--iwae-images", "10"]
 
 
 def sweep_command(folder, *args, setting="literature", seeds="0-1", jobs=1):

@@ -120,12 +120,14 @@ def test_sentences_say_what_the_numbers_show():
     for row in sweep["rows"]:
         row["iwae_minus_log_px"] = -3.0
     sweep["rows"][0]["iwae_minus_log_px"] = 0.5
-    iwae, literature, epochs, seconds = describe_sweep(sweep, published)
+    sweep["mean"]["test_threshold_log_px"] = -137.5
+    iwae, literature, thresholded, epochs, seconds = describe_sweep(sweep, published)
     assert "IWAE with K = 1000 lies 3.00 nats below their exact log p(x)" in iwae and "(below in 4 of 5)" in iwae
     assert "the exact test log p(x) 4.27 nats below their LL (more than the sum of the two standard deviations, " \
            "1.83)" in literature
     assert "the IWAE estimate 1.27 nats below their LL (within the sum" in literature
     assert "the test ELBO 1.08 nats above their ELBO (within" in literature
+    assert "exact log p(x) of -137.50 ± " in thresholded and "2.50 nats above that of the test set as drawn" in thresholded
     assert "epochs kept (best validation ELBO) range from" in epochs and "patience 10" in epochs
     assert "a seed's training took" in seconds and "minutes" in seconds
     threshold = made_up_sweep("assignment")

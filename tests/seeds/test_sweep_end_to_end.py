@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.seeds.helpers import (
+    EPOCHS,
     environment,
     read_json,
     run_sweep,
@@ -70,7 +71,7 @@ def test_a_finished_seed_is_not_redone(killed_and_rerun):
 
 def test_a_killed_sweep_run_again_ends_with_the_uninterrupted_json(killed_and_rerun, uninterrupted):
     # The kill came in the middle of seed 1's training, so the rerun resumed it (dynamic binarization).
-    assert 1 <= killed_and_rerun["epoch_at_kill"] < 4
+    assert 1 <= killed_and_rerun["epoch_at_kill"] < EPOCHS
     log = (killed_and_rerun["folder"] / "work" / "literature" / "seed1.log").read_text()
     assert f"resuming from {killed_and_rerun['folder'] / 'work' / 'literature' / 'seed1.npz'} at epoch" in log
     resumed = read_json(killed_and_rerun["folder"] / "sweeps" / "literature.json")
@@ -124,7 +125,7 @@ def test_a_work_folder_of_other_options_is_refused_before_any_work(uninterrupted
     listing = sorted((folder / "work").rglob("*"))
     result = run_sweep(folder, mnist_dir, "--epochs", "5")
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
-    assert "holds seeds trained with epochs=4, not 5; move it away or pass another --work-dir" in result.stderr
+    assert f"holds seeds trained with epochs={EPOCHS}, not 5; move it away or pass another --work-dir" in result.stderr
     assert sorted((folder / "work").rglob("*")) == listing
 
 

@@ -134,6 +134,11 @@ def describe_sweep(sweep, published):
                          f"({'more than' if abs(gap) > width else 'within'} the sum of the two standard deviations, "
                          f"{width:.2f})")
         sentences.append(f"{setting}, on data like Davidson et al.'s (dynamic binarization): {join(parts)}.")
+        drawn, thresholded = mean["test_log_px"], mean["test_threshold_log_px"]
+        sentences.append(f"{setting}: the test images thresholded at 0.5 have an exact log p(x) of "
+                         f"{spread(sweep, 'test_threshold_log_px')}, {abs(thresholded - drawn):.2f} nats "
+                         f"{above_or_below(thresholded - drawn)} that of the test set as drawn from its fixed seed "
+                         f"({spread(sweep, 'test_log_px')}).")
     else:
         sentences.append(f"{setting}: trained on images thresholded at 0.5, not dynamically binarized as Davidson "
                          "et al.'s, so their row is a reference, not a replication.")

@@ -73,12 +73,19 @@ def positive_int(text):
     return value
 
 
+def available_cores():
+    """The cores this process may run on (its affinity, where the system tells it), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def build_parser():
     parser = OneLineParser(prog="python -m vae_autograd.seeds", description=__doc__.splitlines()[0])
     parser.add_argument("--setting", type=parse_settings, required=True,
                         help=f"one of {', '.join(SETTINGS)}, or several separated by commas")
     parser.add_argument("--seeds", type=parse_seeds, required=True, help="seeds such as 0-4 or 0,2,5")
-    parser.add_argument("--jobs", type=positive_int, default=len(os.sched_getaffinity(0)),
+    parser.add_argument("--jobs", type=positive_int, default=available_cores(),
                         help="seeds trained at once, one process each (default: the cores this process may use)")
     parser.add_argument("--work-dir", type=Path, default=Path("data") / "seeds",
                         help="checkpoints, training results, analysis rows and logs, in a folder per setting "

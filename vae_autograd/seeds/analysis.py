@@ -46,20 +46,29 @@ def model_row(seed, params, training, sets, analysed, log=print):
     params: (enc_params, dec_params), the model the training kept (load_params'); training: its results
     file (train.command); sets: analysed_images(...); analysed: settings.analysis_sizes(...).
     """
-    started = time.perf_counter()
+    clock = [time.perf_counter()]
+    seconds = {"train": training["train_seconds"]}
+
+    def took(step):  # the wall seconds of each step, for the plan of the next sweep (settings.py)
+        clock.append(time.perf_counter())
+        seconds[step] = clock[-1] - clock[-2]
+
     enc, dec = params
     test, train = sets["test"], sets["train"]
     log(f"log p(x) by quadrature: {', '.join(f'{len(x)} {name} images' for name, x in sets.items())}")
     quadrature = quadrature_of_sets(dec, sets, analysed["quadrature_checked"])
     log_px = {name: result["log_px"] for name, result in quadrature.items()}
+    took("log_px")
     num_iwae = analysed["iwae_images"]
     log(f"IWAE with K = {analysed['iwae_k']} on the first {num_iwae} test images")
     iwae = iwae_bound(enc, dec, test[:num_iwae], np.random.default_rng([seed, IWAE_STREAM]), analysed["iwae_k"])
+    took("iwae")
     log(f"gaps of {len(test)} test and {len(train)} training images")
     _, per_image = gaps_by_split(enc, dec, {"test": test, "train": train},
                                  np.concatenate([log_px["test"], log_px["train"]]), convergence_images=0,
                                  iwae_images=0)
     gaps = {split: gap_summary(per_image[split]) for split in ("test", "train")}
+    took("gaps")
     checked = [np.abs(r["finer"] - r["log_px"][:len(r["finer"])])
                for r in quadrature.values() if r["finer"] is not None]
     row = {"seed": seed, "params_digest": params_digest(params), "analysed": analysed,
@@ -75,7 +84,7 @@ def model_row(seed, params, training, sets, analysed, log=print):
               for key in ("approximation_gap", "amortization_gap", "wrong_basin_fraction")},
            "quadrature_max_edge_mass": max(float(r["edge_mass"].max()) for r in quadrature.values()),
            "quadrature_check_max_change": max((float(c.max()) for c in checked if len(c)), default=None)}
-    row[TIMING] = {"train": training["train_seconds"], "analysis": time.perf_counter() - started}
+    row[TIMING] = {**seconds, "analysis": clock[-1] - clock[0]}
     log(f"test log p(x) {row['test_log_px']:.3f}, IWAE {row['iwae']:.3f} against {row['log_px_on_iwae_images']:.3f} "
         f"on its images; amortization gap {row['test_amortization_gap']:.3f}, approximation gap "
         f"{row['test_approximation_gap']:.3f}, wrong basins {row['test_wrong_basin_fraction']:.1%}")

@@ -50,7 +50,7 @@ def sweep_summary(setting, rows, config, analysed):
             "mean": {metric: mean for metric, (mean, _) in stats.items()},
             "sd": {metric: sd for metric, (_, sd) in stats.items()},
             "published": DAVIDSON_2018,
-            TIMING: {step: sum(row[TIMING][step] for row in rows) for step in ("train", "analysis")}}
+            TIMING: {step: sum(row[TIMING][step] for row in rows) for step in rows[0][TIMING]}}
 
 
 def check_work_folder(folder, options):

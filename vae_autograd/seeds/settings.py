@@ -2,20 +2,18 @@
 was chosen, the budget plan behind them, and Davidson et al.'s published row to compare with.
 
 The budget (issue 21): the three settings x 5 seeds in about 90 minutes of wall time on 2 cores. Measured
-on this machine (README, "Several seeds"), in CPU seconds of one process with one BLAS thread while other
-jobs kept its two cores busy (load 3), which is what each of two workers sees beside the other:
+on this machine (README, "Several seeds"), in CPU seconds of a process with one BLAS thread while other jobs
+kept both cores busy (load 3 to 5), which is what each of two workers sees beside the other:
   * an epoch of 50,000 images takes 7.5 s (784-500-tanh, thresholded), 8.1 s (dynamic binarization)
     and 5.6 s (784-256-128 relu, thresholded; on branch litarch); 10,000 images: 1.5 s; the validation
     of 10,000 held-out images after each epoch about 1.5 s;
-  * per image analysed: 7.5 ms of quadrature (log p(x)), 13 ms of gaps, 19 ms of IWAE with K = 1000 (on
-    the 200-epoch assignment model; 5.9, 8.5 and 17 ms on a 60-epoch literature model).
-An assignment seed thus costs 5.3 minutes of training and 7.2 of analysis (log p(x) and gaps of 20,000
-images, IWAE of 1,000); a literature seed 9.5 s per epoch with its validation and 8.4 minutes of analysis
-(the thresholded test set integrated too); a davidson seed 7.75 s per epoch and, assumed, as much analysis.
-The analyses alone, as the issue specifies them, take about 120 core-minutes of the 180 that 90 minutes
-on 2 cores hold, and the assignment's training 27: the ten 60,000-image models cannot be trained to
-convergence within the budget. With EPOCHS_60K = 50 the plan is 115 minutes (103 at the literature
-model's analysis rates); see the README for what an idle machine and the size options change.
+  * a whole analysis (log p(x) and gaps of the test set and 10,000 training images, IWAE on 1,000 test
+    images), two models side by side: 232 s for the 200-epoch assignment model (3.4 ms per image
+    integrated, 7.2 ms per image of gaps, 19 ms per image of IWAE), 214 s for a 60-epoch literature model
+    (30,000 images integrated).
+So an assignment seed costs 5.3 minutes of training and 3.9 of analysis, a literature seed 7.9 and 4.4
+with 50 epochs, a davidson seed 6.5 and (assumed) 4.4: 162 core-minutes for the 15 seeds, 85 minutes on
+2 cores, longest first. EPOCHS_60K below is what that leaves; 60 epochs would take about 92 minutes.
 """
 from dataclasses import fields
 from pathlib import Path
@@ -26,7 +24,7 @@ from ..train.options import TrainConfig
 # The analyses of every setting.
 IWAE_K = 1000                # the literature's estimator of log p(x) (Burda et al. 2016; Davidson et al. 2018)
 # IWAE with K = 1000 costs 19 ms per image (1000 decoder passes): 190 s for the whole test set, as much
-# as a third of a seed's analysis. On the first 1,000 test images (a fixed subset, the same for every
+# as the rest of a seed's analysis. On the first 1,000 test images (a fixed subset, the same for every
 # seed) it costs 19 s, and the exact log p(x) of those very images is reported beside it, so the
 # two compare on the same images; the standard error of their mean difference over 1,000 images is
 # about 0.2 nats (the per-image gap IWAE - log p(x) varies by a few nats).
@@ -39,8 +37,9 @@ QUADRATURE_CHECKED = 50
 
 # Epochs of the 60,000-image settings, and their patience. The validation ELBO of such a model (seed 0, 60
 # epochs) was -151.0 at epoch 50 and -149.7 at 59, still rising by about 0.15 nats per epoch: 50 epochs
-# stop short of convergence, but each epoch more costs 10 x 9.5 s of the sweep, and 50 already put it
-# past the budget (module docstring). Davidson et al. trained far longer; their row measures that too.
+# stop short of convergence, but each epoch more costs the sweep 10 x 9.5 s (0.8 minutes on 2 cores), and
+# 50 fill the budget with a margin of 5 minutes (module docstring). Davidson et al. trained far longer;
+# the comparison with their row measures that too.
 EPOCHS_60K = 50
 # 10 epochs without a better validation ELBO: a fifth of the run. The 60-epoch run's longest plateau was
 # 4 epochs (49 to 53) while the ELBO still rose; a patience much longer could never end a 50-epoch run.
@@ -81,11 +80,12 @@ DAVIDSON_2018 = {"source": "Davidson et al. (2018), Table 1: N-VAE, 2-D latent, 
 TRAIN_SIZE_OPTIONS = ("epochs", "train_size", "test_size", "validation_size", "patience", "hidden", "activation")
 ANALYSIS_SIZE_OPTIONS = {"gap_train_images": GAP_TRAIN_IMAGES, "iwae_images": IWAE_IMAGES}
 
-# Planned CPU seconds (the measurements above), for the order in which seeds start and the ETA before any
-# step has finished; once steps finish, the ETA scales these by what they took.
+# Planned CPU seconds (the measurements above; the analysis rates those of the assignment model, the
+# costlier), for the order in which seeds start and the ETA before any step has finished; once steps
+# finish, the ETA scales these by what they took.
 TRAIN_SECONDS_PER_IMAGE_EPOCH = {"tanh": 1.6e-4, "relu": 1.25e-4}
 VALIDATION_SECONDS_PER_IMAGE = 1.5e-4   # 5 draws of z per held-out image, after every epoch
-ANALYSIS_SECONDS_PER_IMAGE = {"log_px": 7.5e-3, "gaps": 1.3e-2, "iwae": 1.9e-2}
+ANALYSIS_SECONDS_PER_IMAGE = {"log_px": 3.4e-3, "gaps": 7.2e-3, "iwae": 1.9e-2}
 
 
 class SettingError(ValueError):

@@ -1,0 +1,78 @@
+"""The settings: each a plain dict of TrainConfig overrides, the assignment's today's defaults, the davidson
+setting refused in one line where TrainConfig lacks its architecture fields (and built with its shapes where
+it has them), and the analysis sizes capped at the images there are."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from vae_autograd.seeds.settings import (
+    GAP_TRAIN_IMAGES,
+    IWAE_IMAGES,
+    SETTINGS,
+    SettingError,
+    analysis_sizes,
+    config_fields,
+    planned_seconds,
+    setting_config,
+)
+from vae_autograd.train.options import TrainConfig
+
+HAS_ARCHITECTURE = {"hidden", "activation"} <= config_fields()
+
+
+def test_the_assignment_setting_is_todays_defaults(tmp_path):
+    config = setting_config("assignment", 3, {}, tmp_path)
+    assert dataclasses.replace(config, seed=0, out=TrainConfig().out, quiet=False) == TrainConfig()
+    assert config.seed == 3 and config.out == tmp_path / "assignment" / "seed3.npz"
+
+
+def test_the_literature_setting_holds_out_the_last_10000_of_all_60000_images(tmp_path):
+    config = setting_config("literature", 0, {}, tmp_path)
+    assert (config.train_size, config.validation_size, config.binarization) == (60000, 10000, "dynamic")
+    assert (config.epochs, config.stop_patience, config.lr) == (50, 10, 1e-3)
+
+
+def test_the_davidson_setting_is_the_literatures_with_their_architecture():
+    assert SETTINGS["davidson"].train == {**SETTINGS["literature"].train, "hidden": (256, 128), "activation": "relu"}
+
+
+@pytest.mark.skipif(HAS_ARCHITECTURE, reason="this checkout's TrainConfig has hidden and activation")
+def test_the_davidson_setting_is_refused_where_trainconfig_lacks_its_fields(tmp_path):
+    with pytest.raises(SettingError, match="the davidson setting needs TrainConfig fields activation, hidden, which "
+                                           "this checkout's TrainConfig lacks"):
+        setting_config("davidson", 0, {}, tmp_path)
+    setting_config("literature", 0, {}, tmp_path)  # the others are not
+
+
+@pytest.mark.skipif(not HAS_ARCHITECTURE, reason="needs TrainConfig's hidden and activation (branch litarch)")
+def test_the_davidson_setting_trains_784_256_128_relu_and_its_mirror(tmp_path):
+    from vae_autograd.train.checkpoints import load_params
+    from vae_autograd.train.command import run_training
+
+    config = dataclasses.replace(setting_config("davidson", 0, {}, tmp_path), train_size=300, validation_size=100,
+                                 test_size=50, epochs=1, quiet=True)
+    rng = np.random.default_rng(0)
+    grey = [rng.random((n, 784)).astype(np.float32) for n in (300, 50)]
+    run_training(config, log=lambda line: None, data=(grey[0], np.zeros(300), grey[1], np.zeros(50)))
+    (enc, dec), metadata, *_ = load_params(config.out)
+    assert [W.shape for W, _ in enc] == [(784, 256), (256, 128), (128, 4)]
+    assert [W.shape for W, _ in dec] == [(2, 128), (128, 256), (256, 784)]
+    assert [type(layer).__name__ for layer in enc[:-1] + dec[:-1]] == ["ReluLayer"] * 4
+    assert metadata["activation"] == "relu" and list(metadata["hidden"]) == [256, 128]
+
+
+def test_analysis_sizes_are_the_issues_capped_at_the_images_there_are(tmp_path):
+    full = analysis_sizes(setting_config("literature", 0, {}, tmp_path), {})
+    assert full == {"test_images": 10000, "gap_train_images": GAP_TRAIN_IMAGES, "iwae_images": IWAE_IMAGES,
+                    "iwae_k": 1000, "quadrature_checked": 50}
+    tiny = setting_config("literature", 0, {"train_size": 400, "validation_size": 100, "test_size": 60}, tmp_path)
+    assert analysis_sizes(tiny, {"iwae_images": 500}) == {"test_images": 60, "gap_train_images": 300,
+                                                         "iwae_images": 60, "iwae_k": 1000, "quadrature_checked": 6}
+
+
+def test_the_plan_puts_the_60000_image_seeds_first(tmp_path):
+    plans = {name: planned_seconds(config, analysis_sizes(config, {}))
+             for name in ("assignment", "literature") for config in [setting_config(name, 0, {}, tmp_path)]}
+    assert sum(plans["literature"]) > sum(plans["assignment"])
+    assert plans["assignment"][0] == pytest.approx(200 * 10000 * 1.6e-4)  # 200 epochs of 10,000 images

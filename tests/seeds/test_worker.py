@@ -1,0 +1,46 @@
+"""A worker ends with the sweep that started it, even while it prints nothing (a quiet analysis: no broken
+pipe would tell it), so that a killed sweep leaves no worker writing beside the next one."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.helpers import REPO
+
+ENVIRONMENT = {**os.environ, "PYTHONPATH": str(REPO)}
+QUIET_CHILD = ("import os, time\nfrom vae_autograd.io.process import end_with_parent\n"
+               "end_with_parent(os.getppid())\nprint('ready', flush=True)\ntime.sleep(60)\n")
+PARENT = ("import subprocess, sys, time\n"
+          f"child = subprocess.Popen([sys.executable, '-c', {QUIET_CHILD!r}], stdout=subprocess.PIPE)\n"
+          "print(child.pid, child.stdout.readline().decode().strip(), flush=True)\ntime.sleep(60)\n")
+
+
+def running(pid):
+    """Whether pid is a live process (a zombie, ended but not yet reaped, is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_a_quiet_worker_ends_when_its_parent_is_killed():
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, env=ENVIRONMENT)
+    pid, ready = parent.stdout.readline().split()
+    assert ready == "ready" and running(int(pid))
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while running(int(pid)):
+        assert time.monotonic() < deadline, "the child outlived its killed parent"
+        time.sleep(0.02)
+
+
+def test_a_worker_whose_parent_is_gone_already_ends_at_once():
+    # Its parent is the test process; it is told another pid is its parent: that one is "gone".
+    child = subprocess.run([sys.executable, "-c", "import os, time\nfrom vae_autograd.io.process import "
+                            "end_with_parent\nend_with_parent(os.getppid() + 1)\ntime.sleep(60)\n"],
+                           env=ENVIRONMENT, timeout=30)
+    assert child.returncode == -signal.SIGTERM
