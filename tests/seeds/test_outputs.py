@@ -144,7 +144,7 @@ def test_the_page_sets_each_setting_beside_the_published_row(tmp_path):
     mean, sd = sweeps[1]["mean"]["test_log_px"], sweeps[1]["sd"]["test_log_px"]
     assert f"| literature | 5 | {mean:.2f} ± {sd:.2f} |" in page
     assert "784-500-tanh encoder and its mirror as decoder, 2-D latent, trained on the first 50,000 training " \
-           "images, each minibatch binarized afresh (dynamic binarization) for at most 50 epochs, the next 10,000 " \
+           "images, each minibatch binarized afresh (dynamic binarization) for up to 50 epochs, the next 10,000 " \
            "held out" in page
     assert training_summary({**sweeps[1]["options"], "hidden": [256, 128], "activation": "relu"}).startswith(
         "784-256-128-relu encoder")

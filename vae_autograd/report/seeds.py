@@ -91,7 +91,7 @@ def training_summary(options):
     images = (f"the first {trained:,} training images thresholded at 0.5" if options["binarization"] == "threshold"
               else f"the first {trained:,} training images, each minibatch binarized afresh (dynamic binarization)")
     if options["validation_size"]:
-        epochs = (f"at most {options['epochs']} epochs, the next {options['validation_size']:,} held out to keep the "
+        epochs = (f"up to {options['epochs']} epochs, the next {options['validation_size']:,} held out to keep the "
                   f"epoch of the best validation ELBO (patience {options['patience']})")
     else:
         epochs = f"{options['epochs']} epochs"
@@ -146,7 +146,7 @@ def describe_sweep(sweep, published):
         kept = [row["best_epoch"] for row in rows]
         stopped = sum(bool(row["stopped_early"]) for row in rows)
         sentences.append(f"{setting}: the epochs kept (best validation ELBO) range from {min(kept)} to {max(kept)} of "
-                         f"at most {sweep['options']['epochs']}; {stopped} of {n} seeds stopped early "
+                         f"the {sweep['options']['epochs']} allowed; {stopped} of {n} seeds stopped early "
                          f"(patience {sweep['options']['patience']}).")
     seconds = {step: statistics.median(row["seconds"][step] for row in rows) for step in ("train", "analysis")}
     sentences.append(f"{setting}: a seed's training took {duration(seconds['train'])} and its analysis "
