@@ -2,7 +2,9 @@
 and run again, it leaves the finished seed alone, resumes the other bit for bit (dynamic binarization),
 and ends with the JSON of an uninterrupted sweep; its means and standard deviations are numpy's over the
 rows; a failing seed is one line and the other goes on; Ctrl-C stops the workers cleanly."""
+import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -164,3 +166,16 @@ def test_ctrl_c_stops_every_worker_cleanly_and_the_sweep_resumes(tmp_path, mnist
     again = run_sweep(tmp_path, mnist_dir, setting="assignment", jobs=2)
     assert again.returncode == 0, again.stderr
     assert read_json(tmp_path / "sweeps" / "assignment.json")["seeds"] == [0, 1]
+
+
+def test_a_row_that_does_not_describe_its_checkpoint_is_computed_again(uninterrupted, mnist_dir, tmp_path):
+    shutil.copytree(uninterrupted[0], tmp_path, dirs_exist_ok=True)
+    row_path = tmp_path / "work" / "literature" / "seed0-analysis.json"
+    stale = read_json(row_path)
+    row_path.write_text(json.dumps({**stale, "params_digest": "0" * 64, "test_log_px": 0.0}))
+    untouched = seed_files(tmp_path, 1)
+    again = run_sweep(tmp_path, mnist_dir)
+    assert again.returncode == 0, again.stderr
+    assert "literature seed 0: started" in again.stdout and "literature seed 1: finished already" in again.stdout
+    assert without_timing(read_json(row_path)) == without_timing(stale)  # its own numbers, computed again
+    assert seed_files(tmp_path, 1) == untouched

@@ -197,7 +197,7 @@ class Progress:
                 stopped = " (stopped early)" if event.get("stopped_early") else ""
                 self.step(job, "analysing", f"trained {event['epochs']} epochs{stopped}{kept} in "
                           f"{clock(self.elapsed_in_phase(job))}; analysing", spent=("training", 0))
-        elif step == "analysed" and event["computed"]:
+        elif step == "analysed":
             self.spent["analysing"][0] += self.elapsed_in_phase(job)
             self.spent["analysing"][1] += job.planned[1]
         elif step == "done":

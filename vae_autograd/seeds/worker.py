@@ -56,13 +56,10 @@ def run_seed(setting, seed, overrides, analysis_overrides, work_dir, data_dir=No
         params, training = trained_model(config, False, reused, data, log)
         announce("trained", epochs=training["epochs"], best_epoch=training.get("best_epoch"),
                  stopped_early=training.get("stopped_early"), reused=reused is not None)
-        row = current_row(row_path, params, analysed)  # a row written just before an interrupt
-        computed = row is None
-        if computed:
-            row = model_row(seed, params, training, analysed_images(run_images(config, data), analysed), analysed,
-                            log)
-            atomic_write(row_path, lambda f: f.write(row_bytes(row)))
-        announce("analysed", computed=computed)
+        # Its row, if any, describes other parameters or other sizes (else the seed was done, above).
+        row = model_row(seed, params, training, analysed_images(run_images(config, data), analysed), analysed, log)
+        atomic_write(row_path, lambda f: f.write(row_bytes(row)))
+        announce("analysed")
         return row
 
 
