@@ -1,7 +1,8 @@
 """The training options (vae_autograd.train.options) validate values from Python too."""
 import pytest
 
-from vae_autograd.train.options import ConfigError, TrainConfig
+from vae_autograd.train.command import build_parser
+from vae_autograd.train.options import ConfigError, TrainConfig, config_from_args
 
 
 def test_config_validates_values_from_python_too(tmp_path):
@@ -22,3 +23,17 @@ def test_config_refuses_what_it_would_silently_ignore():
     with pytest.raises(ConfigError, match=r"keep_epochs \[5, 7\] lie beyond epochs 4"):
         TrainConfig(epochs=4, keep_epochs=(1, 5, 7))
     assert TrainConfig(epochs=4, keep_epochs=(1, 4)).keep_epochs == (1, 4)
+
+
+def test_hidden_takes_layer_widths_and_hidden_dim_stays_its_alias():
+    """--hidden-dim, the option's name when the model had one hidden layer, still means the same model."""
+    parser = build_parser()
+    assert config_from_args(parser.parse_args(["--hidden", "256,128"])).hidden == (256, 128)
+    assert config_from_args(parser.parse_args(["--hidden-dim", "300"])) == TrainConfig(hidden=(300,))
+    assert config_from_args(parser.parse_args([])) == TrainConfig() and TrainConfig().hidden == (500,)
+    assert TrainConfig(hidden=(256, 128), activation="relu").metadata()["hidden"] == [256, 128]  # as JSON reads it
+    assert "(default 500)" in parser.format_help() and "(default tanh)" in parser.format_help()
+    with pytest.raises(ConfigError, match="hidden must be positive layer widths"):
+        TrainConfig(hidden=500)  # from Python, a tuple: (500,)
+    with pytest.raises(ConfigError, match="activation must be one of tanh, relu, got 'sigmoid'"):
+        TrainConfig(activation="sigmoid")

@@ -1,8 +1,7 @@
 """The schema of results.json, the one contract between the study (run_all.py writes it) and the
-report (which reads nothing else); report.conform holds a results.json to it.
-
-Conventions: nats per image; a key X_se is the standard error of the mean X over images (or, for an ELBO, its
-Monte Carlo standard error), so X and X_se travel together; {K: ...} are keyed by the string of K."""
+report (which reads nothing else); report.conform holds a results.json to it. Conventions: nats per
+image; a key X_se is the standard error of the mean X over images (or, for an ELBO, its Monte Carlo
+standard error), so X and X_se travel together; {K: ...} are keyed by the string of K."""
 from typing import Literal, TypedDict
 
 
@@ -10,7 +9,8 @@ class Training(TypedDict):
     """The trained model's checkpoint metadata and its final ELBOs (train.command.run_training)."""
     epochs: int
     data_dim: int
-    hidden_dim: int
+    hidden: list[int]                    # the hidden widths from the image side; the decoder mirrors them
+    activation: Literal["tanh", "relu"]  # of every hidden layer
     latent_dim: int
     seed: int
     lr: float

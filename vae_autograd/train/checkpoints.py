@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.fast_grad import flat_arrays
+from ..core.model import ACTIVATIONS, ReluLayer, network
 from ..io.files import atomic_write
 from .loop import all_finite
 
@@ -43,14 +44,39 @@ def write_npz(file, arrays):
 
 
 def params_digest(params):
-    """SHA-256 of every parameter array (shape, dtype and bytes): ties a results file to the exact
-    checkpoint it describes."""
+    """SHA-256 of every parameter array (shape, dtype and bytes) and of which layers are relu: ties a
+    results file to the exact checkpoint it describes. (A tanh model's digest is that of its arrays
+    alone, as before relu layers existed, so the results of older checkpoints still match.)"""
     digest = hashlib.sha256()
-    for array in flat_arrays(params):
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.shape}{array.dtype.str}".encode())
-        digest.update(array.tobytes())
+    for net in params:
+        for layer in net:
+            if type(layer) is ReluLayer:
+                digest.update(b"relu")
+            for array in layer:
+                array = np.ascontiguousarray(array)
+                digest.update(f"{array.shape}{array.dtype.str}".encode())
+                digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def current_metadata(metadata):
+    """metadata in today's terms: a checkpoint (or its results file) written before --hidden and
+    --activation records "hidden_dim": 500 and no activation, which was one tanh hidden layer of 500,
+    "hidden": [500], "activation": "tanh" (in the place of hidden_dim). Anything else is unchanged."""
+    if "hidden_dim" not in metadata or "hidden" in metadata:
+        return metadata
+    renamed = {}
+    for key, value in metadata.items():
+        renamed.update({"hidden": [value], "activation": "tanh"} if key == "hidden_dim" else {key: value})
+    return renamed
+
+
+def architecture(metadata):
+    """"784-256-128-2 relu": the sizes from the data to the latent space and the activation, as the
+    metadata records them (a value that is not an int shown as its repr, for the messages of load_params)."""
+    hidden = metadata.get("hidden")
+    sizes = [metadata.get("data_dim"), *(hidden if isinstance(hidden, list) else [hidden]), metadata.get("latent_dim")]
+    return "-".join(str(n) if type(n) is int else repr(n) for n in sizes) + f" {metadata.get('activation')}"
 
 
 def metadata_mismatch(metadata, expect):
@@ -75,8 +101,8 @@ def load_params(path, expect=None):
     try:
         with np.load(path) as f:
             files = dict(f.items())
-        metadata = json.loads(str(files["metadata"]))
-        dims = (metadata["data_dim"], metadata["hidden_dim"], metadata["latent_dim"])
+        metadata = current_metadata(json.loads(str(files["metadata"])))
+        dims = (metadata["data_dim"], metadata["hidden"], metadata["latent_dim"], metadata["activation"])
     except Exception as err:  # any unreadable file is the same problem to the user
         raise CheckpointError(f"{path} is not a vae_autograd checkpoint ({type(err).__name__}); "
                               "delete it or pass another path") from None
@@ -87,14 +113,19 @@ def load_params(path, expect=None):
     def damaged(what):
         return CheckpointError(f"checkpoint {path} {what}; it is damaged or from another version: retrain")
 
-    if not all(type(n) is int and n > 0 for n in dims):
-        raise damaged(f"records the sizes {dims}, not positive integers")
-    shapes = vae_shapes(*dims)  # from the metadata alone: nothing is allocated for a crafted size
+    data_dim, hidden, latent_dim, activation = dims
+    sizes = [data_dim, *hidden, latent_dim] if isinstance(hidden, list) and hidden else [None]
+    if not all(type(n) is int and n > 0 for n in sizes) or activation not in ACTIVATIONS:
+        raise damaged(f"records the architecture {architecture(metadata)}, not positive integer sizes and one of "
+                      f"the activations {', '.join(ACTIVATIONS)}")
+    shapes = vae_shapes(data_dim, hidden, latent_dim)  # from the metadata alone: nothing allocated for a crafted size
     got = [files.get(f"param_{i}") for i in range(len(shapes))]
     if any(a is None or a.shape != s or not np.issubdtype(a.dtype, np.floating) for a, s in zip(got, shapes)) \
             or f"param_{len(shapes)}" in files:
-        raise damaged(f"does not hold the arrays of a {dims} VAE")
-    params = ([(got[0], got[1]), (got[2], got[3])], [(got[4], got[5]), (got[6], got[7])])
+        raise damaged(f"does not hold the arrays of a {architecture(metadata)} VAE")
+    layers = list(zip(got[::2], got[1::2]))
+    # The activation is put into the layers (model.network): every analysis reads it from the checkpoint.
+    params = (network(layers[:len(hidden) + 1], activation), network(layers[len(hidden) + 1:], activation))
     if not all_finite(params):
         raise CheckpointError(f"checkpoint {path} holds non-finite parameters (its training diverged); "
                               "retrain it with a smaller --lr")
@@ -117,10 +148,13 @@ def load_params(path, expect=None):
     return params, metadata, adam_state, epoch, [float(v) for v in curve]
 
 
-def vae_shapes(data_dim, hidden_dim, latent_dim):
-    """The shapes of the arrays of a VAE, in flat_arrays' order (W, b of each layer), without making them."""
-    return [(data_dim, hidden_dim), (hidden_dim,), (hidden_dim, 2 * latent_dim), (2 * latent_dim,),
-            (latent_dim, hidden_dim), (hidden_dim,), (hidden_dim, data_dim), (data_dim,)]
+def vae_shapes(data_dim, hidden, latent_dim):
+    """The shapes of the arrays of a VAE, in flat_arrays' order (W, b of each layer), without making them.
+
+    hidden: the hidden widths from the data side; the decoder mirrors them (model.init_vae_params).
+    """
+    sizes = ([data_dim, *hidden, 2 * latent_dim], [latent_dim, *hidden[::-1], data_dim])
+    return [shape for net in sizes for m, n in zip(net[:-1], net[1:]) for shape in ((m, n), (n,))]
 
 
 def count(array):

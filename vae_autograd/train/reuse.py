@@ -5,7 +5,7 @@ import dataclasses
 import json
 
 from ..io.files import atomic_write
-from .checkpoints import CheckpointError, load_params, metadata_mismatch, params_digest
+from .checkpoints import CheckpointError, current_metadata, load_params, metadata_mismatch, params_digest
 from .command import run_training
 
 
@@ -36,7 +36,7 @@ def reusable_model(config, retrain):
                               "pass --retrain to replace it, or another --params")
     if finished and epoch == config.epochs and results.get("test_size") == config.test_size \
             and results.get("eval_samples") == config.eval_samples:
-        return params, results
+        return params, current_metadata(results)  # an older run's results name hidden_dim, as its checkpoint
     return None
 
 
