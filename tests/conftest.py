@@ -132,7 +132,7 @@ def no_open_figures():
 def tiny_vae():
     """A random 30-pixel VAE with structured posteriors, and 40 images drawn from it."""
     rng = np.random.default_rng(3)
-    enc_params, dec_params = init_vae_params(rng, data_dim=30, hidden_dim=16, latent_dim=2, scale=1.5)
+    enc_params, dec_params = init_vae_params(rng, data_dim=30, hidden=16, latent_dim=2, scale=1.5)
     z = rng.standard_normal((40, 2)).astype(np.float32)
     (W1, b1), (W2, b2) = dec_params
     logits = np.tanh(z @ W1 + b1) @ W2 + b2

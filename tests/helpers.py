@@ -78,13 +78,44 @@ def six_pixel_vae(seed=0):
     return init_vae_params(np.random.default_rng(seed), 6, 5, 2, scale=1.5, dtype=np.float64)
 
 
+def relu_vae(seed=0, data_dim=6, hidden=(5, 4), scale=1.5):
+    """(enc, dec): data_dim pixels, relu hidden layers hidden (the decoder mirrors them: 2 -> 4 ->
+    5 -> 6 by default), latent 2, float64, weights N(0, scale^2)."""
+    return init_vae_params(np.random.default_rng(seed), data_dim, hidden, 2, scale=scale, dtype=np.float64,
+                           activation="relu")
+
+
+def numpy_mlp(params, inputs, activation):
+    """A network's output written out in NumPy, with the hidden layers' activation given here rather
+    than read from the layers: what a test holds the package's forward pass (and whatever reads the
+    activation from a checkpoint) to."""
+    hidden = np.asarray(inputs, np.float64)
+    for W, b in params[:-1]:
+        hidden = hidden @ W + b
+        hidden = np.tanh(hidden) if activation == "tanh" else np.maximum(hidden, 0.0)
+    W, b = params[-1]
+    return hidden @ W + b
+
+
+def numpy_log_joint(dec_params, x, z, activation, block=250000):
+    """log p(x_n, z_g) (N, G) of images x (N, D) at points z (G, 2), in float64 by numpy_mlp
+    (decoded in blocks of points: memory stays bounded on fine grids)."""
+    out = []
+    for start in range(0, len(z), block):
+        points = np.asarray(z[start:start + block], np.float64)
+        logits = numpy_mlp(dec_params, points, activation)
+        out.append(x @ logits.T - np.sum(np.logaddexp(0.0, logits), axis=-1) - 0.5 * np.sum(points**2, axis=-1)
+                   - np.log(2 * np.pi))
+    return np.concatenate(out, axis=1)
+
+
 def random_binary_images(n, dtype=np.float64):
     """n random binary images (n, 784), each pixel on with probability 0.3 (seed 1): the first
     rows are the same whatever n."""
     return (np.random.default_rng(1).random((n, 784)) < 0.3).astype(dtype)
 
 
-META = {"data_dim": 784, "hidden_dim": 20, "latent_dim": 2, "seed": 0}
+META = {"data_dim": 784, "hidden": [20], "activation": "tanh", "latent_dim": 2, "seed": 0}
 
 
 def small_params(seed=0, hidden=20):

@@ -104,7 +104,7 @@ def reference_run(tmp_path, entry):
 
 def test_training_killed_anywhere_resumes_to_the_same_bytes(tmp_path, mnist_dir):
     train = ["-m", "vae_autograd.train", "--epochs", "4", "--keep-epochs", "1,3", "--train-size", "300",
-             "--test-size", "100", "--hidden-dim", "20", "--eval-samples", "2", "--quiet",
+             "--test-size", "100", "--hidden", "20", "--eval-samples", "2", "--quiet",
              "--data-dir", str(mnist_dir)]
     expected, steps, seconds = reference_run(tmp_path, train)
     assert sorted(expected) == ["data/vae-epoch1.npz", "data/vae-epoch3.npz", "data/vae.json", "data/vae.npz"]
@@ -178,7 +178,7 @@ def test_a_signal_as_the_process_exits_changes_neither_status_nor_message(tmp_pa
     as Python shuts down it puts back the default handlers, and the signal would otherwise end
     a finished run by that signal, or print a traceback after its last line."""
     train = ["-m", "vae_autograd.train", "--epochs", "1", "--train-size", "100", "--test-size", "100",
-             "--hidden-dim", "20", "--eval-samples", "2", "--quiet", "--data-dir", str(mnist_dir)]
+             "--hidden", "20", "--eval-samples", "2", "--quiet", "--data-dir", str(mnist_dir)]
     finished = run(tmp_path, train, ("exit", 1), signum)
     assert (finished.returncode, finished.stderr) == (0, ""), finished.stderr
     for entry in (train, [str(REPO / "run_all.py"), "--quick"]):

@@ -17,7 +17,7 @@ def readme_python_block():
 
 def test_python_usage_example_runs_as_written(tmp_path, monkeypatch, mnist_dir, capsys):
     params = init_vae_params(np.random.default_rng(0), 784, 20, 2)
-    config = TrainConfig(hidden_dim=20, epochs=1)
+    config = TrainConfig(hidden=(20,), epochs=1)
     save_params(tmp_path / "data" / "vae.npz", params, config.metadata(), epoch=1)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MNIST_DIR", str(mnist_dir))

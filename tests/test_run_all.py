@@ -90,6 +90,8 @@ def test_bad_cli_value_is_one_line(tmp_path, mnist_dir):
 
 # ---------------------------------------------------------------- never lose work, refuse early
 
+# As checkpoints written before --hidden and --activation record it ("hidden_dim", no activation): run_all.py
+# takes it for the default model, one tanh layer of 500, and goes on to the refusal each test is about.
 QUICK_META = {"data_dim": 784, "hidden_dim": 500, "latent_dim": 2, "seed": 0, "lr": 1e-3, "batch_size": 100,
               "train_size": 2000}
 

@@ -17,12 +17,15 @@ def loss(params, x, rng):
     return -elbo(params[0], params[1], x, rng)
 
 
-def test_value_and_gradients_equal_autograds_and_stay_float32():
-    params = init_vae_params(np.random.default_rng(0))
+@pytest.mark.parametrize("architecture", [{}, {"hidden": (64, 32), "activation": "relu", "scale": 0.1}])
+def test_value_and_gradients_equal_autograds_and_stay_float32(architecture):
+    params = init_vae_params(np.random.default_rng(0), **architecture)
     x = (np.random.default_rng(1).random((100, 784)) < 0.15).astype(np.float32)
     value, grads = value_and_grad_per_array(loss)(params, x, np.random.default_rng(7))
     expected_value, expected = value_and_grad(loss)(params, x, np.random.default_rng(7))
     assert value == expected_value and value.dtype == np.float32
+    # The gradients have the parameters' structure, relu layers included (the boxes passed to the loss had it).
+    assert [[type(layer) for layer in net] for net in grads] == [[type(layer) for layer in net] for net in params]
     for got, want in zip(flat_arrays(grads), flat_arrays(expected)):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)

@@ -8,8 +8,20 @@ import pytest
 from autograd import grad
 from autograd.test_util import check_grads
 
-from tests.helpers import all_arrays, binary_images
-from vae_autograd.core.model import affine, affine_tanh, decoder, encoder, init_mlp_params, init_vae_params, mlp
+from tests.helpers import all_arrays, binary_images, numpy_mlp
+from vae_autograd.core.model import (
+    ReluLayer,
+    affine,
+    affine_relu,
+    affine_tanh,
+    decoder,
+    decoder_hidden,
+    encoder,
+    hidden_dims,
+    init_mlp_params,
+    init_vae_params,
+    mlp,
+)
 
 
 def test_init_mlp_params_shapes_dtypes_scale():
@@ -61,11 +73,13 @@ def stock_layer(activation):
     return lambda inputs, W, b: activation(anp.matmul(inputs, W) + b)
 
 
-@pytest.mark.parametrize("layer,stock", [(affine, stock_layer(lambda a: a)), (affine_tanh, stock_layer(anp.tanh))])
+@pytest.mark.parametrize("layer,stock", [(affine, stock_layer(lambda a: a)), (affine_tanh, stock_layer(anp.tanh)),
+                                         (affine_relu, stock_layer(lambda a: anp.maximum(a, 0.0)))])
 @pytest.mark.parametrize("input_shape", [(4, 7), (3, 4, 7), (7,)])
 def test_layer_primitives_gradients(layer, stock, input_shape):
-    """affine and affine_tanh: values and gradients at all three arguments (for a batch, a batch of
-    samples and one input) against autograd's stock operations and against finite differences."""
+    """affine, affine_tanh and affine_relu: values and gradients at all three arguments (for a batch, a
+    batch of samples and one input) against autograd's stock operations and against finite differences
+    (random inputs: no pre-activation is exactly 0, where relu has no derivative)."""
     rng = np.random.default_rng(3)
     inputs, W, b = rng.normal(size=input_shape), rng.normal(0, 0.5, (7, 5)), rng.normal(size=5)
     np.testing.assert_allclose(layer(inputs, W, b), stock(inputs, W, b), rtol=1e-14)
@@ -86,6 +100,56 @@ def test_affine_tanh_gradient_extremes_and_float32():
     a32, W32, b32 = (np.random.default_rng(3).uniform(-5, 5, s).astype(np.float32) for s in ((6, 4), (4, 3), (3,)))
     assert affine_tanh(a32, W32, b32).dtype == np.float32
     assert all(grad(lambda *a: anp.sum(affine_tanh(*a)), i)(a32, W32, b32).dtype == np.float32 for i in range(3))
+
+
+def test_affine_relu_gradient_passes_only_where_the_unit_is_on_and_stays_float32():
+    """The gradient is the upstream one where inputs @ W + b > 0 and 0 elsewhere, 0 at exactly 0 too
+    (a subgradient; autograd's stock maximum would split it, 1/2)."""
+    W, b = np.eye(4), np.zeros(4)
+    a = np.array([[-2.0, 0.0, 1e-300, 3.0]])
+    weights = np.array([[5.0, 7.0, 11.0, 13.0]])
+    np.testing.assert_array_equal(affine_relu(a, W, b), [[0.0, 0.0, 1e-300, 3.0]])
+    np.testing.assert_array_equal(grad(lambda a: anp.sum(weights * affine_relu(a, W, b)))(a), [[0.0, 0.0, 11.0, 13.0]])
+    a32, W32, b32 = (np.random.default_rng(3).uniform(-5, 5, s).astype(np.float32) for s in ((6, 4), (4, 3), (3,)))
+    assert affine_relu(a32, W32, b32).dtype == np.float32
+    assert all(grad(lambda *a: anp.sum(affine_relu(*a)), i)(a32, W32, b32).dtype == np.float32 for i in range(3))
+
+
+def test_init_vae_params_builds_any_depth_and_relu_layers_say_so_by_their_type():
+    enc, dec = init_vae_params(np.random.default_rng(0), hidden=(256, 128), activation="relu")
+    assert [(W.shape, b.shape) for W, b in enc] == [((784, 256), (256,)), ((256, 128), (128,)), ((128, 4), (4,))]
+    assert [(W.shape, b.shape) for W, b in dec] == [((2, 128), (128,)), ((128, 256), (256,)), ((256, 784), (784,))]
+    assert [type(layer) for layer in enc + dec] == [ReluLayer, ReluLayer, tuple] * 2  # the output layers are linear
+    assert hidden_dims(enc) == (256, 128) and hidden_dims(dec) == (128, 256)
+    default = init_vae_params(np.random.default_rng(0))
+    assert [type(layer) for net in default for layer in net] == [tuple] * 4 and hidden_dims(default[1]) == (500,)
+    # The same draws in the same order whatever the activation: only the layers' kind differs.
+    tanh = init_vae_params(np.random.default_rng(0), hidden=(256, 128))
+    for a, b in zip(all_arrays((enc, dec)), all_arrays(tanh)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_relu_networks_compute_relu_and_the_decoder_is_its_last_hidden_layer_then_linear():
+    rng = np.random.default_rng(5)
+    enc, dec = init_vae_params(rng, 7, (5, 4), 2, scale=0.8, dtype=np.float64, activation="relu")
+    x, z = rng.normal(size=(6, 7)), rng.normal(size=(3, 6, 2))
+    np.testing.assert_allclose(mlp(enc, x), numpy_mlp(enc, x, "relu"), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(decoder(dec, z), numpy_mlp(dec, z, "relu"), rtol=1e-13, atol=1e-15)
+    assert not np.allclose(decoder(dec, z), numpy_mlp(dec, z, "tanh"), atol=1e-3)  # the two differ here
+    for params in (dec, init_vae_params(rng, 7, 5, 2, dtype=np.float64)[1]):
+        hidden = decoder_hidden(params, z)
+        assert hidden.shape == (3, 6, hidden_dims(params)[-1])
+        np.testing.assert_array_equal(affine(hidden, *params[-1]), decoder(params, z))
+
+
+def test_autograd_differentiates_parameters_that_hold_relu_layers_and_keeps_their_kind():
+    rng = np.random.default_rng(6)
+    enc, dec = init_vae_params(rng, 7, (5, 4), 2, scale=0.8, dtype=np.float64, activation="relu")
+    z = rng.normal(size=(6, 2))
+    gradient = grad(lambda dec: anp.sum(decoder(dec, z) ** 2))(dec)
+    assert [type(layer) for layer in gradient] == [ReluLayer, ReluLayer, tuple]
+    np.random.seed(0)  # check_grads draws its random directions from np.random
+    check_grads(lambda dec: decoder(dec, z), modes=["rev"], order=1)(dec)
 
 
 def test_encoder_and_decoder_shapes_and_values():

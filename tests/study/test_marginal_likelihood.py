@@ -10,7 +10,7 @@ import scipy.integrate
 import scipy.special
 import scipy.stats
 
-from tests.helpers import six_pixel_vae
+from tests.helpers import numpy_log_joint, relu_vae, six_pixel_vae
 from vae_autograd.core.elbo import joint_log_density, log_importance_weights
 from vae_autograd.core.logspace import logsumexp
 from vae_autograd.core.model import decoder
@@ -56,6 +56,18 @@ def gaussian_on_grid(mean, std, spacing, bound=3.0):
     z_grid, axis = latent_grid(-bound, bound, spacing)
     log_f = scipy.stats.norm.logpdf(z_grid, mean, std).sum(axis=1)
     return log_f.reshape(1, len(axis), len(axis))
+
+
+def test_log_marginal_likelihood_of_a_relu_decoder_of_two_hidden_layers_matches_brute_force():
+    """A relu decoder 2 -> 4 -> 5 -> 6, written out in NumPy with np.maximum and summed on a fine grid.
+    Its log joint has kinks, so a midpoint rule errs by O(spacing^2), not exponentially little: at
+    spacing 0.01 the brute force moves by at most 1.1e-5 when the spacing is halved (measured), and
+    the quadrature agrees with it to 5e-5, where the same decoder with tanh is 4 to 30 nats away."""
+    enc, dec = relu_vae()
+    x = (np.random.default_rng(1).random((7, 6)) < 0.5).astype(np.float64)
+    z_grid, axis = latent_grid(-9, 9, 0.01)
+    brute = log_integrate_grid(numpy_log_joint(dec, x, z_grid, "relu"), 0.01, len(axis))
+    np.testing.assert_allclose(log_marginal_likelihood(dec, x), brute, rtol=0, atol=5e-5)
 
 
 def test_a_sum_and_its_every_other_point_sum_can_agree_while_both_miss_the_integral():

@@ -56,7 +56,7 @@ def test_log_likelihood_top_is_bernoulli_density_of_the_first_392_pixels(untrain
 
 def test_log_likelihood_top_equals_the_bottom_summed_out_by_enumeration():
     # A 6-pixel model: the top half is 3 pixels, and all 2^3 bottoms can be listed.
-    _, dec_params = init_vae_params(np.random.default_rng(2), data_dim=6, hidden_dim=7, scale=1.0,
+    _, dec_params = init_vae_params(np.random.default_rng(2), data_dim=6, hidden=7, scale=1.0,
                                     dtype=np.float64)
     z = np.random.default_rng(3).standard_normal((4, 1, 2))
     bottoms = np.array(list(itertools.product([0.0, 1.0], repeat=3)))  # (8, 3)

@@ -4,6 +4,7 @@ window and its gradient, and the log joint of a VAE tabulated on windows (confte
 import numpy as np
 import pytest
 
+from tests.helpers import numpy_log_joint, relu_vae
 from vae_autograd.core.distributions import LOG_2PI
 from vae_autograd.study.posterior import log_joint_on_windows
 from vae_autograd.study.windows import (
@@ -105,3 +106,32 @@ def test_deterministic_elbo_matches_monte_carlo(tiny_vae):
     log_w = log_lik - 0.5 * np.sum(z**2, -1) - LOG_2PI + np.sum(0.5 * eps**2 + log_std, -1) + LOG_2PI
     se = log_w.std(axis=0) / np.sqrt(len(log_w))
     assert np.all(np.abs(log_w.mean(axis=0) - exact) < 4 * se), (log_w.mean(axis=0) - exact) / se
+
+
+def test_windows_of_a_relu_decoder_of_two_hidden_layers_hold_its_log_joint_and_elbo():
+    """window_log_joint takes the decoder's last hidden layer (model.decoder_hidden) and its output
+    layer apart, whatever the layers before it: for a relu decoder 2 -> 8 -> 16 -> 30, its values
+    and the window ELBO of Gaussians are those of the decoder written out in NumPy with np.maximum
+    (float32 rounding apart: the window code decodes in float32)."""
+    enc, dec = relu_vae(3, 30, (16, 8))
+    rng = np.random.default_rng(0)
+    x = (rng.random((10, 30)) < 0.4).astype(np.float64)
+    rows = rng.integers(0, len(x), 40)
+    center, level = rng.standard_normal((40, 2)), lattice_level(rng.uniform(0.05, 0.5, (40, 2)))
+    values, axes = window_log_joint(dec, x, rows, center, level, size=8, rows_per_block=7, rows_per_group=15)
+    for r in range(len(rows)):
+        z = np.stack(np.meshgrid(axes[r, 0], axes[r, 1], indexing="ij"), axis=-1).reshape(-1, 2)
+        np.testing.assert_allclose(values[r].ravel(), numpy_log_joint(dec, x[rows[r]][None], z, "relu")[0],
+                                   rtol=1e-6, atol=1e-4)
+    mean, log_std = rng.standard_normal((10, 2)), np.log(rng.uniform(0.05, 0.6, (10, 2)))
+    got = gaussian_elbo(decoder_target(dec, x).tabulate, np.arange(10), mean, log_std)
+    level = lattice_level(np.exp(log_std))
+    axes = window_axes(mean, level) * level_spacing(level)[:, :, None]  # the window gaussian_elbo uses
+    for n in range(10):
+        # Brute force on the same points: q's weights normalized per axis, times the log joint, plus H(q).
+        w = [np.exp(-0.5 * ((axes[n, d] - mean[n, d]) / np.exp(log_std[n, d])) ** 2) for d in (0, 1)]
+        w = [v / v.sum() for v in w]
+        z = np.stack(np.meshgrid(axes[n, 0], axes[n, 1], indexing="ij"), axis=-1).reshape(-1, 2)
+        log_joint = numpy_log_joint(dec, x[n][None], z, "relu")[0].reshape(len(w[0]), len(w[1]))
+        entropy = np.sum(log_std[n]) + 1.0 + LOG_2PI
+        np.testing.assert_allclose(got[n], w[0] @ log_joint @ w[1] + entropy, rtol=1e-6, atol=1e-4)

@@ -1,4 +1,5 @@
 """Checkpoints (vae_autograd.train.checkpoints): round trip, atomic writes, refusals."""
+import hashlib
 import json
 import os
 import time
@@ -6,10 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from tests.helpers import META, small_params
+from tests.helpers import META, numpy_mlp, small_params
 from vae_autograd.core.adam import init_adam_state
 from vae_autograd.core.fast_grad import flat_arrays
-from vae_autograd.train.checkpoints import METADATA_DEFAULTS, CheckpointError, load_params, save_params
+from vae_autograd.core.model import ReluLayer, decoder, encoder, init_vae_params
+from vae_autograd.train.checkpoints import METADATA_DEFAULTS, CheckpointError, load_params, params_digest, save_params
+from vae_autograd.train.options import TrainConfig
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -19,12 +22,57 @@ def test_checkpoint_round_trip(tmp_path):
     state["m"][0] += 1.5
     path = tmp_path / "vae.npz"
     save_params(path, params, META, state, epoch=3, curve=[540.5, 300.25, 250.0])
-    loaded, meta, loaded_state, epoch, curve = load_params(path, expect={"hidden_dim": 20})
+    loaded, meta, loaded_state, epoch, curve = load_params(path, expect={"hidden": [20], "activation": "tanh"})
     assert meta == {**METADATA_DEFAULTS, **META} and epoch == 3 and loaded_state["step"] == 7
     assert curve == [540.5, 300.25, 250.0]
     for a, b in zip(flat_arrays(params), flat_arrays(loaded)):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert np.array_equal(loaded_state["m"][0], state["m"][0])
+
+
+def test_a_relu_model_of_two_hidden_layers_round_trips_with_its_activation(tmp_path):
+    params = init_vae_params(np.random.default_rng(0), 784, (30, 20), 2, scale=0.3, activation="relu")
+    metadata = {**META, "hidden": [30, 20], "activation": "relu"}
+    save_params(tmp_path / "vae.npz", params, metadata, init_adam_state(flat_arrays(params)), epoch=1, curve=[9.0])
+    loaded, meta, state, *_ = load_params(tmp_path / "vae.npz", expect={"hidden": [30, 20], "activation": "relu"})
+    assert meta == {**METADATA_DEFAULTS, **metadata} and [len(net) for net in loaded] == [3, 3]
+    assert [type(layer) for net in loaded for layer in net] == [ReluLayer, ReluLayer, tuple] * 2
+    for a, b in zip(flat_arrays(params), flat_arrays(loaded)):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert params_digest(loaded) == params_digest(params) and len(state["m"]) == 12
+    x = (np.random.default_rng(1).random((3, 784)) < 0.2).astype(np.float32)
+    z = encoder(loaded[0], x)[0]
+    np.testing.assert_allclose(decoder(loaded[1], z), numpy_mlp(loaded[1], z, "relu"), rtol=1e-4, atol=1e-4)
+    # The same arrays as tanh layers are another model, with another digest.
+    as_tanh = tuple([(W, b) for W, b in net] for net in params)
+    assert params_digest(as_tanh) != params_digest(params)
+
+
+def legacy_digest(params):
+    """params_digest as it was before relu layers: the arrays alone (what older results files hold)."""
+    digest = hashlib.sha256()
+    for array in flat_arrays(params):
+        digest.update(f"{array.shape}{array.dtype.str}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def test_a_checkpoint_from_before_hidden_and_activation_loads_as_one_tanh_layer(tmp_path):
+    """Older checkpoints (the committed study's data/vae.npz among them) record "hidden_dim" and no
+    activation: they load as hidden [H] and tanh, match today's default options, and their results
+    files' digests still match."""
+    params = small_params()
+    old = {"data_dim": 784, "hidden_dim": 20, "latent_dim": 2, "seed": 0, "lr": 0.001, "batch_size": 100,
+           "train_size": 10000}
+    save_params(tmp_path / "vae.npz", params, old, epoch=2)
+    config = TrainConfig(hidden=(20,))
+    loaded, meta, *_ = load_params(tmp_path / "vae.npz", expect=config.metadata())
+    assert meta == config.metadata() and list(meta) == list(config.metadata())
+    assert [type(layer) for net in loaded for layer in net] == [tuple] * 4
+    assert params_digest(loaded) == legacy_digest(params)
+    with pytest.raises(CheckpointError, match="has activation='tanh', but 'relu' was requested"):
+        load_params(tmp_path / "vae.npz", expect=TrainConfig(hidden=(20,), activation="relu").metadata())
+
 
 real_localtime = time.localtime
 
@@ -69,8 +117,8 @@ def test_checkpoint_errors(tmp_path):
         load_params(junk)
     path = tmp_path / "vae.npz"
     save_params(path, small_params(), META)
-    with pytest.raises(CheckpointError, match="hidden_dim=20, but 500 was requested"):
-        load_params(path, expect={"hidden_dim": 500})
+    with pytest.raises(CheckpointError, match=r"hidden=\[20\], but \[500\] was requested"):
+        load_params(path, expect={"hidden": [500]})
     # Arrays that do not fit the dimensions the metadata claims: damaged or another model.
     save_params(path, small_params(hidden=30), META)
     with pytest.raises(CheckpointError, match="does not hold the arrays"):
@@ -134,8 +182,13 @@ def meta(key, value):
     (put("train_curve", np.zeros((2, 2))), "training curve of shape (2, 2)"),
     (put("train_curve", [300.0, np.inf]), "not finite numbers"),
     (put("param_0", np.zeros((784, 20), int)), "does not hold the arrays"),
-    (meta("hidden_dim", "20"), "records the sizes (784, '20', 2)"),
-    (meta("hidden_dim", 10**12), "does not hold the arrays of a (784, 1000000000000, 2) VAE"),
+    (meta("hidden", ["20"]), "records the architecture 784-'20'-2 tanh, not positive integer sizes"),
+    (meta("hidden", []), "records the architecture 784-2 tanh, not positive"),
+    (meta("hidden", 20), "records the architecture 784-20-2 tanh, not positive"),
+    (meta("activation", "sigmoid"), "records the architecture 784-20-2 sigmoid, not positive integer sizes and one of "
+                                    "the activations tanh, relu"),
+    (meta("hidden", [10**12]), "does not hold the arrays of a 784-1000000000000-2 tanh VAE"),
+    (meta("hidden", [20, 20]), "does not hold the arrays of a 784-20-20-2 tanh VAE"),
 ])
 def test_a_crafted_checkpoint_is_refused_in_one_line_before_allocating(tmp_path, change, message):
     """Checkpoints from another version or built by hand: every field is checked against the metadata, and the

@@ -14,8 +14,12 @@ import pytest
 import vae_autograd.io.files as files
 import vae_autograd.train.command as command
 import vae_autograd.train.loop as training
-from tests.helpers import META, REPO, assert_one_line_error, dir_listing, small_params, synthetic_images
+from tests.helpers import META, REPO, assert_one_line_error, dir_listing, numpy_mlp, small_params, synthetic_images
 from vae_autograd.core.fast_grad import flat_arrays
+from vae_autograd.core.model import decoder, encoder
+from vae_autograd.io.mnist import load_binarized_mnist
+from vae_autograd.report.conform import schema_problems
+from vae_autograd.report.schema import Training
 from vae_autograd.train.checkpoints import CheckpointError, load_params, save_params
 from vae_autograd.train.command import run_training
 from vae_autograd.train.loop import TrainingDiverged
@@ -54,6 +58,16 @@ def run_cli(*args, env_extra=None, cwd=None):
     (["--validation-size", "100", "--patience", "0"], "--patience: must be a positive int, got '0'"),
     (["--patience", "5"],
      "patience 5 needs a validation set to watch: add --validation-size N, or leave --patience out"),
+    (["--hidden", "256,,x"], "--hidden/--hidden-dim: must be positive layer widths separated by commas, such as 500 "
+                             "or 256,128, got '256,,x'"),
+    (["--hidden", "0"], "--hidden/--hidden-dim: must be positive layer widths separated by commas, such as 500 or "
+                        "256,128, got '0'"),
+    (["--hidden", ""], "--hidden/--hidden-dim: must be positive layer widths separated by commas, such as 500 or "
+                       "256,128, got ''"),
+    (["--hidden", "256,-128"], "got '256,-128'"),
+    (["--hidden", "256,,128"], "got '256,,128'"),  # a typo, not two layers
+    (["--hidden-dim", "2.5"], "--hidden/--hidden-dim: must be positive layer widths separated by commas"),
+    (["--activation", "sigmoid"], "--activation: must be one of tanh, relu, got 'sigmoid'"),
 ])
 def test_cli_rejects_bad_values(args, message):
     result = run_cli(*args)
@@ -74,7 +88,7 @@ def test_cli_missing_data_dir_is_one_line(tmp_path):
 def test_cli_trains_writes_results_and_resumes(tmp_path, mnist_dir):
     out = tmp_path / "vae.npz"
     common = ["--data-dir", str(mnist_dir), "--out", str(out), "--train-size", "500",
-              "--test-size", "200", "--hidden-dim", "50", "--eval-samples", "2"]
+              "--test-size", "200", "--hidden", "50", "--eval-samples", "2"]
     first = run_cli("--epochs", "1", *common)
     assert first.returncode == 0, first.stderr
     assert "epoch    1/1" in first.stdout and "test  ELBO" in first.stdout
@@ -87,9 +101,9 @@ def test_cli_trains_writes_results_and_resumes(tmp_path, mnist_dir):
     assert "resuming from" in resumed.stdout and "epoch    2/2" in resumed.stdout
     assert len(json.loads(out.with_suffix(".json").read_text())["train_curve"]) == 2
 
-    mismatch = run_cli("--epochs", "3", "--resume", *common[:-4], "--hidden-dim", "60")
+    mismatch = run_cli("--epochs", "3", "--resume", *common[:-4], "--hidden", "60")
     assert mismatch.returncode == 1 and "Traceback" not in mismatch.stderr
-    assert "hidden_dim=50, but 60 was requested" in mismatch.stderr
+    assert "hidden=[50], but [60] was requested" in mismatch.stderr
 
 
 def synthetic_data(train_n=300, test_n=100):
@@ -99,7 +113,7 @@ def synthetic_data(train_n=300, test_n=100):
 
 
 def small_config(out, **changes):
-    return TrainConfig(**{**dict(epochs=1, hidden_dim=20, train_size=300, test_size=100, eval_samples=2,
+    return TrainConfig(**{**dict(epochs=1, hidden=(20,), train_size=300, test_size=100, eval_samples=2,
                                  out=out, quiet=True), **changes})
 
 
@@ -165,7 +179,7 @@ def test_cli_divergence_stops_and_keeps_the_good_checkpoint(tmp_path, mnist_dir)
     save_params(out, small_params(), META, epoch=7)
     saved = out.read_bytes()
     result = run_cli("--lr", "10", "--epochs", "2", "--train-size", "500", "--test-size", "100",
-                     "--hidden-dim", "20", "--data-dir", str(mnist_dir), "--out", str(out), "--force")
+                     "--hidden", "20", "--data-dir", str(mnist_dir), "--out", str(out), "--force")
     assert_one_line_error(result, "diverged in epoch 1", "smaller --lr", f"{out} is unchanged")
     assert "nan +- nan" not in result.stdout
     assert out.read_bytes() == saved and not out.with_suffix(".json").exists()
@@ -206,7 +220,7 @@ def test_sigterm_stops_training_like_ctrl_c(tmp_path, mnist_dir):
     out = tmp_path / "vae.npz"
     process = subprocess.Popen(
         [sys.executable, "-m", "vae_autograd.train", "--epochs", "1000", "--train-size", "300",
-         "--test-size", "100", "--hidden-dim", "20", "--data-dir", str(mnist_dir), "--out", str(out)],
+         "--test-size", "100", "--hidden", "20", "--data-dir", str(mnist_dir), "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -258,7 +272,7 @@ def test_ctrl_c_before_the_first_epoch_of_a_forced_run_says_the_old_model_is_kep
         raise KeyboardInterrupt
 
     monkeypatch.setattr(command, "train", interrupted)
-    assert run_main(monkeypatch, mnist_dir, "--out", str(out), "--force", "--hidden-dim", "20") == 130
+    assert run_main(monkeypatch, mnist_dir, "--out", str(out), "--force", "--hidden", "20") == 130
     assert capsys.readouterr().err == f"interrupted; no epoch of this run finished, and {out} is as it was\n"
     assert out.read_bytes() == before
 
@@ -372,11 +386,12 @@ def test_a_json_beside_a_new_checkpoint_is_not_replaced_without_force(tmp_path):
     assert json.loads(config.results_path.read_text())["epochs"] == 1
 
 
-@pytest.mark.parametrize("option", ["--hidden-dim", "--latent-dim"])
-def test_sizes_that_cannot_fit_in_memory_are_refused_before_any_work(tmp_path, option):
-    result = run_cli(option, "1000000000", "--out", str(tmp_path / "vae.npz"), "--data-dir", str(tmp_path / "none"))
+@pytest.mark.parametrize("option, value", [("--hidden", "1000000000"), ("--latent-dim", "1000000000"),
+                                           ("--hidden", "500,1000000,500")])
+def test_sizes_that_cannot_fit_in_memory_are_refused_before_any_work(tmp_path, option, value):
+    result = run_cli(option, value, "--out", str(tmp_path / "vae.npz"), "--data-dir", str(tmp_path / "none"))
     # Refused before the (missing) data are looked for, and before anything is allocated.
-    assert result.returncode == 1 and result.stderr.startswith("error: a model of --hidden-dim ")
+    assert result.returncode == 1 and result.stderr.startswith("error: a model of --hidden ")
     assert "GiB, more than the " in result.stderr and "this machine has available; choose smaller sizes" \
         in result.stderr and result.stderr.count("\n") == 1
     assert dir_listing(tmp_path) == []
@@ -433,7 +448,7 @@ def test_an_interrupt_during_the_imports_is_one_line(tmp_path, entry_point, inte
 
 def test_a_second_training_on_the_same_out_is_refused_naming_the_first(tmp_path, mnist_dir):
     out = tmp_path / "vae.npz"
-    args = ["--epochs", "1000", "--train-size", "300", "--test-size", "100", "--hidden-dim", "20",
+    args = ["--epochs", "1000", "--train-size", "300", "--test-size", "100", "--hidden", "20",
             "--data-dir", str(mnist_dir), "--out", str(out)]
     first = subprocess.Popen([sys.executable, "-m", "vae_autograd.train", *args], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -448,3 +463,53 @@ def test_a_second_training_on_the_same_out_is_refused_naming_the_first(tmp_path,
         "or choose another --out\n")
     assert load_params(out)[1]["seed"] == 0 and not (tmp_path / "vae.json").exists()
     assert dir_listing(tmp_path) == ["vae.npz"]  # the first one's lock went with it
+
+
+def test_cli_trains_a_relu_model_of_two_hidden_layers_that_loads_back_as_one(tmp_path, mnist_dir):
+    """--hidden 256,128 --activation relu through the command line: the checkpoint holds encoder
+    784-256-128-4 and decoder 2-128-256-784, records both options, and what load_params gives back
+    computes relu (the numbers of a NumPy forward pass with np.maximum, not with tanh)."""
+    out = tmp_path / "vae.npz"
+    common = ["--data-dir", str(mnist_dir), "--out", str(out), "--train-size", "300", "--test-size", "100",
+              "--eval-samples", "2", "--quiet", "--hidden", "256,128"]
+    result = run_cli("--epochs", "1", *common, "--activation", "relu")
+    assert result.returncode == 0, result.stderr
+    (enc, dec), metadata, *_ = load_params(out)
+    assert metadata["hidden"] == [256, 128] and metadata["activation"] == "relu"
+    assert [W.shape for W, _ in enc] == [(784, 256), (256, 128), (128, 4)]
+    assert [W.shape for W, _ in dec] == [(2, 128), (128, 256), (256, 784)]
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert results["hidden"] == [256, 128] and results["activation"] == "relu"
+    x = load_binarized_mnist(1, 5, mnist_dir)[2]
+    mean, log_std = encoder(enc, x)
+    hand = numpy_mlp(enc, x, "relu")
+    np.testing.assert_allclose(np.concatenate([mean, log_std], axis=1), hand, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(decoder(dec, mean), numpy_mlp(dec, mean, "relu"), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(decoder(dec, mean), numpy_mlp(dec, mean, "tanh"), rtol=1e-4, atol=1e-4)
+    mismatch = run_cli("--epochs", "2", "--resume", *common)  # --activation tanh, the default
+    assert_one_line_error(mismatch, "has activation='relu', but 'tanh' was requested")
+
+
+def test_a_checkpoint_and_results_from_before_hidden_and_activation_are_reused(tmp_path):
+    """run_all.py reuses the committed study's checkpoint and results file, which record "hidden_dim"
+    and no activation: they hold the default tanh model, and the results it passes on name its
+    hidden layers and activation as a new run's do (the schema of results.json)."""
+    quiet = {"log": lambda line: None, "data": synthetic_data()}
+    config = small_config(tmp_path / "vae.npz", epochs=2)
+    new_params, new_results = run_training(config, **quiet)
+    params, metadata, state, epoch, curve = load_params(config.out)
+    legacy = {("hidden_dim" if key == "hidden" else key): (value[0] if key == "hidden" else value)
+              for key, value in metadata.items() if key != "activation"}
+    save_params(config.out, params, legacy, state, epoch, curve)
+    results = json.loads(config.results_path.read_text())
+    config.results_path.write_text(json.dumps({("hidden_dim" if key == "hidden" else key): (
+        value[0] if key == "hidden" else value) for key, value in results.items() if key != "activation"}))
+    reused, reused_results = reusable_model(config, retrain=False)
+    assert reused_results == new_results
+    assert [type(layer) for net in reused for layer in net] == [tuple] * 4
+    training = {k: v for k, v in reused_results.items() if k not in ("train_curve", "params_digest")}
+    assert schema_problems(training, Training, "training") == []
+    for a, b in zip(flat_arrays(reused), flat_arrays(new_params)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(CheckpointError, match=r"has hidden=\[20\], but \[20, 10\] was requested"):
+        reusable_model(small_config(config.out, epochs=2, hidden=(20, 10)), retrain=False)

@@ -224,13 +224,16 @@ def test_a_checkpoint_from_before_the_data_options_loads_and_is_reused_as_their_
     # Checkpoint and results as the code before these options wrote them (as the committed data/vae.npz).
     with np.load(config.out) as f:
         arrays = dict(f.items())
-    old = {k: v for k, v in json.loads(str(arrays["metadata"])).items() if k not in METADATA_DEFAULTS}
-    assert sorted(old) == ["batch_size", "data_dim", "hidden_dim", "latent_dim", "lr", "seed", "train_size"]
+    new = json.loads(str(arrays["metadata"]))
+    old = {"data_dim": 784, "hidden_dim": new["hidden"][0], "latent_dim": new["latent_dim"], "seed": new["seed"],
+           "lr": new["lr"], "batch_size": new["batch_size"], "train_size": new["train_size"]}
+    assert set(new) == set(old) - {"hidden_dim"} | {"hidden", "activation"} | set(METADATA_DEFAULTS)
     np.savez(config.out, **{**arrays, "metadata": np.array(json.dumps(old))})
     results = json.loads(config.results_path.read_text())
-    config.results_path.write_text(json.dumps({k: v for k, v in results.items() if k not in METADATA_DEFAULTS}))
+    config.results_path.write_text(json.dumps({**{k: v for k, v in results.items() if k not in new}, **old}))
     loaded, metadata, *_ = load_params(config.out, expect=config.metadata())
-    assert metadata == {**old, "binarization": "threshold", "validation_size": 0}
+    assert metadata == config.metadata() and metadata["binarization"] == "threshold"
+    assert metadata["validation_size"] == 0
     reused, _ = reusable_model(config, retrain=False)
     assert_same_params(reused, params)
     with pytest.raises(CheckpointError, match="has binarization='threshold', but 'dynamic' was requested"):

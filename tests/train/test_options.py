@@ -1,7 +1,8 @@
 """The training options (vae_autograd.train.options) validate values from Python too."""
 import pytest
 
-from vae_autograd.train.options import DEFAULT_PATIENCE, ConfigError, TrainConfig
+from vae_autograd.train.command import build_parser
+from vae_autograd.train.options import DEFAULT_PATIENCE, ConfigError, TrainConfig, config_from_args
 
 
 def test_config_validates_values_from_python_too(tmp_path):
@@ -42,3 +43,17 @@ def test_the_data_options_are_validated_from_python_too():
 def test_the_metadata_a_checkpoint_must_match_names_the_data_options_but_not_patience():
     metadata = TrainConfig(binarization="dynamic", validation_size=10, patience=3).metadata()
     assert metadata["binarization"] == "dynamic" and metadata["validation_size"] == 10 and "patience" not in metadata
+
+
+def test_hidden_takes_layer_widths_and_hidden_dim_stays_its_alias():
+    """--hidden-dim, the option's name when the model had one hidden layer, still means the same model."""
+    parser = build_parser()
+    assert config_from_args(parser.parse_args(["--hidden", "256,128"])).hidden == (256, 128)
+    assert config_from_args(parser.parse_args(["--hidden-dim", "300"])) == TrainConfig(hidden=(300,))
+    assert config_from_args(parser.parse_args([])) == TrainConfig() and TrainConfig().hidden == (500,)
+    assert TrainConfig(hidden=(256, 128), activation="relu").metadata()["hidden"] == [256, 128]  # as JSON reads it
+    assert "(default 500)" in parser.format_help() and "(default tanh)" in parser.format_help()
+    with pytest.raises(ConfigError, match="hidden must be positive layer widths"):
+        TrainConfig(hidden=500)  # from Python, a tuple: (500,)
+    with pytest.raises(ConfigError, match="activation must be one of tanh, relu, got 'sigmoid'"):
+        TrainConfig(activation="sigmoid")

@@ -19,6 +19,8 @@ import numpy as np
 from autograd.core import VJPNode, add_outgrads, vspace
 from autograd.tracer import isbox, new_box, toposort, trace_stack
 
+from .model import layer_like
+
 
 def flat_arrays(params):
     """The arrays of (enc_params, dec_params) in a fixed order: W, b of each layer."""
@@ -26,9 +28,10 @@ def flat_arrays(params):
 
 
 def _nest_like(params, arrays):
-    """Arrays in flat_arrays order -> the (enc_params, dec_params) structure of params."""
+    """Arrays in flat_arrays order -> the (enc_params, dec_params) structure of params, each layer
+    of its kind in params (a relu layer stays one: the activation travels with the layer)."""
     it = iter(arrays)
-    return tuple([(next(it), next(it)) for _ in net] for net in params)
+    return tuple([layer_like(layer, next(it), next(it)) for layer in net] for net in params)
 
 
 def value_and_grad_per_array(fun):

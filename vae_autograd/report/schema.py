@@ -3,19 +3,19 @@ reads nothing else); report.conform holds a results.json to it. Conventions: nat
 standard error of the mean X over images (of an ELBO, its Monte Carlo SE); {K: ...} are keyed by str(K)."""
 from typing import Literal, TypedDict
 
-TrainingData = TypedDict("TrainingData", {"binarization": Literal["threshold"], "validation_size": int}, total=False)
-
-
-class Training(TrainingData):
-    """The trained model's checkpoint metadata (its data options since they exist) and final ELBOs (run_training)."""
+class Training(TypedDict):
+    """The trained model's checkpoint metadata (train.checkpoints.current_metadata) and final ELBOs (run_training)."""
     epochs: int
     data_dim: int
-    hidden_dim: int
+    hidden: list[int]                    # the hidden widths from the image side; the decoder mirrors them
+    activation: Literal["tanh", "relu"]  # of every hidden layer
     latent_dim: int
     seed: int
     lr: float
     batch_size: int
     train_size: int
+    binarization: Literal["threshold"]
+    validation_size: int
     train_elbo: float
     train_elbo_se: float
     test_elbo: float

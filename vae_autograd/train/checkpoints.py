@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core.fast_grad import flat_arrays
+from ..core.model import ACTIVATIONS, ReluLayer, network
 from ..io.files import atomic_write
 from .loop import all_finite
 from .validation import Validation, best_epoch
@@ -65,14 +66,40 @@ def write_npz(file, arrays):
 
 
 def params_digest(params):
-    """SHA-256 of every parameter array (shape, dtype and bytes): ties a results file to the exact
-    checkpoint it describes."""
+    """SHA-256 of every parameter array (shape, dtype and bytes) and of which layers are relu: ties a
+    results file to the exact checkpoint it describes. (A tanh model's digest is that of its arrays
+    alone, as before relu layers existed, so the results of older checkpoints still match.)"""
     digest = hashlib.sha256()
-    for array in flat_arrays(params):
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.shape}{array.dtype.str}".encode())
-        digest.update(array.tobytes())
+    for net in params:
+        for layer in net:
+            if type(layer) is ReluLayer:
+                digest.update(b"relu")
+            for array in layer:
+                array = np.ascontiguousarray(array)
+                digest.update(f"{array.shape}{array.dtype.str}".encode())
+                digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def current_metadata(metadata):
+    """metadata (of a checkpoint, or its results file) in today's terms, as a new dict. One written
+    before --hidden and --activation records "hidden_dim": 500 and no activation, which was one tanh
+    hidden layer of 500: "hidden": [500], "activation": "tanh" (in the place of hidden_dim). One
+    written before the data options records neither: it gets METADATA_DEFAULTS. Anything else is
+    unchanged."""
+    renamed = {}
+    for key, value in metadata.items():
+        renamed.update({"hidden": [value], "activation": "tanh"} if key == "hidden_dim" and "hidden" not in metadata
+                       else {key: value})
+    return {**renamed, **{key: value for key, value in METADATA_DEFAULTS.items() if key not in renamed}}
+
+
+def architecture(metadata):
+    """"784-256-128-2 relu": the sizes from the data to the latent space and the activation, as the
+    metadata records them (a value that is not an int shown as its repr, for the messages of load_params)."""
+    hidden = metadata.get("hidden")
+    sizes = [metadata.get("data_dim"), *(hidden if isinstance(hidden, list) else [hidden]), metadata.get("latent_dim")]
+    return "-".join(str(n) if type(n) is int else repr(n) for n in sizes) + f" {metadata.get('activation')}"
 
 
 def metadata_mismatch(metadata, expect):
@@ -110,8 +137,8 @@ def load_checkpoint(path, expect=None):
     try:
         with np.load(path) as f:
             files = dict(f.items())
-        metadata = {**METADATA_DEFAULTS, **json.loads(str(files["metadata"]))}
-        dims = (metadata["data_dim"], metadata["hidden_dim"], metadata["latent_dim"])
+        metadata = current_metadata(json.loads(str(files["metadata"])))
+        dims = (metadata["data_dim"], metadata["hidden"], metadata["latent_dim"], metadata["activation"])
     except Exception as err:  # any unreadable file is the same problem to the user
         raise CheckpointError(f"{path} is not a vae_autograd checkpoint ({type(err).__name__}); "
                               "delete it or pass another path") from None
@@ -122,12 +149,15 @@ def load_checkpoint(path, expect=None):
     def damaged(what):
         return CheckpointError(f"checkpoint {path} {what}; it is damaged or from another version: retrain")
 
-    if not all(type(n) is int and n > 0 for n in dims):
-        raise damaged(f"records the sizes {dims}, not positive integers")
-    shapes = vae_shapes(*dims)  # from the metadata alone: nothing is allocated for a crafted size
-    got, params = read_params(files, "param", shapes)
+    data_dim, hidden, latent_dim, activation = dims
+    sizes = [data_dim, *hidden, latent_dim] if isinstance(hidden, list) and hidden else [None]
+    if not all(type(n) is int and n > 0 for n in sizes) or activation not in ACTIVATIONS:
+        raise damaged(f"records the architecture {architecture(metadata)}, not positive integer sizes and one of "
+                      f"the activations {', '.join(ACTIVATIONS)}")
+    shapes = vae_shapes(data_dim, hidden, latent_dim)  # from the metadata alone: nothing allocated for a crafted size
+    got, params = read_params(files, "param", shapes, len(hidden), activation)
     if params is None:
-        raise damaged(f"does not hold the arrays of a {dims} VAE")
+        raise damaged(f"does not hold the arrays of a {architecture(metadata)} VAE")
     if not all_finite(params):
         raise CheckpointError(f"checkpoint {path} holds non-finite parameters (its training diverged); "
                               "retrain it with a smaller --lr")
@@ -149,28 +179,31 @@ def load_checkpoint(path, expect=None):
             raise damaged("holds an Adam state that does not fit its parameters")
     validation = None
     if metadata["validation_size"] or "validation_curve" in files:
-        validation = read_validation(files, shapes, epoch)
+        validation = read_validation(files, shapes, epoch, len(hidden), activation)
         if validation is None:
             raise damaged(f"holds no validation curve of {epoch} finite ELBOs, its best epoch and that epoch's "
                           "finite parameters")
     return Checkpoint(params, metadata, adam_state, epoch, [float(v) for v in curve], validation)
 
 
-def read_params(files, prefix, shapes):
+def read_params(files, prefix, shapes, num_hidden, activation):
     """(arrays, params) of the arrays prefix_0, prefix_1, ... of files if they have the shapes
-    (vae_shapes' order) and a floating dtype, and there is no more of them; else (arrays, None)."""
+    (vae_shapes' order, num_hidden hidden layers per network) and a floating dtype, and there is
+    no more of them; else (arrays, None). The activation is put into the layers (model.network):
+    every analysis reads it from the checkpoint."""
     got = [files.get(f"{prefix}_{i}") for i in range(len(shapes))]
     if any(a is None or a.shape != s or not np.issubdtype(a.dtype, np.floating) for a, s in zip(got, shapes)) \
             or f"{prefix}_{len(shapes)}" in files:
         return got, None
-    return got, ([(got[0], got[1]), (got[2], got[3])], [(got[4], got[5]), (got[6], got[7])])
+    layers = list(zip(got[::2], got[1::2]))
+    return got, (network(layers[:num_hidden + 1], activation), network(layers[num_hidden + 1:], activation))
 
 
-def read_validation(files, shapes, epoch):
+def read_validation(files, shapes, epoch, num_hidden, activation):
     """The Validation record of a checkpoint at epoch, or None if it lacks one or it is inconsistent:
     a validation ELBO per epoch, all finite, the best epoch their first highest, its parameters finite."""
     curve, best, (_, best_params) = files.get("validation_curve"), count(files.get("best_epoch")), \
-        read_params(files, "best_param", shapes)
+        read_params(files, "best_param", shapes, num_hidden, activation)
     if curve is None or curve.shape != (epoch,) or not np.issubdtype(curve.dtype, np.floating) \
             or not np.all(np.isfinite(curve)) or epoch == 0 or best != best_epoch(curve) \
             or best_params is None or not all_finite(best_params):
@@ -178,10 +211,13 @@ def read_validation(files, shapes, epoch):
     return Validation([float(v) for v in curve], best, best_params)
 
 
-def vae_shapes(data_dim, hidden_dim, latent_dim):
-    """The shapes of the arrays of a VAE, in flat_arrays' order (W, b of each layer), without making them."""
-    return [(data_dim, hidden_dim), (hidden_dim,), (hidden_dim, 2 * latent_dim), (2 * latent_dim,),
-            (latent_dim, hidden_dim), (hidden_dim,), (hidden_dim, data_dim), (data_dim,)]
+def vae_shapes(data_dim, hidden, latent_dim):
+    """The shapes of the arrays of a VAE, in flat_arrays' order (W, b of each layer), without making them.
+
+    hidden: the hidden widths from the data side; the decoder mirrors them (model.init_vae_params).
+    """
+    sizes = ([data_dim, *hidden, 2 * latent_dim], [latent_dim, *hidden[::-1], data_dim])
+    return [shape for net in sizes for m, n in zip(net[:-1], net[1:]) for shape in ((m, n), (n,))]
 
 
 def count(array):

@@ -81,14 +81,15 @@ def check_fits_in_memory(config):
     the float64 draw that initializes them, one minibatch's activations in training and one
     block of 1000 images' in evaluation) against MemAvailable (else the physical memory).
     Called before anything is allocated."""
-    hidden, latent = config.hidden_dim, config.latent_dim
+    hidden, latent = config.hidden, config.latent_dim
     weights = sum(math.prod(shape) for shape in vae_shapes(784, hidden, latent))
     batch = min(config.batch_size, config.train_size)
     block = min(1000, max(config.train_size, config.test_size))
-    needed = 4 * 4 * weights + 8 * weights + 4 * max(batch, block) * (2 * hidden + 4 * latent + 784)
+    # Training's tape holds every layer's activations, the encoder's and the decoder's: 2 sum(hidden).
+    needed = 4 * 4 * weights + 8 * weights + 4 * max(batch, block) * (2 * sum(hidden) + 4 * latent + 784)
     memory = available_memory()
     if needed > memory:
-        raise ConfigError(f"a model of --hidden-dim {hidden} and --latent-dim {latent} needs at least "
+        raise ConfigError(f"a model of --hidden {','.join(map(str, hidden))} and --latent-dim {latent} needs at least "
                           f"{needed / 2**30:,.1f} GiB, more than the {memory / 2**30:,.1f} GiB this machine has "
                           "available; choose smaller sizes")
 
@@ -136,8 +137,8 @@ def train_and_evaluate(config, log, data):
             # A run stopped between saving --out and its kept copy: the copy is --out as loaded.
             save_params(config.kept_path(start_epoch), params, metadata, adam_state, start_epoch, curve, validation)
     else:
-        params = init_vae_params(np.random.default_rng(config.seed), 784, config.hidden_dim,
-                                 config.latent_dim)
+        params = init_vae_params(np.random.default_rng(config.seed), 784, config.hidden, config.latent_dim,
+                                 activation=config.activation)
     images = run_images(config, data or load_run_data(config))
     # Stopped already (by patience): an uninterrupted run with these options would have stopped there too.
     stopped = validation is not None and patience_exhausted(validation.curve, patience)

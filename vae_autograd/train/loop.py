@@ -10,7 +10,7 @@ from ..core.adam import adam_update, init_adam_state
 from ..core.elbo import check_num_samples, elbo_unchecked, log_importance_weight_chunks
 from ..core.fast_grad import flat_arrays, value_and_grad_per_array
 from ..core.images import check_grey_images, check_images
-from ..core.model import data_dim, hidden_dim
+from ..core.model import data_dim, hidden_dims
 
 
 class TrainingDiverged(Exception):
@@ -105,7 +105,8 @@ def evaluate_elbo(params, x, rng, num_samples=10, batch_size=1000, floats_per_ch
     floats_per_chunk decoder outputs, so memory does not grow with num_samples.
     """
     check_num_samples(num_samples, 2, "a standard error needs two")
-    hidden = hidden_dim(params[1])
+    # Per draw, a decoder pass holds about its widest hidden layer and its logits at once.
+    hidden = max(hidden_dims(params[1]))
     per_chunk = max(1, floats_per_chunk // (min(batch_size, len(x)) * (hidden + data_dim(params[1]))))
     means, m2s, block, seen = [], [], None, 0  # per block of images: running means and squared deviations
     for rows, log_w in log_importance_weight_chunks(*params, x, rng, num_samples, batch_size, per_chunk):

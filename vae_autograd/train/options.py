@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from ..core.model import ACTIVATIONS
 from ..io.mnist import NUM_TEST, NUM_TRAIN
 
 BINARIZATIONS = ("threshold", "dynamic")
@@ -20,21 +21,27 @@ class ConfigError(ValueError):
     """A training option with a value that cannot work; the message names it and the rule."""
 
 
-def option(default, help, valid=None, rule="", kind=None, parse=None):
+def option(default, help, valid=None, rule="", kind=None, parse=None, aliases=()):
     """A TrainConfig field: its default, its --help text and the rule its values obey.
 
     valid(value) -> bool is the rule, stated to the user as rule; kind is the type of its
     values (default: the type of the default); parse turns command-line text into one
-    (default: kind).
+    (default: kind); aliases are other spellings of its command-line option.
     """
     kind = kind or type(default)
     return field(default=default, metadata={"help": help, "valid": valid, "rule": rule,
-                                            "kind": kind, "parse": parse or kind})
+                                            "kind": kind, "parse": parse or kind, "aliases": aliases})
 
 
 def parse_epochs(text):
     """'1,10,50' -> (1, 10, 50); '' -> ()."""
     return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def parse_widths(text):
+    """'256,128' -> (256, 128); '500' -> (500,). Unlike parse_epochs, an empty part is an error
+    (ValueError): '256,,128' is a typo, not two layers."""
+    return tuple(int(part) for part in text.split(","))
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,15 @@ class TrainConfig:
     lr: float = option(1e-3, "Adam step size", lambda x: x > 0 and math.isfinite(x), "must be a positive float")
     seed: int = option(0, "seeds the initialization, minibatch order, Monte Carlo noise and dynamic binarization",
                        lambda n: n >= 0, "must be a non-negative int")
-    hidden_dim: int = option(500, "hidden units of encoder and decoder", lambda n: n > 0, "must be a positive int")
+    # --hidden-dim, the option's name when the model had one hidden layer, stays an alias: an old
+    # command line `--hidden-dim 500` means the same model (and checkpoint) as before.
+    hidden: tuple = option((500,), "hidden layer widths of the encoder from the image side, comma-separated; the "
+                           "decoder mirrors them (256,128: encoder 784-256-128-2+2, decoder 2-128-256-784)",
+                           lambda t: len(t) > 0 and all(type(n) is int and n > 0 for n in t),
+                           "must be positive layer widths separated by commas, such as 500 or 256,128",
+                           parse=parse_widths, aliases=("--hidden-dim",))
+    activation: str = option("tanh", "activation of every hidden layer", lambda a: a in ACTIVATIONS,
+                             f"must be one of {', '.join(ACTIVATIONS)}")
     latent_dim: int = option(2, "latent dimensions", lambda n: n > 0, "must be a positive int")
     train_size: int = option(10000, "the first images of the MNIST training split",
                              lambda n: 1 <= n <= NUM_TRAIN, f"must be an int in 1..{NUM_TRAIN}")
@@ -128,10 +143,12 @@ class TrainConfig:
         return self.out.with_suffix(".json")
 
     def metadata(self):
-        """What a checkpoint records of the run that made it, and must match to be reused. Not patience: it
-        changes no epoch's parameters, only the epoch training stops at (the results file records it)."""
-        return {"data_dim": 784, "hidden_dim": self.hidden_dim, "latent_dim": self.latent_dim,
-                "seed": self.seed, "lr": self.lr, "batch_size": self.batch_size,
+        """What a checkpoint records of the run that made it, and must match to be reused. The sizes
+        and the activation are what load_params builds the networks from (hidden as a list: JSON's).
+        Not patience: it changes no epoch's parameters, only the epoch training stops at (the results
+        file records it)."""
+        return {"data_dim": 784, "hidden": list(self.hidden), "activation": self.activation,
+                "latent_dim": self.latent_dim, "seed": self.seed, "lr": self.lr, "batch_size": self.batch_size,
                 "train_size": self.train_size, "binarization": self.binarization,
                 "validation_size": self.validation_size}
 
@@ -174,13 +191,18 @@ def add_options(parser, names=None):
     for f in fields(TrainConfig):
         if names is not None and f.name not in names:
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flags = ["--" + f.name.replace("_", "-"), *f.metadata["aliases"]]
         if f.metadata["kind"] is bool:
-            parser.add_argument(flag, action="store_true", help=f.metadata["help"])
+            parser.add_argument(*flags, action="store_true", help=f.metadata["help"])
         else:
-            shown = "" if f.default is None else " (default %(default)s)"
-            parser.add_argument(flag, type=option_type(f.name), default=f.default,
+            shown = "" if f.default is None else f" (default {shown_value(f.default)})"
+            parser.add_argument(*flags, type=option_type(f.name), default=f.default,
                                 help=f.metadata["help"] + shown)
+
+
+def shown_value(value):
+    """A default as it is typed on the command line: (256, 128) as 256,128."""
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) and value else str(value)
 
 
 def config_from_args(args):

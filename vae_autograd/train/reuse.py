@@ -5,7 +5,7 @@ import dataclasses
 import json
 
 from ..io.files import atomic_write
-from .checkpoints import CheckpointError, load_params, metadata_mismatch, params_digest
+from .checkpoints import CheckpointError, current_metadata, load_params, metadata_mismatch, params_digest
 from .command import run_training
 
 
@@ -40,7 +40,7 @@ def reusable_model(config, retrain):
     complete = epoch == config.epochs or stopped_early and results.get("patience") == config.stop_patience
     if finished and complete and results.get("test_size") == config.test_size \
             and results.get("eval_samples") == config.eval_samples:
-        return params, results
+        return params, current_metadata(results)  # an older run's results name hidden_dim, as its checkpoint
     return None
 
 
