@@ -3,15 +3,11 @@ sweep of a setting being swept is refused naming the first."""
 import os
 import subprocess
 import sys
-from dataclasses import fields
 
 import pytest
 
 from tests.helpers import REPO, hold_lock
 from vae_autograd.seeds.__main__ import main, parse_seeds
-from vae_autograd.train.options import TrainConfig
-
-HAS_ARCHITECTURE = {"hidden", "activation"} <= {f.name for f in fields(TrainConfig)}
 
 
 def run_command(cwd, *args):
@@ -41,6 +37,8 @@ REFUSALS = {
                                            "argument --hidden: must be positive layer widths separated by commas"),
     "hidden sizes that are no widths": (["--setting", "assignment", "--seeds", "0", "--hidden", "0"],
                                         "argument --hidden: must be positive layer widths"),
+    "an activation that does not exist": (["--setting", "davidson", "--seeds", "0", "--activation", "sigmoid"],
+                                          "argument --activation: must be one of tanh, relu, got 'sigmoid'"),
     "no worker at all": (["--setting", "assignment", "--seeds", "0", "--jobs", "0"],
                          "argument --jobs: must be a positive int, got '0'"),
     "an IWAE of no images": (["--setting", "assignment", "--seeds", "0", "--iwae-images", "0"],
@@ -51,13 +49,6 @@ REFUSALS = {
                                           "patience 3 needs a validation set to watch"),
     "no setting": (["--seeds", "0"], "the following arguments are required: --setting"),
 }
-if not HAS_ARCHITECTURE:
-    REFUSALS["the davidson setting on a checkout without its architecture options"] = (
-        ["--setting", "davidson", "--seeds", "0-4"],
-        "the davidson setting needs TrainConfig fields activation, hidden, which this checkout's TrainConfig lacks "
-        "(the architecture options arrive on main with branch litarch)")
-    REFUSALS["hidden sizes on such a checkout"] = (["--setting", "assignment", "--seeds", "0", "--hidden", "64"],
-                                                   "the assignment setting needs TrainConfig fields hidden")
 
 
 @pytest.mark.parametrize("case", REFUSALS)

@@ -1,24 +1,23 @@
 """The settings: each a plain dict of TrainConfig overrides, the assignment's today's defaults, the davidson
-setting refused in one line where TrainConfig lacks its architecture fields (and built with its shapes where
-it has them), and the analysis sizes capped at the images there are."""
+setting built with its architecture (784-256-128 relu, the decoder mirrored), and the analysis sizes capped at
+the images there are."""
 import dataclasses
 
 import numpy as np
 import pytest
 
+from vae_autograd.core.model import ReluLayer
 from vae_autograd.seeds.settings import (
     GAP_TRAIN_IMAGES,
     IWAE_IMAGES,
     SETTINGS,
-    SettingError,
     analysis_sizes,
-    config_fields,
     planned_seconds,
     setting_config,
 )
+from vae_autograd.train.checkpoints import load_params
+from vae_autograd.train.command import run_training
 from vae_autograd.train.options import TrainConfig
-
-HAS_ARCHITECTURE = {"hidden", "activation"} <= config_fields()
 
 
 def test_the_assignment_setting_is_todays_defaults(tmp_path):
@@ -37,19 +36,7 @@ def test_the_davidson_setting_is_the_literatures_with_their_architecture():
     assert SETTINGS["davidson"].train == {**SETTINGS["literature"].train, "hidden": (256, 128), "activation": "relu"}
 
 
-@pytest.mark.skipif(HAS_ARCHITECTURE, reason="this checkout's TrainConfig has hidden and activation")
-def test_the_davidson_setting_is_refused_where_trainconfig_lacks_its_fields(tmp_path):
-    with pytest.raises(SettingError, match="the davidson setting needs TrainConfig fields activation, hidden, which "
-                                           "this checkout's TrainConfig lacks"):
-        setting_config("davidson", 0, {}, tmp_path)
-    setting_config("literature", 0, {}, tmp_path)  # the others are not
-
-
-@pytest.mark.skipif(not HAS_ARCHITECTURE, reason="needs TrainConfig's hidden and activation (branch litarch)")
 def test_the_davidson_setting_trains_784_256_128_relu_and_its_mirror(tmp_path):
-    from vae_autograd.train.checkpoints import load_params
-    from vae_autograd.train.command import run_training
-
     config = dataclasses.replace(setting_config("davidson", 0, {}, tmp_path), train_size=300, validation_size=100,
                                  test_size=50, epochs=1, quiet=True)
     rng = np.random.default_rng(0)
@@ -58,7 +45,8 @@ def test_the_davidson_setting_trains_784_256_128_relu_and_its_mirror(tmp_path):
     (enc, dec), metadata, *_ = load_params(config.out)
     assert [W.shape for W, _ in enc] == [(784, 256), (256, 128), (128, 4)]
     assert [W.shape for W, _ in dec] == [(2, 128), (128, 256), (256, 784)]
-    assert [type(layer).__name__ for layer in enc[:-1] + dec[:-1]] == ["ReluLayer"] * 4
+    assert all(type(layer) is ReluLayer for layer in enc[:-1] + dec[:-1])
+    assert type(enc[-1]) is tuple and type(dec[-1]) is tuple  # the output layers are linear
     assert metadata["activation"] == "relu" and list(metadata["hidden"]) == [256, 128]
 
 

@@ -25,7 +25,7 @@ from vae_autograd.core.fast_grad import flat_arrays
 from vae_autograd.report.seeds import sweep_page
 from vae_autograd.seeds.analysis import METRICS
 from vae_autograd.seeds.outputs import FIGURE, ordered_sweeps
-from vae_autograd.train.checkpoints import load_checkpoint
+from vae_autograd.train.checkpoints import load_checkpoint, load_params
 
 pytestmark = pytest.mark.slow  # each trains on real MNIST images
 
@@ -179,3 +179,14 @@ def test_a_row_that_does_not_describe_its_checkpoint_is_computed_again(uninterru
     assert "literature seed 0: started" in again.stdout and "literature seed 1: finished already" in again.stdout
     assert without_timing(read_json(row_path)) == without_timing(stale)  # its own numbers, computed again
     assert seed_files(tmp_path, 1) == untouched
+
+
+def test_a_davidson_seed_trains_and_is_analysed_with_its_relu_architecture(tmp_path, mnist_dir):
+    result = run_sweep(tmp_path, mnist_dir, setting="davidson", seeds="0", jobs=1)
+    assert result.returncode == 0, result.stderr
+    sweep = read_json(tmp_path / "sweeps" / "davidson.json")
+    assert sweep["options"]["hidden"] == [256, 128] and sweep["options"]["activation"] == "relu"
+    assert sweep["sd"]["test_log_px"] is None and sweep["rows"][0]["test_amortization_gap"] > 0  # one seed
+    (enc, dec), *_ = load_params(tmp_path / "work" / "davidson" / "seed0.npz")
+    assert [W.shape[1] for W, _ in enc] == [256, 128, 4] and [W.shape[1] for W, _ in dec] == [128, 256, 784]
+    assert "784-256-128-relu encoder" in (tmp_path / "sweeps" / "report.md").read_text()

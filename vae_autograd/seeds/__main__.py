@@ -9,16 +9,15 @@ exit_on_interrupt_while_starting()  # before the imports below, which take a sec
 import argparse
 import os
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from ..io.files import OutputError, atomic_write, check_not_an_input, check_writable_file, sole_writer
 from ..io.mnist import mnist_paths
 from ..io.process import interrupt_on_sigterm
-from ..train.options import ConfigError, OneLineParser, TrainConfig, option_type
+from ..train.options import ConfigError, OneLineParser, option_type
 from .analysis import row_bytes
 from .outputs import FIGURE, PAGE, check_work_folder, sweep_options, sweep_summary, write_page
-from .settings import ANALYSIS_SIZE_OPTIONS, SETTINGS, TRAIN_SIZE_OPTIONS, SettingError, check_setting
+from .settings import ANALYSIS_SIZE_OPTIONS, SETTINGS, TRAIN_SIZE_OPTIONS, SettingError
 from .sweep import make_jobs, run_jobs
 
 
@@ -48,19 +47,6 @@ def parse_settings(text):
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown setting {unknown[0]!r}; choose from {', '.join(SETTINGS)}")
     return list(dict.fromkeys(names))
-
-
-def parse_widths(text):
-    """'256,128' -> (256, 128): hidden layer widths, where this checkout's TrainConfig has no such field to
-    parse them (the setting is then refused by name, once they are read)."""
-    try:
-        widths = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        widths = ()
-    if not widths or any(w < 1 for w in widths):
-        raise argparse.ArgumentTypeError(f"must be positive layer widths separated by commas, such as 500 or "
-                                         f"256,128, got {text!r}")
-    return widths
 
 
 def positive_int(text):
@@ -94,10 +80,8 @@ def build_parser():
                         help="where <setting>.json, report.md and seeds.png go (default sweeps)")
     parser.add_argument("--data-dir", type=option_type("data_dir"), default=None,
                         help="folder with the MNIST .gz files (default $MNIST_DIR, else data/mnist)")
-    present = {f.name for f in fields(TrainConfig)}
     for name in TRAIN_SIZE_OPTIONS:  # each overrides the setting's value; the setting's is the default
-        kind = option_type(name) if name in present else {"hidden": parse_widths, "activation": str}[name]
-        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
+        parser.add_argument("--" + name.replace("_", "-"), type=option_type(name), default=None,
                             help=f"instead of the setting's {name} (for a shorter sweep or a test)")
     for name, default in ANALYSIS_SIZE_OPTIONS.items():
         parser.add_argument("--" + name.replace("_", "-"), type=positive_int, default=None,
@@ -113,8 +97,6 @@ def parse_args(argv=None):
     args.overrides = {name: getattr(args, name) for name in TRAIN_SIZE_OPTIONS if getattr(args, name) is not None}
     args.analysis = {name: getattr(args, name) for name in ANALYSIS_SIZE_OPTIONS if getattr(args, name) is not None}
     try:
-        for name in args.setting:
-            check_setting(name, args.overrides)
         args.jobs_list = make_jobs(args.setting, args.seeds, args.overrides, args.analysis, args.work_dir,
                                    args.data_dir)
     except (SettingError, ConfigError) as err:
@@ -141,7 +123,8 @@ def sweep(args, log=print):
         first = {job.setting: job for job in args.jobs_list if job.seed == args.seeds[0]}
         for name in args.setting:
             check_work_folder(args.work_dir / name, sweep_options(first[name].config))
-        log(f"{len(args.jobs_list)} seeds of {', '.join(args.setting)}, {min(args.jobs, len(args.jobs_list))} at once")
+        count = len(args.jobs_list)
+        log(f"{count} seed{'s' if count > 1 else ''} of {', '.join(args.setting)}, {min(args.jobs, count)} at once")
         rows = run_jobs(args.jobs_list, args.jobs, args.overrides, args.analysis, args.data_dir, log)
         failed = [job.name for job, row in rows.items() if row is None]
         written = 0
