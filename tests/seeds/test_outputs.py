@@ -1,6 +1,7 @@
 """What a sweep writes, on made-up rows (no training): the mean and standard deviation over seeds, the record
 of a work folder's options, the ETA, the page's sentences (each computed from the numbers) and its figure."""
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -81,8 +82,8 @@ def test_a_work_folder_keeps_the_options_of_its_seeds(tmp_path):
     assert json.loads((tmp_path / "options.json").read_text()) == options
 
 
-def fake_job(name, planned):
-    return Job("literature", int(name), None, None, {}, planned)
+def fake_job(name, planned, epochs=20):
+    return Job("literature", int(name), None, SimpleNamespace(epochs=epochs), {}, planned)
 
 
 def test_the_eta_lays_the_seeds_left_on_the_free_cores_and_scales_the_plan_by_finished_steps(monkeypatch):
@@ -96,11 +97,28 @@ def test_the_eta_lays_the_seeds_left_on_the_free_cores_and_scales_the_plan_by_fi
     progress.step(jobs[1], "training", "training")
     now[0] = 30.0
     assert progress.eta(now[0]) == 170.0  # 70 left of each running seed, then 100 for the third
-    progress.step(jobs[0], "analysing", "trained", spent=("training", 0))  # in 30 s of a planned 60
+    progress.step(jobs[0], "analysing", "trained", spent=("training", 60.0))  # in 30 s of a planned 60
     assert progress.scale("training") == 0.5
     # Seed 0: its 40 s of analysis; seed 1: 30 - 30 of training left, and 40; seed 2 after seed 0: 30 + 40.
     assert progress.eta(now[0]) == 110.0
     assert lines[-1] == "[0:30] literature seed 0: trained; 0/3 seeds done, ETA 1:50"
+
+
+def test_a_resumed_training_scales_the_plan_by_the_epochs_it_trained(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(sweep_module.time, "perf_counter", lambda: now[0])
+    job = fake_job(0, (60.0, 40.0), epochs=20)
+    lines = []
+    progress = Progress([job], 1, lines.append)
+    progress.event(job, {"step": "training", "reused": False, "from_epoch": 10})
+    assert "training from epoch 10;" in lines[-1]
+    now[0] = 15.0
+    progress.event(job, {"step": "trained", "reused": False, "epochs": 20, "best_epoch": 18, "stopped_early": False})
+    assert progress.scale("training") == 0.5  # 10 epochs in 15 s, planned at 30
+    assert "trained to epoch 20, kept epoch 18 in 0:15; analysing" in lines[-1]
+    progress.event(job, {"step": "training", "reused": False, "from_epoch": 20})  # evaluated only: no epoch
+    progress.event(job, {"step": "trained", "reused": False, "epochs": 20, "best_epoch": 18, "stopped_early": False})
+    assert progress.scale("training") == 0.5 and "no epoch left to train" in lines[-1]
     assert clock(3725) == "1:02:05" and clock(59.6) == "1:00"
 
 

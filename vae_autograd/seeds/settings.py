@@ -11,9 +11,14 @@ kept both cores busy (load 3 to 5), which is what each of two workers sees besid
     images), two models side by side: 232 s for the 200-epoch assignment model (3.4 ms per image
     integrated, 7.2 ms per image of gaps, 19 ms per image of IWAE), 214 s for a 60-epoch literature model
     (30,000 images integrated).
+  * a davidson model's log p(x) costs about 0.3 s per image instead (ANALYSIS_SECONDS_PER_IMAGE says why).
 So an assignment seed costs 5.3 minutes of training and 3.9 of analysis, a literature seed 7.9 and 4.4
-with 50 epochs, a davidson seed 6.5 and (assumed) 4.4: 162 core-minutes for the 15 seeds, 85 minutes on
-2 cores, longest first. EPOCHS_60K below is what that leaves; 60 epochs would take about 92 minutes.
+with 50 epochs: 108 core-minutes for their 10 seeds, 54 minutes on 2 cores. A davidson seed trains in
+6.5 minutes, but its analysis at the issue's sizes (30,000 images integrated) would take 2 to 4 hours:
+until the quadrature resolves relu posteriors more cheaply, the three settings cannot fit the budget, and
+the davidson setting needs small analysis sizes (README). EPOCHS_60K below is what the budget leaves the
+other two: with davidson's training and an analysis of the size of the literature's, the 15 seeds would
+take 85 minutes; 60 epochs about 92.
 """
 from pathlib import Path
 from typing import NamedTuple
@@ -85,7 +90,12 @@ ANALYSIS_SIZE_OPTIONS = {"gap_train_images": GAP_TRAIN_IMAGES, "iwae_images": IW
 # finish, the ETA scales these by what they took.
 TRAIN_SECONDS_PER_IMAGE_EPOCH = {"tanh": 1.6e-4, "relu": 1.25e-4}
 VALIDATION_SECONDS_PER_IMAGE = 1.5e-4   # 5 draws of z per held-out image, after every epoch
-ANALYSIS_SECONDS_PER_IMAGE = {"log_px": 3.4e-3, "gaps": 7.2e-3, "iwae": 1.9e-2}
+# A relu decoder's log p(x, z) has kinks (its logits are piecewise linear in z), where the quadrature's
+# resolution test (second differences at most 0.5) passes only on very fine sub-grids: on a 20-epoch
+# davidson model most images needed 32 or 64 sub-points per cell side (tanh models: a few), and log p(x)
+# took 0.24 to 0.45 s of CPU per image (300 and 100 test images), 70 to 130 times the tanh models' cost.
+ANALYSIS_SECONDS_PER_IMAGE = {"tanh": {"log_px": 3.4e-3, "gaps": 7.2e-3, "iwae": 1.9e-2},
+                              "relu": {"log_px": 0.3, "gaps": 2e-2, "iwae": 1.9e-2}}
 
 
 class SettingError(ValueError):
@@ -132,7 +142,7 @@ def planned_seconds(config, analysed):
                              + config.validation_size * VALIDATION_SECONDS_PER_IMAGE)
     integrated = analysed["test_images"] * (2 if config.binarization == "dynamic" else 1) \
         + analysed["gap_train_images"]
-    rate = ANALYSIS_SECONDS_PER_IMAGE
+    rate = ANALYSIS_SECONDS_PER_IMAGE[activation]
     analysis = integrated * rate["log_px"] + (analysed["test_images"] + analysed["gap_train_images"]) * rate["gaps"] \
         + analysed["iwae_images"] * rate["iwae"] * analysed["iwae_k"] / 1000
     return train, analysis

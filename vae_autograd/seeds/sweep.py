@@ -183,20 +183,26 @@ class Progress:
         self.since = {}
         # Seconds taken and planned by the finished steps of this sweep, per step: what scales the plan.
         self.spent = {"training": [0.0, 0.0], "analysing": [0.0, 0.0]}
+        self.from_epoch = {}  # the epoch each seed's training started from (0, or where it was resumed)
 
     def event(self, job, event):
         """A worker's event line (worker.announce) as a progress line, or none for the quiet ones."""
         step = event["step"]
         if step == "training":
-            self.step(job, "training", "reusing its finished training" if event["reused"] else "training")
+            resumed = f" from epoch {event['from_epoch']}" if event["from_epoch"] else ""
+            self.step(job, "training", "reusing its finished training" if event["reused"] else f"training{resumed}")
+            self.from_epoch[job] = event["from_epoch"]
         elif step == "trained":
-            if event["reused"]:
-                self.step(job, "analysing", "analysing")
+            trained = event["epochs"] - self.from_epoch.get(job, 0)
+            if event["reused"] or not trained:
+                self.step(job, "analysing", "analysing (no epoch left to train)")
             else:
                 kept = f", kept epoch {event['best_epoch']}" if event.get("best_epoch") else ""
                 stopped = " (stopped early)" if event.get("stopped_early") else ""
-                self.step(job, "analysing", f"trained {event['epochs']} epochs{stopped}{kept} in "
-                          f"{clock(self.elapsed_in_phase(job))}; analysing", spent=("training", 0))
+                # The plan is of all the epochs; these took what this many of them were planned to.
+                planned = job.planned[0] * trained / job.config.epochs
+                self.step(job, "analysing", f"trained to epoch {event['epochs']}{stopped}{kept} in "
+                          f"{clock(self.elapsed_in_phase(job))}; analysing", spent=("training", planned))
         elif step == "analysed":
             self.spent["analysing"][0] += self.elapsed_in_phase(job)
             self.spent["analysing"][1] += job.planned[1]
@@ -207,12 +213,12 @@ class Progress:
         return time.perf_counter() - self.since[job]
 
     def step(self, job, phase, note, spent=None):
-        """Move job to phase and print note with the elapsed time and the ETA; spent=(step, index of the
-        planned seconds) adds the phase just ended to the seconds that scale the plan."""
+        """Move job to phase and print note with the elapsed time and the ETA; spent=(step, its planned
+        seconds) adds the phase just ended to the seconds that scale the plan."""
         now = time.perf_counter()
         if spent is not None:
             self.spent[spent[0]][0] += now - self.since[job]
-            self.spent[spent[0]][1] += job.planned[spent[1]]
+            self.spent[spent[0]][1] += spent[1]
         self.phase[job], self.since[job] = phase, now
         done = sum(p in ("finished", "failed") for p in self.phase.values())
         self.log(f"[{clock(now - self.started)}] {job.name}: {note}; {done}/{len(self.phase)} seeds done, "

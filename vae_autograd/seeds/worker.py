@@ -20,7 +20,7 @@ import sys
 from ..io.files import OutputError, atomic_write, sole_writer
 from ..io.mnist import DataError
 from ..io.process import end_with_parent, interrupt_on_sigterm, keep_freed_memory
-from ..train.checkpoints import CheckpointError
+from ..train.checkpoints import CheckpointError, load_checkpoint
 from ..train.data import load_run_data, run_images
 from ..train.loop import TrainingDiverged
 from ..train.options import ConfigError
@@ -52,7 +52,8 @@ def run_seed(setting, seed, overrides, analysis_overrides, work_dir, data_dir=No
             announce("done")
             return row
         data = load_run_data(config)
-        announce("training", reused=reused is not None)
+        announce("training", reused=reused is not None,
+                 from_epoch=load_checkpoint(config.out).epoch if reused is None and config.out.exists() else 0)
         params, training = trained_model(config, False, reused, data, log)
         announce("trained", epochs=training["epochs"], best_epoch=training.get("best_epoch"),
                  stopped_early=training.get("stopped_early"), reused=reused is not None)
