@@ -158,9 +158,9 @@ def test_sentences_say_what_the_numbers_show():
 def test_the_page_sets_each_setting_beside_the_published_row(tmp_path):
     sweeps = [made_up_sweep("assignment"), made_up_sweep(shift=3.0)]
     page = sweep_page(sweeps, "seeds.png")
-    assert "| Davidson et al. (2018) |  |  | -135.73 ± 0.83 |  | -137.08 ± 0.83 |  |" in page
+    assert "| Davidson et al. (2018) |  | 10,000 |  | -135.73 ± 0.83 |  | -137.08 ± 0.83 |  |" in page
     mean, sd = sweeps[1]["mean"]["test_log_px"], sweeps[1]["sd"]["test_log_px"]
-    assert f"| literature | 5 | {mean:.2f} ± {sd:.2f} |" in page
+    assert f"| literature | 5 | 10,000 / 1,000 | {mean:.2f} ± {sd:.2f} |" in page
     assert "784-500-tanh encoder and its mirror as decoder, 2-D latent, trained on the first 50,000 training " \
            "images, each minibatch binarized afresh (dynamic binarization) for up to 50 epochs, the next 10,000 " \
            "held out" in page

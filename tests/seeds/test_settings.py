@@ -51,16 +51,20 @@ def test_the_davidson_setting_trains_784_256_128_relu_and_its_mirror(tmp_path):
 
 
 def test_analysis_sizes_are_the_issues_capped_at_the_images_there_are(tmp_path):
-    full = analysis_sizes(setting_config("literature", 0, {}, tmp_path), {})
+    full = analysis_sizes("literature", setting_config("literature", 0, {}, tmp_path), {})
     assert full == {"test_images": 10000, "gap_train_images": GAP_TRAIN_IMAGES, "iwae_images": IWAE_IMAGES,
                     "iwae_k": 1000, "quadrature_checked": 50}
     tiny = setting_config("literature", 0, {"train_size": 400, "validation_size": 100, "test_size": 60}, tmp_path)
-    assert analysis_sizes(tiny, {"iwae_images": 500}) == {"test_images": 60, "gap_train_images": 300,
-                                                         "iwae_images": 60, "iwae_k": 1000, "quadrature_checked": 6}
+    assert analysis_sizes("literature", tiny, {"iwae_images": 500}) == {
+        "test_images": 60, "gap_train_images": 300, "iwae_images": 60, "iwae_k": 1000, "quadrature_checked": 6}
+    davidson = setting_config("davidson", 0, {}, tmp_path)
+    assert analysis_sizes("davidson", davidson, {}) == {"test_images": 500, "gap_train_images": 500,
+                                                        "iwae_images": 500, "iwae_k": 1000, "quadrature_checked": 50}
+    assert analysis_sizes("davidson", davidson, {"test_images": 2000})["test_images"] == 2000  # the sweep's first
 
 
 def test_the_plan_puts_the_60000_image_seeds_first(tmp_path):
-    plans = {name: planned_seconds(config, analysis_sizes(config, {}))
+    plans = {name: planned_seconds(config, analysis_sizes(name, config, {}))
              for name in ("assignment", "literature") for config in [setting_config(name, 0, {}, tmp_path)]}
     assert sum(plans["literature"]) > sum(plans["assignment"])
     assert plans["assignment"][0] == pytest.approx(200 * 10000 * 1.6e-4)  # 200 epochs of 10,000 images

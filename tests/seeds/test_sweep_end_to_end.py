@@ -110,7 +110,8 @@ def test_the_page_is_a_function_of_the_jsons_and_the_figure_is_drawn(uninterrupt
     out = uninterrupted[0] / "sweeps"
     assert (out / "report.md").read_text() == sweep_page(ordered_sweeps(out), FIGURE)
     assert (out / FIGURE).read_bytes()[:4] == b"\x89PNG"
-    assert "| Davidson et al. (2018) |  |  | -135.73 ± 0.83 |" in (out / "report.md").read_text()
+    assert "| Davidson et al. (2018) |  | 10,000 |  | -135.73 ± 0.83 |" in (out / "report.md").read_text()
+    assert "| literature | 2 | 40 / 10 |" in (out / "report.md").read_text()
 
 
 def test_a_finished_sweep_run_again_starts_no_worker_and_rewrites_the_same_bytes(uninterrupted, mnist_dir):

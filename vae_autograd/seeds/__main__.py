@@ -85,7 +85,7 @@ def build_parser():
                             help=f"instead of the setting's {name} (for a shorter sweep or a test)")
     for name, default in ANALYSIS_SIZE_OPTIONS.items():
         parser.add_argument("--" + name.replace("_", "-"), type=positive_int, default=None,
-                            help=f"instead of {default} (at most the images there are)")
+                            help=f"instead of the setting's (default {default or 'all'}; at most the images there are)")
     return parser
 
 

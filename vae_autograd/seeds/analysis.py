@@ -32,11 +32,12 @@ TIMING = "seconds"  # the row's (and the sweep's) only key that differs between 
 
 def analysed_images(images, analysed):
     """{set name: (N, 784) binary images} of one model's analysis, from its RunImages and the sizes of
-    settings.analysis_sizes: the test set, the first gap_train_images training images as evaluated, and
-    under dynamic binarization the thresholded test set."""
-    sets = {"test": images.test, "train": images.train_eval[:analysed["gap_train_images"]]}
+    settings.analysis_sizes: the first test_images test images, the first gap_train_images training images
+    as evaluated, and under dynamic binarization the same test images thresholded."""
+    test = slice(0, analysed["test_images"])
+    sets = {"test": images.test[test], "train": images.train_eval[:analysed["gap_train_images"]]}
     if images.test_threshold is not None:
-        sets["test_threshold"] = images.test_threshold
+        sets["test_threshold"] = images.test_threshold[test]
     return sets
 
 

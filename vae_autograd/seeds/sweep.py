@@ -62,7 +62,7 @@ def make_jobs(settings, seeds, overrides, analysis_overrides, work_dir, data_dir
     for setting in settings:
         for seed in seeds:
             config = setting_config(setting, seed, overrides, work_dir, data_dir)
-            analysed = analysis_sizes(config, analysis_overrides)
+            analysed = analysis_sizes(setting, config, analysis_overrides)
             jobs.append(Job(setting, seed, Path(work_dir), config, analysed, planned_seconds(config, analysed)))
     return sorted(jobs, key=lambda job: -sum(job.planned))
 

@@ -43,7 +43,7 @@ def run_seed(setting, seed, overrides, analysis_overrides, work_dir, data_dir=No
     gap_train_images and iwae_images, if given. Returns the row.
     """
     config = setting_config(setting, seed, overrides, work_dir, data_dir)
-    analysed = analysis_sizes(config, analysis_overrides)
+    analysed = analysis_sizes(setting, config, analysis_overrides)
     row_path = seed_path(work_dir, setting, seed, "-analysis.json")
     with sole_writer(config.written_paths() + [row_path], "--work-dir"):
         reused = reusable_model(config, retrain=False)
