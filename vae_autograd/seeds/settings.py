@@ -5,7 +5,7 @@ The budget (issue 21): the three settings x 5 seeds in about 90 minutes of wall 
 on this machine (README, "Several seeds"), in CPU seconds of a process with one BLAS thread while other jobs
 kept both cores busy (load 3 to 5), which is what each of two workers sees beside the other:
   * an epoch of 50,000 images takes 7.5 s (784-500-tanh, thresholded), 8.1 s (dynamic binarization)
-    and 5.6 s (784-256-128 relu, thresholded, measured on branch litarch); 10,000 images: 1.5 s; the validation
+    and 5.6 s or 5.5 s (784-256-128 relu, thresholded or dynamic); 10,000 images: 1.5 s; the validation
     of 10,000 held-out images after each epoch about 1.5 s;
   * a whole analysis (log p(x) and gaps of the test set and 10,000 training images, IWAE on 1,000 test
     images), two models side by side: 232 s for the 200-epoch assignment model (3.4 ms per image
