@@ -250,3 +250,18 @@ def test_a_run_that_stopped_early_is_reused_for_its_patience_and_resumed_for_ano
     assert_same_params(params, best)
     assert results["stopped_epoch"] == 7
     assert reusable_model(small_config(config.out, epochs=10, validation_size=50, patience=5), retrain=False) is None
+
+
+def test_a_relu_models_best_epoch_stays_relu_and_its_results_describe_the_checkpoint(tmp_path):
+    """The best epoch's copy keeps each layer's kind: a relu network copied as plain pairs would be evaluated
+    as tanh, and the results (and every caller of run_training) would describe another model than the
+    checkpoint holds."""
+    config = small_config(tmp_path / "vae.npz", epochs=2, hidden=(16, 8), activation="relu", validation_size=60)
+    params, results = run_training(config, data=synthetic_data(), **QUIET)
+    saved = load_params(config.out)[0]
+    assert [type(layer) for net in params for layer in net] == [type(layer) for net in saved for layer in net]
+    assert type(params[0][0]).__name__ == "ReluLayer"
+    sets, rng = run_images(config, synthetic_data()), np.random.default_rng([config.seed, 2**31])
+    # evaluate_run's draws: the training images first, then the test images, from one generator.
+    assert results["train_elbo"] == training.evaluate_elbo(saved, sets.train_eval, rng, config.eval_samples)[0]
+    assert results["test_elbo"] == training.evaluate_elbo(saved, sets.test, rng, config.eval_samples)[0]

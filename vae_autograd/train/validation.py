@@ -5,6 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..core.model import layer_like
 from .loop import TrainingDiverged, evaluate_elbo
 
 # Draws of z per validation image after each epoch. The same draws every epoch (validation_rng), so
@@ -63,5 +64,6 @@ def patience_exhausted(validation_curve, patience):
 
 
 def copy_params(params):
-    """A copy of (enc_params, dec_params) that training, which updates params in place, leaves alone."""
-    return tuple([(W.copy(), b.copy()) for W, b in net] for net in params)
+    """A copy of (enc_params, dec_params) that training, which updates params in place, leaves alone; each
+    layer of its own kind (core.model.layer_like): a relu layer copied as a plain pair would compute tanh."""
+    return tuple([layer_like(layer, *(a.copy() for a in layer)) for layer in net] for net in params)
