@@ -26,8 +26,8 @@ PARTS = ["marginal_likelihood_part", "latent_space_part", "posterior_part", "est
 
 def stand_in_parts(run_all, reference):
     """Replace run_all's parts 3-8: the first returns every figure and result of the run that
-    wrote reference (its PNG bytes, written as they are, and results in its order, after the seed, quick and training that run_study
-    itself puts first), the others nothing."""
+    wrote reference (its PNG bytes, written as they are, and results in its order, after the
+    seed, quick and training that run_study itself puts first), the others nothing."""
     missing = [name for name in PARTS if not callable(getattr(run_all, name, None))]
     assert not missing, f"run_all.py has no {missing}: tests/stand_in_study.py must follow its parts"
     figures = {path.stem: path.read_bytes() for path in sorted(reference.glob("*.png"))}

@@ -1,7 +1,7 @@
-"""The schema of results.json, the one contract between the study (run_all.py writes it) and the report (which
-reads nothing else); report.conform holds a results.json to it. Conventions: nats per image; a key X_se is the
-standard error of the mean X over images (of an ELBO, its Monte Carlo SE); {K: ...} are keyed by str(K)."""
+"""The schema of results.json, the one contract between the study (run_all.py) and the report; report.conform
+checks a file against it. Nats per image; X_se: the standard error of the mean X; {K: ...} keyed by str(K)."""
 from typing import Literal, TypedDict
+
 
 class Training(TypedDict):
     """The trained model's checkpoint metadata (train.checkpoints.current_metadata) and final ELBOs (run_training)."""

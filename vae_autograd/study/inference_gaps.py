@@ -31,8 +31,8 @@ from .gaussian_fit import (
 )
 from .grids import covering_grids, grid_moments, latent_grid
 from .marginal_likelihood import iwae_bound
-from .quadrature import log_marginal_likelihood
 from .posterior import log_joint_on_windows
+from .quadrature import log_marginal_likelihood
 from .windows import decoder_target
 
 WRONG_BASIN_NATS = 0.1  # q_refined this far below q* counts as a wrong basin
