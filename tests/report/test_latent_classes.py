@@ -39,6 +39,12 @@ def test_caption_names_only_what_the_numbers_show(results):
     assert "The most confused pairs are 4/9 (37% of their test images taken for the other) and 3/5 (8%)." \
         in confused and "No pair" not in confused
 
+    # "most confused" by the shares, whatever order results.json lists the pairs in
+    unsorted = describe_latent_classes(summary_with(results, confused=[(3, 5, 0.08), (0, 6, 0.06), (7, 9, 0.2),
+                                                                      (4, 9, 0.37)]))
+    assert "The most confused pairs are 4/9 (37% of their test images taken for the other), 7/9 (20%) and " \
+        "3/5 (8%)." in unsorted
+
 
 def test_caption_without_any_split_says_so(results):
     summary = summary_with(results, split_twos=False)
