@@ -75,4 +75,6 @@ def test_describe_interpolations_reads_the_end_points_off_the_paths():
     along[1, 0] = 5
     text = describe_interpolations([1, 5], [4, 6], along, faithful=True, k=15)
     assert "whose latent mean a 15-nearest-neighbour vote labels correctly and clearly. All 4 end points" in text
-    assert describe_reconstructions([7, 2], [7, 3], 15).endswith("elsewhere: a 2 among the 3s (row 2 from the top).")
+    mixed = describe_reconstructions([7, 2], [7, 3], 15)
+    assert "elsewhere: a 2 among the 3s (row 2 from the top). The vote says where z lies" in mixed
+    assert "decoded frame" not in describe_reconstructions([7, 2], [7, 2], 15)

@@ -77,8 +77,13 @@ def describe_classified(labels, predicted, what, k, where):
 
 
 def describe_reconstructions(labels, knn_classes, k):
-    """The computed sentence of the reconstruction caption (4.2): labels, knn_classes (P,) of the shown z."""
-    return describe_classified(labels, knn_classes, "sampled z", k, lambda i: f"row {i + 1} from the top")
+    """The computed sentences of the reconstruction caption (4.2): labels, knn_classes (P,) of the shown z.
+    A z among another digit's embeddings may still decode to its own digit: said when there is one."""
+    sentence = describe_classified(labels, knn_classes, "sampled z", k, lambda i: f"row {i + 1} from the top")
+    if np.any(np.asarray(labels) != np.asarray(knn_classes)):
+        sentence += (" The vote says where z lies among the training digits, not what its decoded frame looks "
+                     "like, which can differ.")
+    return sentence
 
 
 def describe_interpolations(labels_a, labels_b, classes_along, faithful, k):
