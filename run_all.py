@@ -269,9 +269,7 @@ def run_study(args, log, clock):
         train_x, _, test_x, _ = data
         params, training = trained_model(args.config, args.retrain, reused, data, log)
     with clock.part("kept checkpoints (training)"):
-        # Not args.retrain: a model trained above (as --retrain always does) wrote its kept checkpoints
-        # as it went, so only those missing are trained (--retrain here trained 100 epochs again).
-        kept = kept_models(args.config, False, data, log)
+        kept = kept_models(args.config, data, log)  # a model trained above wrote them as it went
     enc, dec = params
     streams = random_streams(args.seed)
     results = {"seed": args.seed, "quick": args.quick,

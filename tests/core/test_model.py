@@ -15,8 +15,8 @@ from vae_autograd.core.model import (
     affine_relu,
     affine_tanh,
     decoder,
-    decoder_hidden,
     encoder,
+    hidden_activations,
     hidden_dims,
     init_mlp_params,
     init_vae_params,
@@ -137,7 +137,7 @@ def test_relu_networks_compute_relu_and_the_decoder_is_its_last_hidden_layer_the
     np.testing.assert_allclose(decoder(dec, z), numpy_mlp(dec, z, "relu"), rtol=1e-13, atol=1e-15)
     assert not np.allclose(decoder(dec, z), numpy_mlp(dec, z, "tanh"), atol=1e-3)  # the two differ here
     for params in (dec, init_vae_params(rng, 7, 5, 2, dtype=np.float64)[1]):
-        hidden = decoder_hidden(params, z)
+        hidden = hidden_activations(params, z)
         assert hidden.shape == (3, 6, hidden_dims(params)[-1])
         np.testing.assert_array_equal(affine(hidden, *params[-1]), decoder(params, z))
 

@@ -26,6 +26,7 @@ def test_the_settings_quoted_are_those_recorded(results):
     gaps = results["inference_gaps"]
     gaps["settings"].update(converged_nats=0.005, wrong_basin_nats=0.25, num_modes=3, mode_grid_spacing=0.1,
                             mode_grid_bound=5.0, mode_within_nats=8.0)
+    gaps["test"].update(wrong_basin_fraction=0.05, refined_below_optimal_in_wrong_basins=3.0)
     sentences = describe_inference_gaps(gaps)
     assert list(sentences) == ["gap_split", "refinement", "convergence", "iwae", "along_training"]
     assert "until a step would gain less than 0.005 nats" in sentences["refinement"]
@@ -34,3 +35,60 @@ def test_the_settings_quoted_are_those_recorded(results):
             in sentences["convergence"])
     del gaps["test"]["convergence"], gaps["test"]["iwae"]
     assert list(describe_inference_gaps(gaps)) == ["gap_split", "refinement", "along_training"]
+
+
+def rows_over_training(summary, test, train):
+    """Rows of epochs 1 and 50, each set's numbers at epoch 50 updated by test and train (dicts)."""
+    def row(epoch, split, changes):
+        return {**summary, "epoch": epoch, "split": split, "amortization_gap": 1.0, "amortization_gap_se": 0.1,
+                "log_px": -150.0, "log_px_se": 1.0, "wrong_basin_fraction": 0.0, **changes}
+    return [row(1, "test", {}), row(1, "train", {}), row(50, "test", test), row(50, "train", train)]
+
+
+def test_the_sets_along_training_are_compared_both_ways(results):
+    """A test set above the training set by more than 3 standard errors is not 'within 3 standard
+    errors of each other' (the old code looked one way only)."""
+    gaps, summary = results["inference_gaps"], results["inference_gaps"]["test"]
+    rows = rows_over_training(summary, {"log_px": -140.0}, {"log_px": -150.0})
+    said = describe_inference_gaps({**gaps, "over_training": rows})["along_training"]
+    assert "the test log p(x) first exceeds the training one by more than 3 standard errors at epoch 50" in said
+    assert "log p(x) stay within" not in said
+    rows = rows_over_training(summary, {"log_px": -160.0}, {"amortization_gap": 3.0})
+    said = describe_inference_gaps({**gaps, "over_training": rows})["along_training"]
+    assert "the training log p(x) first exceeds the test one by more than 3 standard errors at epoch 50" in said
+    assert "the training amortization gap first exceeds the test one by more than 3 standard errors at epoch 50" \
+        in said and "amortization gaps stay within" not in said
+    together = describe_inference_gaps({**gaps, "over_training": rows_over_training(summary, {}, {})})
+    assert "amortization gaps stay within 3 standard errors of each other; on these subsets, test and training " \
+        "log p(x) stay within 3 standard errors" in together["along_training"]
+
+
+def test_the_images_per_set_are_those_of_each_set(results):
+    gaps = results["inference_gaps"]
+    gaps["over_training_images"] = {"test": 2000, "train": 500}
+    said = describe_inference_gaps(gaps)["along_training"]
+    assert "2000 test images, 500 train images)" in said and "images per set" not in said
+
+
+def test_refinement_names_wrong_basins_only_where_there_are_any(results):
+    """No wrong basin: no '0.0% of test images ... on average 0.0 nats below' (which contradicts
+    'more than 0.1 nats below'), as the old code wrote for the stored quick run."""
+    gaps = results["inference_gaps"]
+    test, train = gaps["test"], gaps["train"]
+    test.update(wrong_basin_fraction=0.0, refined_below_optimal_in_wrong_basins=0.0, gap_after_refinement=0.4581,
+                approximation_gap=0.4579)
+    train.update(wrong_basin_fraction=0.0)
+    said = describe_inference_gaps(gaps)["refinement"]
+    assert "on no test or training image does it stop more than 0.1 nats below q*" in said
+    assert "0.0%" not in said and "on average" not in said and "instead of" not in said
+    assert "leaves the best Gaussian's approximation gap, 0.458 nats on test" in said
+    train.update(wrong_basin_fraction=0.02)
+    said = describe_inference_gaps(gaps)["refinement"]
+    assert "in 2% of training images (none of the test images) it stops more than 0.1 nats below q*" in said
+    assert "of the test gap" not in said
+    test.update(wrong_basin_fraction=0.0001, refined_below_optimal_in_wrong_basins=5.0, wrong_basin_share_of_gap=0.004,
+                gap_after_refinement=0.9)
+    said = describe_inference_gaps(gaps)["refinement"]
+    assert "in 0.01% of test images (2% of training images) it stops" in said and "0.0%" not in said
+    assert "on average 5.0 nats below on test); these images hold 0.4% of the test gap" in said
+    assert "would put the approximation gap at 0.900 nats instead of 0.458" in said

@@ -39,6 +39,12 @@ def test_caption_names_only_what_the_numbers_show(results):
     assert "The most confused pairs are 4/9 (37% of their test images taken for the other) and 3/5 (8%)." \
         in confused and "No pair" not in confused
 
+    # "most confused" by the shares, whatever order results.json lists the pairs in
+    unsorted = describe_latent_classes(summary_with(results, confused=[(3, 5, 0.08), (0, 6, 0.06), (7, 9, 0.2),
+                                                                      (4, 9, 0.37)]))
+    assert "The most confused pairs are 4/9 (37% of their test images taken for the other), 7/9 (20%) and " \
+        "3/5 (8%)." in unsorted
+
 
 def test_caption_without_any_split_says_so(results):
     summary = summary_with(results, split_twos=False)
@@ -69,4 +75,6 @@ def test_describe_interpolations_reads_the_end_points_off_the_paths():
     along[1, 0] = 5
     text = describe_interpolations([1, 5], [4, 6], along, faithful=True, k=15)
     assert "whose latent mean a 15-nearest-neighbour vote labels correctly and clearly. All 4 end points" in text
-    assert describe_reconstructions([7, 2], [7, 3], 15).endswith("elsewhere: a 2 among the 3s (row 2 from the top).")
+    mixed = describe_reconstructions([7, 2], [7, 3], 15)
+    assert "elsewhere: a 2 among the 3s (row 2 from the top). The vote says where z lies" in mixed
+    assert "decoded frame" not in describe_reconstructions([7, 2], [7, 2], 15)

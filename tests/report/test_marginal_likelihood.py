@@ -7,6 +7,7 @@ from vae_autograd.report.marginal_likelihood import (
     describe_coarse_grid,
     describe_gaps,
     describe_iwae,
+    describe_sets_apart,
 )
 
 
@@ -92,3 +93,18 @@ def test_a_probability_near_one_is_not_rounded_to_certainty():
     said = describe_gaps(summary, "test")
     assert "with probability above 0.99" in said and "probability 1" not in said
     assert "with probability 0.42" in describe_gaps({**summary, "min_gap_probability": 0.42}, "test")
+
+
+def test_describe_sets_apart_calls_it_overfitting_only_in_its_direction():
+    def summary(log_px):
+        return {"num_images": 10000, "log_px": log_px, "log_px_se": 0.5}
+
+    overfit = describe_sets_apart(summary(-142.8), summary(-139.8))
+    assert "the training images are 3.00 nats more likely, 4.2 combined standard errors" in overfit
+    assert "(it overfits)" in overfit
+    # Test images more likely than the training images: not overfitting, and no "-3.00 nats more likely".
+    reverse = describe_sets_apart(summary(-139.8), summary(-142.8))
+    assert "the test images are 3.00 nats more likely, 4.2 combined standard errors" in reverse
+    assert "overfit" not in reverse and "training images are" not in reverse
+    close = describe_sets_apart(summary(-140.0), summary(-139.8))
+    assert "they differ by +0.20 nats, 0.3 combined standard errors, within the 3" in close

@@ -15,7 +15,8 @@ def true_vs_approx_summary(train_kl, test_kl, train_best, test_best):
 
 def test_describe_true_vs_approx_follows_the_numbers():
     text = describe_true_vs_approx(true_vs_approx_summary([1.0, 2.0], [10.0, 5.0], [0.1, 0.1], [0.1, 0.2]))
-    assert "1.00-2.00 nats on the four training images and 5.00-10.00" in text
+    assert "1.00-2.00 nats on the two training images and 5.00-10.00 on the two test images" in text
+    assert "These are four images, not the test set's ELBO gap" in text and "eight" not in text
     assert "q misses p more on the test images (mean 7.50 nats against 1.50" in text
     assert "most of the gap is amortization gap" in text and "93% of the KL on the training panels" in text
     text = describe_true_vs_approx(true_vs_approx_summary([1.0, 2.0], [0.5, 0.5], [0.8, 1.5], [0.4, 0.4]))
@@ -46,8 +47,11 @@ def test_describe_factorization_states_the_largest_correlation():
                {"pixels": [500, 501], "max_abs_correlation": 0.05, "correlation": 0.05, "joint": 0.3,
                 "product_of_marginals": 0.28}]
     text = describe_factorization(records, 28)
-    assert "the largest correlation between two bottom pixels is -0.200 (panel 1 of 6.2's figure, pixels at row 14, " \
-           "column 8 and row 15, column 10, counted from 0 at the top left: P(both on) = 0.050 against 0.090" in text
+    # -0.2 is not the largest correlation (0.05 is larger): the largest in magnitude
+    assert "the largest correlation between" not in text
+    assert "the largest correlation in magnitude between two bottom pixels is -0.200 (panel 1 of 6.2's figure, " \
+           "pixels at row 14, column 8 and row 15, column 10, counted from 0 at the top left: P(both on) = 0.050 " \
+           "against 0.090" in text
     assert "couples the pixels through z" in text and "the largest |correlation| per digit is 0.200, 0.050" in text
     small = [dict(r, max_abs_correlation=0.001, correlation=0.001) for r in records]
     assert "nearly one product" in describe_factorization(small, 28)

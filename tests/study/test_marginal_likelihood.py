@@ -22,11 +22,11 @@ from vae_autograd.study import quadrature
 from vae_autograd.study.coarse_grid import coarse_grid_log_marginal_likelihood, prior_grid_check
 from vae_autograd.study.grids import largest_curvature, latent_grid, log_integrate_grid
 from vae_autograd.study.marginal_likelihood import (
-    _log_weights,
     gap_statistics,
     iwae_bound,
     marginal_likelihood_study,
     quadrature_of_sets,
+    samples_per_chunk,
     student_t_min_reference,
 )
 from vae_autograd.study.quadrature import log_marginal_likelihood
@@ -245,7 +245,8 @@ def test_the_bounds_log_weights_in_chunks_are_log_importance_weights():
     proposal = (np.random.default_rng(8).standard_normal((13, 2)), np.full((13, 2), -1.0))
     for num_samples, batch_size, points, q in ((20, 5, 30, None), (7, 13, 1, None), (9, 4, 10, proposal)):
         expected = log_importance_weights(enc, dec, x, np.random.default_rng(9), num_samples, batch_size, q)
-        chunked = _log_weights(enc, dec, x, np.random.default_rng(9), num_samples, batch_size, q, points)
+        chunked = log_importance_weights(enc, dec, x, np.random.default_rng(9), num_samples, batch_size, q,
+                                         samples_per_chunk(batch_size, points))
         np.testing.assert_array_equal(chunked, expected)
     expected = log_importance_weights(enc, dec, x, np.random.default_rng(9), 30, 4).astype(np.float64)
     np.testing.assert_array_equal(iwae_bound(enc, dec, x, np.random.default_rng(9), 30, 4),

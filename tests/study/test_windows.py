@@ -109,7 +109,7 @@ def test_deterministic_elbo_matches_monte_carlo(tiny_vae):
 
 
 def test_windows_of_a_relu_decoder_of_two_hidden_layers_hold_its_log_joint_and_elbo():
-    """window_log_joint takes the decoder's last hidden layer (model.decoder_hidden) and its output
+    """window_log_joint takes the decoder's last hidden layer (model.hidden_activations) and its output
     layer apart, whatever the layers before it: for a relu decoder 2 -> 8 -> 16 -> 30, its values
     and the window ELBO of Gaussians are those of the decoder written out in NumPy with np.maximum
     (float32 rounding apart: the window code decodes in float32)."""

@@ -313,7 +313,7 @@ def test_kept_models_are_trained_one_from_another_and_an_interrupted_one_is_resu
     reference = small_config(tmp_path / "reference" / "vae.npz", epochs=4, keep_epochs=(1, 3))
     run_training(reference, **quiet)
     config = small_config(tmp_path / "vae.npz", epochs=4, keep_epochs=(1, 3))
-    models = kept_models(config, False, quiet["data"], log=lambda line: None)
+    models = kept_models(config, quiet["data"], log=lambda line: None)
     assert sorted(models) == [1, 3]
     for epoch, params in models.items():
         for a, b in zip(flat_arrays(params), flat_arrays(load_params(reference.kept_path(epoch))[0])):
@@ -322,7 +322,7 @@ def test_kept_models_are_trained_one_from_another_and_an_interrupted_one_is_resu
     two = small_config(tmp_path / "two.npz", epochs=2)
     run_training(two, **quiet)
     os.replace(two.out, config.kept_path(3))
-    resumed = kept_models(config, False, quiet["data"], log=lambda line: None)
+    resumed = kept_models(config, quiet["data"], log=lambda line: None)
     assert load_params(config.kept_path(3))[3] == 3
     for a, b in zip(flat_arrays(resumed[3]), flat_arrays(load_params(reference.kept_path(3))[0])):
         np.testing.assert_array_equal(a, b)

@@ -47,7 +47,8 @@ def log_q(mean, log_std, z):
     return diag_gaussian_log_density(z, mean, log_std)
 
 
-def log_importance_weights(enc_params, dec_params, x, rng, num_samples=1, batch_size=None, proposal=None):
+def log_importance_weights(enc_params, dec_params, x, rng, num_samples=1, batch_size=None, proposal=None,
+                           samples_per_chunk=None):
     """log p(x, z_s) - log q(z_s) for z_s ~ q, reparameterized; q is the encoder's q(z|x).
 
     x (N, 784) binary (images.check_images) -> (num_samples, N). Their mean is the ELBO
@@ -55,10 +56,15 @@ def log_importance_weights(enc_params, dec_params, x, rng, num_samples=1, batch_
     proposal: optional (mean, log_std) (N, Dz), a Gaussian per image to use as q instead
     of the encoder's (enc_params is then unused). With batch_size, the images go through
     in blocks of that many, so memory stays bounded for large sets (the draws are the
-    same as for one block at a time).
+    same as for one block at a time); with samples_per_chunk, a block's draws are decoded that
+    many at a time (log_importance_weight_chunks: the same numbers, in arrays small enough to
+    stay in cache).
     """
-    blocks = log_importance_weight_chunks(enc_params, dec_params, x, rng, num_samples, batch_size, proposal=proposal)
-    return anp.concatenate([log_w for _, log_w in blocks], axis=1)  # one chunk per block: all samples
+    blocks = {}
+    for rows, log_w in log_importance_weight_chunks(enc_params, dec_params, x, rng, num_samples, batch_size,
+                                                    samples_per_chunk, proposal):
+        blocks.setdefault(rows.start, []).append(log_w)
+    return anp.concatenate([anp.concatenate(chunks) for chunks in blocks.values()], axis=1)
 
 
 def log_importance_weight_chunks(enc_params, dec_params, x, rng, num_samples=1, batch_size=None,

@@ -176,7 +176,9 @@ def mlp(params, inputs):
 
 
 def hidden_activations(params, inputs):
-    """The last hidden layer's output of the network params: inputs (..., m) -> (..., H)."""
+    """The last hidden layer's output of the network params: inputs (..., m) -> (..., H), so that
+    mlp(params, inputs) is affine(hidden_activations(params, inputs), *params[-1]). For code that
+    works with the output layer's weights directly (study.windows: x . logits = (x W^T) . hidden + b . x)."""
     hidden = inputs
     for layer in params[:-1]:
         W, b = layer
@@ -196,13 +198,6 @@ def encoder(enc_params, x):
 def decoder(dec_params, z):
     """Bernoulli logits of p(x|z). z (..., Dz) -> logits (..., 784)."""
     return mlp(dec_params, z)
-
-
-def decoder_hidden(dec_params, z):
-    """The decoder's last hidden layer, z (..., Dz) -> (..., H): decoder(dec_params, z) is
-    affine(decoder_hidden(dec_params, z), *dec_params[-1]). For code that works with the output
-    layer's weights directly (study.windows: x . logits = (x W^T) . hidden + b . x)."""
-    return hidden_activations(dec_params, z)
 
 
 def data_dim(dec_params):

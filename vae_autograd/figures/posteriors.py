@@ -111,8 +111,9 @@ def fig_true_vs_approx_posterior(study):
                             kl_titles(part["summary"])) for part in (study["train"], study["test"])]
     return posterior_panels(rows, [("true posterior p(z|x)", "black", "solid"),
                                    ("encoder q(z|x)", "tab:red", "dashed")],
-                            "True posterior vs the encoder's approximation (best Gaussian: the KL of the "
-                            "Gaussian closest to p)", row_labels=["training images", "test images"])
+                            "KL(q || p) in each title, and below it that of the best Gaussian (the one closest to "
+                            "p); true posterior vs the encoder's approximation",
+                            row_labels=["training images", "test images"])
 
 
 def top_half_titles(summary):

@@ -2,7 +2,13 @@
 core.text, which the figure titles share)."""
 import math
 
-NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
+                9: "nine", 10: "ten"}
+
+
+def count(n):
+    """A count for a sentence: 'four' for 4, '12' for 12."""
+    return NUMBER_WORDS.get(n, str(n))
 
 
 def article(number):

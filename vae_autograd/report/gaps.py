@@ -1,6 +1,7 @@
 """Part 8 in words: the gap tables and the sentences computed from them."""
 import math
 
+from ..core.text import percent
 from .format import at_most, table_row, with_se
 
 
@@ -48,19 +49,68 @@ def gap_section(gaps):
     return lines
 
 
-def first_epoch_apart(rows, key, num_se=3.0):
-    """The first epoch at which the test mean of key exceeds the train mean by more than num_se
-    combined standard errors, or None. rows: summaries with "epoch" and "split"."""
+def first_epoch_apart(rows, key, num_se=3.0, higher="test"):
+    """The first epoch at which the higher set's ("test" or "train") mean of key exceeds the other's
+    by more than num_se combined standard errors, or None. rows: summaries with "epoch" and "split"."""
+    lower = "train" if higher == "test" else "test"
     by_epoch = {}
     for row in rows:
         by_epoch.setdefault(row["epoch"], {})[row["split"]] = row
     for epoch in sorted(by_epoch):
         pair = by_epoch[epoch]
         if "test" in pair and "train" in pair:
-            difference = pair["test"][key] - pair["train"][key]
+            difference = pair[higher][key] - pair[lower][key]
             if difference > num_se * math.hypot(pair["test"][key + "_se"], pair["train"][key + "_se"]):
                 return epoch
     return None
+
+
+def describe_sets_over_training(rows):
+    """The test and training sets compared along training, each claim in the direction the numbers
+    take: where either set's amortization gap or log p(x) first lies 3 standard errors beyond the
+    other's, or that they never do."""
+    words, parts = {"test": ("test", "training"), "train": ("training", "test")}, []
+    for key, name in (("amortization_gap", "amortization gap"), ("log_px", "log p(x)")):
+        apart = {higher: first_epoch_apart(rows, key, higher=higher) for higher in ("test", "train")}
+        said = [f"the {words[higher][0]} {name} first exceeds the {words[higher][1]} one by more than 3 standard "
+                f"errors at epoch {epoch}" for higher, epoch in apart.items() if epoch is not None]
+        if said:
+            parts.append(" and ".join(said))
+        elif key == "amortization_gap":
+            parts.append("the test and training amortization gaps stay within 3 standard errors of each other")
+        else:
+            parts.append("on these subsets, test and training log p(x) stay within 3 standard errors of each other "
+                         "(part 3 compares the whole sets)")
+    return "; ".join(parts)
+
+
+def describe_refinement(test, train, settings):
+    """The sentences on refining q by Newton steps: its gain, and the images it leaves in a wrong
+    basin, named only where there are any (a share too small for one decimal is not called 0.0%)."""
+    unconverged = (test["refinement_unconverged_fraction"], train["refinement_unconverged_fraction"])
+    text = (f"Refining the encoder's q by Newton steps on each image's ELBO until a step would gain less than "
+            f"{settings['converged_nats']:g} nats gains {test['refinement_gain']:.2f} nats on test and "
+            f"{train['refinement_gain']:.2f} on train"
+            + (f" ({percent(unconverged[0])} of test and {percent(unconverged[1])} of training images were still "
+               f"rising after {settings['max_rounds']} rounds)" if max(unconverged) > 0 else ""))
+    below = f"more than {settings['wrong_basin_nats']:g} nats below q*"
+    wrong_test, wrong_train = test["wrong_basin_fraction"], train["wrong_basin_fraction"]
+    if wrong_test > 0:
+        text += (f", but in {percent(wrong_test)} of test images ("
+                 + (f"{percent(wrong_train)} of training images" if wrong_train > 0 else "none of the training images")
+                 + f") it stops {below}, in another local optimum (a wrong basin; on average "
+                 f"{test['refined_below_optimal_in_wrong_basins']:.1f} nats below on test); these images hold "
+                 f"{percent(test['wrong_basin_share_of_gap'])} of the test gap.")
+    elif wrong_train > 0:
+        text += (f", but in {percent(wrong_train)} of training images (none of the test images) it stops {below}, "
+                 "in another local optimum (a wrong basin).")
+    else:
+        text += f"; on no test or training image does it stop {below}, in another local optimum (a wrong basin)."
+    after, best = f"{test['gap_after_refinement']:.3f}", f"{test['approximation_gap']:.3f}"
+    if after != best:
+        return (text + " Taking the refined q as if it were the best Gaussian would put the approximation gap at "
+                f"{after} nats instead of {best}.")
+    return text + f" The refined q leaves the best Gaussian's approximation gap, {best} nats on test (to 3 decimals)."
 
 
 def describe_inference_gaps(gaps):
@@ -80,21 +130,7 @@ def describe_inference_gaps(gaps):
         f"{test['amortization_gap_se']:.2f} the amortization gap (what the shared encoder misses); on the "
         f"{train['num_images']} training images {train['approximation_gap']:.3f} and "
         f"{train['amortization_gap']:.2f}."),
-        "refinement": (
-        f"Refining the encoder's q by Newton steps on each image's ELBO until a step would gain less than "
-        f"{settings['converged_nats']:g} nats gains {test['refinement_gain']:.2f} nats on test and "
-        f"{train['refinement_gain']:.2f} on train"
-        + (f" ({test['refinement_unconverged_fraction']:.1%} of test and "
-           f"{train['refinement_unconverged_fraction']:.1%} of training images were still rising after "
-           f"{settings['max_rounds']} rounds)"
-           if max(test["refinement_unconverged_fraction"], train["refinement_unconverged_fraction"]) > 0 else "")
-        + f", but in {test['wrong_basin_fraction']:.1%} "
-        f"of test images ({train['wrong_basin_fraction']:.1%} of training images) it stops more than "
-        f"{settings['wrong_basin_nats']:g} nats below q*, in another local optimum (a wrong basin; on average "
-        f"{test['refined_below_optimal_in_wrong_basins']:.1f} nats below on test); these images hold "
-        f"{test['wrong_basin_share_of_gap']:.0%} of the test gap. Taking the refined q as if it were the best "
-        f"Gaussian would put the approximation gap at {test['gap_after_refinement']:.2f} nats instead of "
-        f"{test['approximation_gap']:.3f}.")}
+        "refinement": describe_refinement(test, train, settings)}
     check = test.get("convergence")
     if check:
         bound = settings["mode_grid_bound"]
@@ -117,24 +153,14 @@ def describe_inference_gaps(gaps):
             f"As an importance-sampling proposal on the first {iwae['num_images']} test images, q* brings the "
             f"IWAE bound with K = {k} to {iwae['log_px'] - iwae['optimal'][k][0]:.3f} nats of log p(x), "
             f"where the encoder's q stays {iwae['log_px'] - iwae['encoder'][k][0]:.2f} nats short.")
-    overfit = first_epoch_apart(rows, "amortization_gap")
-    decoder_apart = first_epoch_apart([{**r, "neg_log_px": -r["log_px"], "neg_log_px_se": r["log_px_se"]}
-                                       for r in rows], "neg_log_px")
     epochs = sorted({r["epoch"] for r in rows})
     first_wrong = next((r["epoch"] for r in sorted(rows, key=lambda r: r["epoch"])
                         if r["split"] == "test" and r["wrong_basin_fraction"] > 0), None)
+    counts = gaps["over_training_images"]
+    sizes = (f"{counts['test']} images per set" if counts.get("test") == counts.get("train") else
+             ", ".join(f"{n} {name} images" for name, n in counts.items()))
     sentences["along_training"] = (
-        f"Along training (epochs {', '.join(map(str, epochs))}, {gaps['over_training_images']['test']} images "
-        "per set): "
-        + (f"the test amortization gap first exceeds the training one by more than 3 standard errors at "
-           f"epoch {overfit}" if overfit else "the test and training amortization gaps stay within 3 standard "
-           "errors")
-        + "; "
-        + (f"test log p(x) first falls below training log p(x) by more than 3 standard errors at epoch "
-           f"{decoder_apart}"
-           if decoder_apart else "on these subsets, test and training log p(x) stay within 3 standard errors of "
-           "each other (part 3 compares the whole sets)")
-        + "; "
+        f"Along training (epochs {', '.join(map(str, epochs))}, {sizes}): {describe_sets_over_training(rows)}; "
         + (f"the first test images in a wrong basin are seen at epoch {first_wrong}." if first_wrong else
            "no test image is in a wrong basin."))
     return sentences

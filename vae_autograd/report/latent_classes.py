@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..core.text import percent
-from .format import NUMBER_WORDS, article, join
+from .format import article, count, join
 
 
 def describe_paths(classes):
@@ -27,7 +27,8 @@ def describe_latent_classes(summary, max_pairs=3):
         f"embeddings labels {percent(summary['test_accuracy'])} of the {summary['num_test']:,} test "
         f"images correctly, from {percent(accuracy[worst])} of the {worst}s to "
         f"{percent(accuracy[best])} of the {best}s."]
-    pairs = summary["confused_pairs"][:max_pairs]
+    # "most confused" is read off the shares, not off the order results.json lists them in
+    pairs = sorted(summary["confused_pairs"], key=lambda p: -p["share"])[:max_pairs]
     if pairs:
         named = [f"{p['pair'][0]}/{p['pair'][1]} ({percent(p['share'])} of their test images "
                  "taken for the other)" if i == 0 else f"{p['pair'][0]}/{p['pair'][1]} ({percent(p['share'])})"
@@ -45,7 +46,7 @@ def describe_latent_classes(summary, max_pairs=3):
             f"{percent(summary['min_cluster_share'])} or more of the class")
     for n, c in enumerate(split):
         listed = join([percent(share) for share in c["component_shares"]])
-        sentences.append(f"The {c['class']}s fall into {NUMBER_WORDS.get(c['clusters'], c['clusters'])} clusters, "
+        sentences.append(f"The {c['class']}s fall into {count(c['clusters'])} clusters, "
                          f"holding {listed} of them, no linked point of one within {c['gap']:.2f} of one of "
                          "another, " + (f"{rule}." if n == 0 else "by the same rule."))
     if not split:
@@ -76,8 +77,13 @@ def describe_classified(labels, predicted, what, k, where):
 
 
 def describe_reconstructions(labels, knn_classes, k):
-    """The computed sentence of the reconstruction caption (4.2): labels, knn_classes (P,) of the shown z."""
-    return describe_classified(labels, knn_classes, "sampled z", k, lambda i: f"row {i + 1} from the top")
+    """The computed sentences of the reconstruction caption (4.2): labels, knn_classes (P,) of the shown z.
+    A z among another digit's embeddings may still decode to its own digit: said when there is one."""
+    sentence = describe_classified(labels, knn_classes, "sampled z", k, lambda i: f"row {i + 1} from the top")
+    if np.any(np.asarray(labels) != np.asarray(knn_classes)):
+        sentence += (" The vote says where z lies among the training digits, not what its decoded frame looks "
+                     "like, which can differ.")
+    return sentence
 
 
 def describe_interpolations(labels_a, labels_b, classes_along, faithful, k):

@@ -140,10 +140,14 @@ def describe_sets_apart(summary_test, summary_train, standard_errors=3.0):
     head = (f"On the {sizes}, the mean log p(x) is {summary_test['log_px']:.2f} ± {summary_test['log_px_se']:.2f} "
             f"(test) and {summary_train['log_px']:.2f} ± {summary_train['log_px_se']:.2f} (training), ± here "
             f"the standard error over images: ")
-    if abs(difference) > standard_errors * combined:
-        return (head + f"the training images are {difference:+.2f} nats more likely, {difference / combined:.1f} "
+    if difference > standard_errors * combined:
+        return (head + f"the training images are {difference:.2f} nats more likely, {difference / combined:.1f} "
                 "combined standard errors, more than the choice of images explains: the decoder fits its own "
                 "training images better (it overfits).")
+    if difference < -standard_errors * combined:  # not what overfitting does: say so, never call it overfitting
+        return (head + f"the test images are {-difference:.2f} nats more likely, {-difference / combined:.1f} "
+                "combined standard errors, more than the choice of images explains: the decoder fits these "
+                "test images better than its own training images.")
     return (head + f"they differ by {difference:+.2f} nats, {difference / combined:.1f} combined standard "
             f"errors, within the {standard_errors:g} that the choice of images can explain.")
 

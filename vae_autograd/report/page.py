@@ -7,7 +7,7 @@ import math
 
 from ..io.files import atomic_write
 from .estimators import describe_estimators, estimator_section
-from .format import table_row, with_se
+from .format import count, table_row, with_se
 from .gaps import describe_inference_gaps, gap_section, iwae_proposal_lines
 from .latent_classes import describe_interpolations, describe_latent_classes, describe_reconstructions
 from .marginal_likelihood import describe_marginal_likelihood
@@ -24,7 +24,7 @@ CAPTIONS = {
     "row shows the Bernoulli means of p(x|z), the bottom row one binary sample x ~ p(x|z) each. The "
     "samples add independent pixel noise to the means, since the decoder models pixels as "
     "independent given z.",
-    "reconstructions": "**4.2 Reconstructions.** Ten test images (left), the Bernoulli means of p(x|z) "
+    "reconstructions": "**4.2 Reconstructions.** {Images} test images (left), the Bernoulli means of p(x|z) "
     "for one z ~ q(z|x) (middle) and a binary sample from it (right).",
     "latent_embedding": "**5.1 Latent embedding.** The mean of q(z|x) for every training "
     "image, coloured by class (drawn in a shuffled order, so no class hides the others); no label was used "
@@ -38,12 +38,12 @@ CAPTIONS = {
     "latent_lattice_linear": "**5.2, linear lattice.** The same on an evenly spaced lattice between "
     "the 1st and 99th percentiles of the training embeddings on each axis: the range the data span, though "
     "not every point of it holds data.",
-    "interpolations": "**5.3 Interpolations.** Three pairs of test images of different classes; "
-    "between them, the Bernoulli means along z_alpha = alpha z_a + (1 - alpha) z_b for ten evenly "
+    "interpolations": "**5.3 Interpolations.** {Pairs} {pairs_of} test images{different}; "
+    "between them, the Bernoulli means along z_alpha = alpha z_a + (1 - alpha) z_b for {steps} evenly "
     "spaced alpha from 1 to 0.",
     "true_vs_approx_posterior": "**6.1 True posterior and q.** Contours of the exact p(z|x) (grid "
-    "quadrature; solid) and of the encoder's q(z|x) (dashed) for the first four training images "
-    "(top row) and the first four test images (bottom row), at the highest-density regions holding "
+    "quadrature; solid) and of the encoder's q(z|x) (dashed) for the first {train} training images "
+    "(top row) and the first {test} test images (bottom row), at the highest-density regions holding "
     "50/90/99% of the mass.",
     "top_half_posterior": "**6.2 Posterior given the top half.** For the first test images, one panel each "
     "(panel 1 at the left): p(z | x_top), with the bottom 14 rows unobserved (they sum out of the likelihood "
@@ -97,8 +97,7 @@ def report_text(results):
     lines = [
         "# VAE on binarized MNIST: the study",
         "",
-        f"Kingma & Welling (2013), Appendix C model, 2-D latent space; {training['epochs']} epochs "
-        f"of Adam on the first {training['train_size']} training images"
+        f"{describe_model(training)}; {training['epochs']} epochs of Adam {trained_on(training)}"
         + (" (**--quick run: a pipeline check, not the science**)" if results["quick"] else "")
         + f", seed {results['seed']}. Every number here was computed by `run_all.py`; all of them "
         "are in `results.json`.",
@@ -120,14 +119,17 @@ def report_text(results):
         f"{training['train_elbo']:.3f} on the training set and {training['test_elbo']:.3f} on the test set; "
         f"the table's ELBO averages {test['elbo_samples']} samples per image.",
         "",
-        f"Importance-weighted bounds on the first {test['iwae_images']} test images, where "
-        f"log p(x) = {test['log_px_on_iwae_images']:.3f}:",
-        "",
-        "| K | " + " | ".join(str(k) for k in test["iwae"]) + " |",
-        "| --- |" + " --- |" * len(test["iwae"]),
-        "| IWAE bound | " + " | ".join(f"{v:.3f}" for v in test["iwae"].values()) + " |",
-        "",
     ]
+    if test["iwae"] and test["log_px_on_iwae_images"] is not None:  # a run may make no IWAE bounds
+        lines += [
+            f"Importance-weighted bounds on the first {test['iwae_images']} test images, where "
+            f"log p(x) = {test['log_px_on_iwae_images']:.3f}:",
+            "",
+            "| K | " + " | ".join(str(k) for k in test["iwae"]) + " |",
+            "| --- |" + " --- |" * len(test["iwae"]),
+            "| IWAE bound | " + " | ".join(f"{v:.3f}" for v in test["iwae"].values()) + " |",
+            "",
+        ]
     lines += [f"- {sentence}" for sentence in describe_marginal_likelihood(test, train)] + [""]
     lines += svi_section(results["svi"]) + estimator_section(results["gradient_estimators"])
     lines += gap_section(results["inference_gaps"])
@@ -138,6 +140,30 @@ def report_text(results):
     lines += questions_section(results["posteriors"]["bottom_dependence"], math.isqrt(training["data_dim"]),
                                test["coarse_grid"]["median_q_std"])
     return "\n".join(lines) + "\n"
+
+
+def describe_model(training):
+    """The model as results.json's training metadata records it: Kingma & Welling's Appendix C
+    model (one hidden layer of 500 tanh units) only if it is that one."""
+    hidden, activation = training["hidden"], training["activation"]
+    if hidden == [500] and activation == "tanh":
+        model = ("Kingma & Welling (2013), Appendix C model (one hidden layer of 500 tanh units in the encoder and "
+                 "in the decoder)")
+    else:
+        model = (f"an encoder with hidden layer{'s' if len(hidden) > 1 else ''} of {', '.join(map(str, hidden))} "
+                 f"{activation} units and a decoder mirroring {'them' if len(hidden) > 1 else 'it'} (not Kingma & "
+                 "Welling's Appendix C model, one hidden layer of 500 tanh units)")
+    return f"{model}, {training['latent_dim']}-D latent space"
+
+
+def trained_on(training):
+    """'on the first 10,000 training images', naming the held-out validation images if there were any."""
+    held_out = training["validation_size"]
+    text = f"on the first {training['train_size'] - held_out:,} training images"
+    if held_out:
+        text += (f", keeping the epoch whose ELBO on the next {held_out:,} (held out, never trained on) was "
+                 "the highest")
+    return text
 
 
 def computed_captions(results):
@@ -153,7 +179,20 @@ def computed_captions(results):
         "top_half_posterior": describe_top_half(posteriors["top_half"]),
         "svi_posterior": describe_svi(results["svi"]),
     }
-    return {name: text + (" " + computed[name] if name in computed else "") for name, text in CAPTIONS.items()}
+    pairs, panels = len(paths["labels_a"]), posteriors["true_vs_approx"]
+    counts = {  # the counts a caption names, read off the lists results.json holds
+        "reconstructions": {"Images": count(len(shown["labels"])).capitalize()},
+        "interpolations": {"Pairs": count(pairs).capitalize(), "pairs_of": "pair of" if pairs == 1 else "pairs of",
+                           "steps": count(len(paths["path_classes"][0])),
+                           "different": " of different classes" if all(
+                               a != b for a, b in zip(paths["labels_a"], paths["labels_b"])) else ""},
+        "true_vs_approx_posterior": {part: count(len(panels[part]["kl"])) for part in ("train", "test")},
+    }
+    captions = {}
+    for name, text in CAPTIONS.items():
+        text = text.format(**counts[name]) if name in counts else text
+        captions[name] = text + (" " + computed[name] if name in computed else "")
+    return captions
 
 
 def svi_section(svi):
@@ -194,7 +233,7 @@ def readme_results(results):
     gaps, svi, estimators = results["inference_gaps"], results["svi"], results["gradient_estimators"]
     lines = [
         f"Training: {training['epochs']} epochs of Adam (lr {training['lr']:g}, minibatches of "
-        f"{training['batch_size']}) on the first {training['train_size']:,} images, seed {results['seed']}. "
+        f"{training['batch_size']}) {trained_on(training)}, seed {results['seed']}. "
         f"The exact log-likelihood by quadrature over the latent plane against the Monte Carlo ELBO "
         f"({test['elbo_samples']} samples of z per image; MC SE: its Monte Carlo standard error), part 3.2:", "",
         "| set | images | log p(x) | ELBO | MC SE | gap = log p(x) - ELBO |",

@@ -6,7 +6,7 @@ the comparison: when the numbers change, so does what the sentence says.
 """
 import numpy as np
 
-from .format import at_most, panel_list, span
+from .format import at_most, count, panel_list, span
 
 
 def describe_true_vs_approx(summary):
@@ -34,9 +34,10 @@ def describe_true_vs_approx(summary):
         verdict = f"the amortization gap (the encoder's KL minus the best Gaussian's) is {shares}"
     return (f"Each title gives KL(q || p), which is the whole gap log p(x) - ELBO of that image, and the KL "
             f"of the best Gaussian for that image alone (q*, as in part 8: KL = log p(x) - ELBO). The encoder's KL is "
-            f"{span(train['kl'])} nats on the four training images and {span(test['kl'])} on the four test "
-            f"images: {compare}. The best Gaussians reach {span(train['best'])} and {span(test['best'])} nats, "
-            f"{verdict}. These are eight images, not the test set's ELBO gap; at most "
+            f"{span(train['kl'])} nats on the {count(len(train['kl']))} training images and {span(test['kl'])} on "
+            f"the {count(len(test['kl']))} test images: {compare}. The best Gaussians reach {span(train['best'])} "
+            f"and {span(test['best'])} nats, {verdict}. These are {count(len(train['kl']) + len(test['kl']))} "
+            "images, not the test set's ELBO gap; at most "
             f"{at_most(max(train['edge'], test['edge']))} of any posterior lies at its window's edge.")
 
 
@@ -95,8 +96,8 @@ def describe_factorization(bottom_dependence, side):
     n, r = max(enumerate(bottom_dependence), key=lambda item: item[1]["max_abs_correlation"])
     (row_i, col_i), (row_j, col_j) = (divmod(p, side) for p in r["pixels"])
     per_digit = ", ".join(f"{x['max_abs_correlation']:.3f}" for x in bottom_dependence) + " in panel order"
-    numbers = (f"computed exactly under that mixture with the quadrature weights of 6.2, the largest "
-               f"correlation between two bottom pixels is {r['correlation']:+.3f} ({panel_list([n])} of 6.2's "
+    numbers = (f"computed exactly under that mixture with the quadrature weights of 6.2, the largest correlation in "
+               f"magnitude between two bottom pixels is {r['correlation']:+.3f} ({panel_list([n])} of 6.2's "
                f"figure, pixels at row {row_i}, column {col_i} and row {row_j}, column {col_j}, counted from 0 at the "
                f"top left: P(both on) = {r['joint']:.3f} against "
                f"{r['product_of_marginals']:.3f} for the product of their marginals); the largest |correlation| "

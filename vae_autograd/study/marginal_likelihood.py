@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from ..core.elbo import check_num_samples, log_importance_weight_chunks
+from ..core.elbo import check_num_samples, log_importance_weights
 from ..core.images import check_images
 from ..core.logspace import logsumexp
 from ..core.model import data_dim
@@ -22,19 +22,15 @@ def iwae_bound(enc_params, dec_params, x, rng, num_samples, batch_size=None, pro
     """
     check_num_samples(num_samples)
     batch_size = batch_size or max(1, 20000 // num_samples)
-    log_w = _log_weights(enc_params, dec_params, x, rng, num_samples, batch_size, proposal)
+    log_w = log_importance_weights(enc_params, dec_params, x, rng, num_samples, batch_size, proposal,
+                                   samples_per_chunk(batch_size))
     return logsumexp(log_w.astype(np.float64), axis=0) - float(np.log(num_samples))
 
 
-def _log_weights(enc_params, dec_params, x, rng, num_samples, batch_size, proposal=None, points_per_chunk=2000):
-    """core.elbo.log_importance_weights (num_samples, N): the same draws and numbers, decoded about
-    points_per_chunk points at a time (log_importance_weight_chunks), so that its (points, 784)
-    arrays stay in cache, and memory small, for any num_samples."""
-    blocks = {}
-    for rows, log_w in log_importance_weight_chunks(enc_params, dec_params, x, rng, num_samples, batch_size,
-                                                    max(1, points_per_chunk // batch_size), proposal):
-        blocks.setdefault(rows.start, []).append(log_w)
-    return np.concatenate([np.concatenate(chunks) for chunks in blocks.values()], axis=1)
+def samples_per_chunk(batch_size, points_per_chunk=2000):
+    """Draws per image block decoded at once: about points_per_chunk points, whose (points, 784)
+    arrays stay in cache, and memory small, for any number of samples."""
+    return max(1, points_per_chunk // batch_size)
 
 
 def student_t_min_reference(num_draws, dof, observed_min=None):
@@ -133,7 +129,8 @@ def marginal_likelihood_study(enc_params, dec_params, x, rng, elbo_samples=20,
     """
     quadrature = quadrature or quadrature_of_sets(dec_params, {"x": x}, num_checked)["x"]
     log_px = quadrature["log_px"]
-    log_w = _log_weights(enc_params, dec_params, x, rng, elbo_samples, 500).astype(np.float64)
+    log_w = log_importance_weights(enc_params, dec_params, x, rng, elbo_samples, 500,
+                                   samples_per_chunk=samples_per_chunk(500)).astype(np.float64)
     elbo_per_image = log_w.mean(axis=0)
     elbo_se = log_w.std(axis=0, ddof=1) / np.sqrt(elbo_samples)
     gap = log_px - elbo_per_image

@@ -29,7 +29,7 @@ import numpy as np
 from ..core.distributions import bernoulli_log_density
 from ..core.elbo import log_prior
 from ..core.images import SIDE, check_images
-from ..core.logspace import logsumexp, sigmoid, softplus
+from ..core.logspace import logsumexp, sigmoid
 from ..core.model import data_dim, decoder, encoder, params_dtype
 from .gaussian_fit import best_gaussians
 from .grids import (
@@ -41,6 +41,7 @@ from .grids import (
     hdr_mask,
     latent_grid,
     log_integrate_grid,
+    log_partition,
     neighbourhood_max,
     square_windows,
 )
@@ -104,7 +105,7 @@ def log_joint_on_windows(dec_params, x, z_grids, points_per_block=4096):
         for start in range(0, z_grids.shape[1], points_per_block):
             z = z_grids[n, start:start + points_per_block]
             logits = decoder(observed, z)
-            log_joint[n, start:start + len(z)] = (logits @ image - np.sum(softplus(logits), axis=-1)) + log_prior(z)
+            log_joint[n, start:start + len(z)] = (logits @ image - log_partition(logits)) + log_prior(z)
     return log_joint
 
 

@@ -30,7 +30,7 @@ from ..core.distributions import diag_gaussian_entropy
 from ..core.elbo import log_prior
 from ..core.images import check_images
 from ..core.logspace import erf, softplus
-from ..core.model import data_dim, decoder, decoder_hidden, params_dtype
+from ..core.model import data_dim, decoder, hidden_activations, params_dtype
 from .grids import grid_log_likelihood
 
 WINDOW_SIZE = 21        # points per axis of a window: +-10 spacings = +-5.7 to 8 std
@@ -70,7 +70,7 @@ def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZ
     values[r, i, j] is at z = (axes[r, 0, i], axes[r, 1, j]). Each distinct lattice point
     is decoded once (float32). log p(x|z) = x . logits - sum softplus(logits) with
     x . logits = (W x) . hidden(z) + b . x, where hidden(z) is the decoder's last hidden layer, of
-    width H (500 for the study's model; model.decoder_hidden, whatever the layers before it) and
+    width H (500 for the study's model; model.hidden_activations, whatever the layers before it) and
     (W, b) its output layer, so each row's points need one product of width H instead of 784 (one
     matrix product per block of rows_per_block rows, over their points). The costly part, the sum of
     softplus(logits) over 784 pixels, depends on z alone: cache, a dict that decoder_target
@@ -100,7 +100,7 @@ def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZ
         inverse = inverse.reshape(len(rows), -1)
         row, i, j = np.unravel_index(first, key[rows].shape)
         z = np.stack([axes[rows[row], 0, i], axes[rows[row], 1, j]], axis=1)
-        hidden = decoder_hidden(dec_params, z.astype(np.float32))      # (U, H)
+        hidden = hidden_activations(dec_params, z.astype(np.float32))      # (U, H)
         place = np.minimum(np.searchsorted(cache["keys"], unique_key), len(cache["keys"]) - 1)
         known = (cache["keys"][place] == unique_key) if len(cache["keys"]) else np.zeros(len(unique_key), bool)
         log_partition = np.empty(len(unique_key))

@@ -182,7 +182,8 @@ def train_and_evaluate(config, log, data):
     except TrainingDiverged as err:
         kept = f"{config.out} keeps epoch {saved[-1]}" if saved else f"{config.out} is unchanged"
         raise TrainingDiverged(f"{err}; {kept}") from None
-    results = evaluate_run(config, validation.best_params if validation else params, images)
+    kept = validation.best_params if validation else params  # the model the run keeps
+    results = evaluate_run(config, kept, images)
     last_epoch = saved[-1] if saved else start_epoch
     results = {"epochs": last_epoch, **metadata, **results, "train_seconds": time.perf_counter() - started,
                "train_curve": curve}
@@ -202,7 +203,7 @@ def train_and_evaluate(config, log, data):
         log(f"model kept: epoch {validation.best_epoch}, best validation ELBO {max(validation.curve):.3f} "
             f"(training stopped at epoch {last_epoch})")
     log(f"checkpoint {config.out}, results {config.results_path}")
-    return validation.best_params if validation else params, results
+    return kept, results
 
 
 def evaluate_run(config, params, sets):

@@ -58,19 +58,20 @@ def trained_model(config, retrain, reused, data, log):
     return run_training(config, log=lambda line: log("  " + line), data=data, hold_lock=False)
 
 
-def kept_models(config, retrain, data, log):
+def kept_models(config, data, log):
     """{epoch: params} of the checkpoints config.keep_epochs kept beside config.out.
 
     A missing one is trained from the kept checkpoint before it (a copy of it, resumed; a run
     resumed from epoch e gives exactly the parameters of an uninterrupted one), or from scratch
     for the first. One that holds fewer epochs, as an interrupted run leaves it, is resumed.
-    One that holds another model, or more epochs, is refused unless retrain, which trains all anew.
+    One that holds another model, or more epochs, is refused: a training of the model anew
+    (run_all.py --retrain) writes its kept checkpoints as it goes.
     """
     models, previous = {}, None
     for epoch in sorted(config.keep_epochs):
         path = config.kept_path(epoch)
         kept_epoch = None
-        if path.exists() and not retrain:
+        if path.exists():
             params, metadata, _, kept_epoch, _ = load_params(path)
             mismatch = metadata_mismatch(metadata, config.metadata()) or (
                 kept_epoch > epoch and f"has {kept_epoch} epochs, more than {epoch}")
