@@ -8,6 +8,8 @@ from tests.helpers import numpy_log_joint, relu_vae
 from vae_autograd.core.distributions import LOG_2PI
 from vae_autograd.study.posterior import log_joint_on_windows
 from vae_autograd.study.windows import (
+    KINKED_REFINEMENT,
+    WINDOW_SIZE,
     decoder_target,
     gaussian_elbo,
     lattice_level,
@@ -124,9 +126,12 @@ def test_windows_of_a_relu_decoder_of_two_hidden_layers_hold_its_log_joint_and_e
         np.testing.assert_allclose(values[r].ravel(), numpy_log_joint(dec, x[rows[r]][None], z, "relu")[0],
                                    rtol=1e-6, atol=1e-4)
     mean, log_std = rng.standard_normal((10, 2)), np.log(rng.uniform(0.05, 0.6, (10, 2)))
-    got = gaussian_elbo(decoder_target(dec, x).tabulate, np.arange(10), mean, log_std)
-    level = lattice_level(np.exp(log_std))
-    axes = window_axes(mean, level) * level_spacing(level)[:, :, None]  # the window gaussian_elbo uses
+    target = decoder_target(dec, x)
+    got = gaussian_elbo(target.tabulate, np.arange(10), mean, log_std)
+    # The window gaussian_elbo uses: a relu decoder's is KINKED_REFINEMENT times finer, over the same reach.
+    assert target.refinement == KINKED_REFINEMENT
+    level = lattice_level(np.exp(log_std)) - round(2 * np.log2(KINKED_REFINEMENT))
+    axes = window_axes(mean, level, (WINDOW_SIZE - 1) * KINKED_REFINEMENT + 1) * level_spacing(level)[:, :, None]
     for n in range(10):
         # Brute force on the same points: q's weights normalized per axis, times the log joint, plus H(q).
         w = [np.exp(-0.5 * ((axes[n, d] - mean[n, d]) / np.exp(log_std[n, d])) ** 2) for d in (0, 1)]
