@@ -8,9 +8,10 @@ import pytest
 
 import vae_autograd.seeds.sweep as sweep_module
 from tests.helpers import unreadable_text
+from vae_autograd.core.text import percent
 from vae_autograd.figures.seeds import fig_seed_values
 from vae_autograd.io.files import OutputError
-from vae_autograd.report.seeds import describe_sweep, sweep_page, training_summary
+from vae_autograd.report.seeds import README_HEADLINES, describe_sweep, readme_seed_block, sweep_page, training_summary
 from vae_autograd.seeds.analysis import METRICS
 from vae_autograd.seeds.outputs import (
     check_work_folder,
@@ -187,3 +188,15 @@ def test_the_figure_shows_every_seed_and_its_text_is_readable(no_open_figures):
     assert unreadable_text(fig) == []
     dots = [line for line in fig.axes[0].get_lines() if line.get_marker() == "o"]
     assert sorted(len(line.get_xdata()) for line in dots) == [5, 5, 5]
+
+
+def test_the_readme_block_gives_each_headline_numbers_mean_sd_and_range_over_seeds():
+    sweep = made_up_sweep("assignment")
+    lines = readme_seed_block(sweep).splitlines()
+    for metric, name, digits in README_HEADLINES:
+        values = np.array([row[metric] for row in sweep["rows"]])
+        shown = next(line for line in lines if line.startswith(f"| {name} |")).split(" | ")
+        def form(value, digits=digits):  # a share as a percentage
+            return percent(value) if digits is None else f"{value:.{digits}f}"
+        mean_sd = f"{form(values.mean())} ± {form(values.std(ddof=1))}"
+        assert shown[1:] == [mean_sd, form(values.min()), f"{form(values.max())} |"]

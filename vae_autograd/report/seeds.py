@@ -152,3 +152,41 @@ def describe_sweep(sweep, published):
     sentences.append(f"{setting}: a seed's training took {duration(seconds['train'])} and its analysis "
                      f"{duration(seconds['analysis'])} (medians over seeds; a resumed training's last session only).")
     return sentences
+
+
+# The README's headline numbers (report.page.readme_results) and where a sweep row holds each: (row metric,
+# what it is, digits).
+README_HEADLINES = (
+    ("test_log_px", "exact test log p(x)", 2), ("train_log_px", "exact training log p(x)", 2),
+    ("test_elbo", "test ELBO", 2), ("train_elbo", "training ELBO", 2),
+    ("test_approximation_gap", "approximation gap (test)", 3),
+    ("train_approximation_gap", "approximation gap (train)", 3),
+    ("test_amortization_gap", "amortization gap (test)", 2), ("train_amortization_gap", "amortization gap (train)", 2),
+    ("test_wrong_basin_fraction", "wrong-basin fraction (test)", None),
+    ("train_wrong_basin_fraction", "wrong-basin fraction (train)", None),
+    ("iwae_minus_log_px", "IWAE (K = 1000) minus exact log p(x)", 2))
+README_SEEDS_START, README_SEEDS_END = "<!-- seeds:start -->\n", "<!-- seeds:end -->"
+
+
+def readme_seed_block(sweep):
+    """The README's block of the headline numbers over the seeds of the assignment setting's sweep (its
+    JSON, sweeps/assignment.json), or a line saying there is none (sweep None)."""
+    if sweep is None:
+        return "No sweep of the assignment setting is in `sweeps/` yet.\n"
+    rows = sweep["rows"]
+
+    def value(digits, number):
+        return percent(number) if digits is None else f"{number:.{digits}f}"
+
+    lines = [f"The same numbers over the {len(rows)} seeds {seed_list(sweep['seeds'])} of the assignment setting "
+             "(`python -m vae_autograd.seeds --setting assignment --seeds 0-4`, `sweeps/assignment.json`): the mean "
+             "± standard deviation over seeds (ddof = 1) and the range. Each seed is analysed as above, but its ELBOs "
+             f"are the training's evaluation ({sweep['options']['eval_samples']} draws of z per image) and its IWAE "
+             f"uses the first {sweep['analysed']['iwae_images']:,} test images.", "",
+             table_row("number", "mean ± sd", "lowest", "highest"), table_row(*["---"] * 4)]
+    for metric, name, digits in README_HEADLINES:
+        values = [row[metric] for row in rows]
+        mean, sd = sweep["mean"][metric], sweep["sd"][metric]
+        lines.append(table_row(name, f"{value(digits, mean)} ± {value(digits, sd)}", value(digits, min(values)),
+                               value(digits, max(values))))
+    return "\n".join(lines) + "\n"
