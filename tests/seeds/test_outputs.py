@@ -149,6 +149,9 @@ def test_sentences_say_what_the_numbers_show():
     assert "exact log p(x) of -137.50 ± " in thresholded
     assert "2.50 nats above that of the test set as drawn" in thresholded
     assert "epochs kept (best validation ELBO) range from" in epochs and "patience 10" in epochs
+    assert ("not trained to convergence" in epochs) == (not any(row["stopped_early"] for row in sweep["rows"]))
+    sweep["rows"][1]["stopped_early"] = True
+    assert "not trained to convergence" not in describe_sweep(sweep, published)[3]
     assert "a seed's training took" in seconds and "minutes" in seconds
     threshold = made_up_sweep("assignment")
     sentences = describe_sweep(threshold, published)

@@ -145,9 +145,14 @@ def describe_sweep(sweep, published):
     if sweep["options"]["validation_size"]:
         kept = [row["best_epoch"] for row in rows]
         stopped = sum(bool(row["stopped_early"]) for row in rows)
-        sentences.append(f"{setting}: the epochs kept (best validation ELBO) range from {min(kept)} to {max(kept)} of "
-                         f"the {sweep['options']['epochs']} allowed; {stopped} of {n} seeds stopped early "
-                         f"(patience {sweep['options']['patience']}).")
+        sentence = (f"{setting}: the epochs kept (best validation ELBO) range from {min(kept)} to {max(kept)} of "
+                    f"the {sweep['options']['epochs']} allowed; {stopped} of {n} seeds stopped early "
+                    f"(patience {sweep['options']['patience']})")
+        if not stopped:  # every run ended with a better validation ELBO within its last patience epochs
+            sentence += (f": every run reached its best validation ELBO within its last {sweep['options']['patience']} "
+                         "epochs, so training ended while it was still improving: these models are not trained to "
+                         "convergence")
+        sentences.append(sentence + ".")
     seconds = {step: statistics.median(row["seconds"][step] for row in rows) for step in ("train", "analysis")}
     sentences.append(f"{setting}: a seed's training took {duration(seconds['train'])} and its analysis "
                      f"{duration(seconds['analysis'])} (medians over seeds; a resumed training's last session only).")
