@@ -83,6 +83,14 @@ def test_a_work_folder_keeps_the_options_of_its_seeds(tmp_path):
     assert json.loads((tmp_path / "options.json").read_text()) == options
 
 
+
+@pytest.mark.parametrize("text", ["null", "5", "[1, 2]", '"epochs"'])
+def test_a_record_of_options_that_is_no_dict_is_refused_in_one_line_and_kept(tmp_path, text):
+    (tmp_path / "options.json").write_text(text)
+    with pytest.raises(OutputError, match=r"options.json cannot be read \(not a record of options\); move"):
+        check_work_folder(tmp_path, sweep_options(TrainConfig(epochs=50)))
+    assert (tmp_path / "options.json").read_text() == text
+
 def fake_job(name, planned, epochs=20):
     return Job("literature", int(name), None, SimpleNamespace(epochs=epochs), {}, planned)
 

@@ -63,6 +63,10 @@ def check_work_folder(folder, options):
         recorded = None
     except (OSError, ValueError) as err:
         raise OutputError(f"{record} cannot be read ({err}); move {folder} away or pass another --work-dir") from None
+    else:
+        if not isinstance(recorded, dict):  # valid JSON, but no options: "null" must not count as no record
+            raise OutputError(f"{record} cannot be read (not a record of options); move {folder} away or pass "
+                              "another --work-dir")
     if recorded is None:
         atomic_write(record, lambda f: f.write(row_bytes(options)))
     elif recorded != options:
