@@ -89,3 +89,15 @@ def test_a_second_sweep_of_a_setting_is_refused_naming_the_first(tmp_path):
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert f"is being written by another process (pid {holder.pid})" in result.stderr
     assert not (tmp_path / "data" / "seeds" / "assignment" / "options.json").exists()
+
+
+def test_a_sweep_json_being_written_by_another_sweep_is_refused_naming_the_out_dir(tmp_path):
+    holder = hold_lock(tmp_path / "sweeps" / "assignment.json")
+    try:
+        result = run_command(tmp_path, "--setting", "assignment", "--seeds", "0-1")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: --out-dir ") and "or choose another --out-dir" in result.stderr
+    assert not (tmp_path / "data" / "seeds" / "assignment" / "options.json").exists()

@@ -119,7 +119,8 @@ def check_paths(args):
 def sweep(args, log=print):
     """Run the sweep of args; returns the exit status (0, or 1 if a seed failed)."""
     folders = [args.work_dir / name for name in args.setting]
-    with sole_writer(folders + [args.out_dir / f"{name}.json" for name in args.setting], "--work-dir"):
+    with sole_writer(folders, "--work-dir"), sole_writer([args.out_dir / f"{name}.json" for name in args.setting],
+                                                         "--out-dir"):
         first = {job.setting: job for job in args.jobs_list if job.seed == args.seeds[0]}
         for name in args.setting:
             check_work_folder(args.work_dir / name, sweep_options(first[name].config))
