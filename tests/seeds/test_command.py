@@ -26,6 +26,11 @@ REFUSALS = {
     "a seed that is no number": (["--setting", "assignment", "--seeds", "0-x"],
                                  "argument --seeds: must be seeds such as 0-4 or 0,2,5, got '0-x'"),
     "a negative seed": (["--setting", "assignment", "--seeds", "-1"], "argument --seeds"),
+    "a range with no end": (["--setting", "assignment", "--seeds", "0-"],
+                            "argument --seeds: must be seeds such as 0-4 or 0,2,5, got '0-'"),
+    "more seeds than a sweep can hold": (["--setting", "assignment", "--seeds", "0-99999999999"],
+                                         "argument --seeds: 100000000000 seeds, more than a sweep runs (at most "
+                                         "10000), got '0-99999999999'"),
     "a validation set that leaves no training images": (
         ["--setting", "literature", "--seeds", "0-1", "--train-size", "300"],
         "validation_size 10000 leaves no training images of train_size 300: choose a --validation-size below "

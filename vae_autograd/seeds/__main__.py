@@ -20,21 +20,32 @@ from .outputs import FIGURE, PAGE, check_work_folder, sweep_options, sweep_summa
 from .settings import ANALYSIS_SIZE_OPTIONS, SETTINGS, TRAIN_SIZE_OPTIONS, SettingError
 from .sweep import make_jobs, run_jobs
 
+# More seeds than any sweep runs (each takes minutes of a core): a range such as 0-99999999999 is a typo, refused
+# before its millions of jobs fill the memory.
+MAX_SEEDS = 10000
+
 
 def parse_seeds(text):
     """'0-4' -> [0, 1, 2, 3, 4]; '0,2,7-9' -> [0, 2, 7, 8, 9]; each seed once, in order."""
     if not text.strip():
         raise argparse.ArgumentTypeError(f"an empty range of seeds, got {text!r}; give seeds such as 0-4")
-    seeds = []
+    ranges = []
     for part in text.split(","):
-        low, _, high = part.strip().partition("-")
+        low, dash, high = part.strip().partition("-")
         try:
-            low, high = int(low), int(high or low)
+            low, high = int(low), int(high if dash else low)  # "0-" has no end: refused, not taken for "0"
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be seeds such as 0-4 or 0,2,5, got {text!r}") from None
         if low < 0:
             raise argparse.ArgumentTypeError(f"seeds must be non-negative ints, got {text!r}")
-        seeds += [seed for seed in range(low, high + 1) if seed not in seeds]
+        ranges.append(range(low, high + 1))
+    count = sum(max(0, seeds.stop - seeds.start) for seeds in ranges)  # before any list: "0-99999999999" fills memory
+    if count > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"{count} seeds, more than a sweep runs (at most {MAX_SEEDS}), got {text!r}; "
+                                         "give seeds such as 0-4")
+    seeds = []
+    for seeds_of_part in ranges:
+        seeds += [seed for seed in seeds_of_part if seed not in seeds]
     if not seeds:
         raise argparse.ArgumentTypeError(f"an empty range of seeds, got {text!r}; give seeds such as 0-4")
     return seeds
