@@ -21,6 +21,7 @@ from vae_autograd.seeds.outputs import (
     ordered_sweeps,
     sweep_options,
     sweep_summary,
+    write_page,
 )
 from vae_autograd.seeds.settings import DAVIDSON_2018, setting_config
 from vae_autograd.seeds.sweep import Job, Progress, clock, worker_environment
@@ -187,6 +188,21 @@ def test_the_page_sets_each_setting_beside_the_published_row(tmp_path):
     assert (tmp_path / "report.md").read_text() == page
     assert (tmp_path / "seeds.png").read_bytes()[:4] == b"\x89PNG"
 
+
+
+@pytest.mark.parametrize("text", ['{"setting": "mine", "rows": []}', '{"setting": "mine", "rows": [1]}',
+                                  '{"setting": "mine", "rows": [{"seed": 0}]}', '{"setting": 5, "rows": [{}]}'])
+def test_a_json_the_page_cannot_be_drawn_from_is_skipped_naming_it(tmp_path, text):
+    """A JSON in the sweeps folder with a setting and rows but not a sweep's (another tool's, a hand-made
+    one) is left out of the page with a line naming it, not a traceback after the whole sweep."""
+    sweep = made_up_sweep()
+    (tmp_path / "literature.json").write_text(json.dumps(sweep))
+    (tmp_path / "mine.json").write_text(text)
+    lines = []
+    write_page(tmp_path, lines.append)
+    assert (tmp_path / "report.md").read_text() == sweep_page([sweep], "seeds.png")
+    assert lines[0].startswith(f"{tmp_path / 'mine.json'} left out of the page: not a sweep's JSON (")
+    assert (tmp_path / "mine.json").read_text() == text
 
 def test_the_figure_shows_every_seed_and_its_text_is_readable(no_open_figures):
     sweeps = [made_up_sweep("assignment"), made_up_sweep(shift=3.0), made_up_sweep(shift=5.0)]

@@ -75,9 +75,10 @@ def check_work_folder(folder, options):
                           "move it away or pass another --work-dir")
 
 
-def ordered_sweeps(out_dir):
+def ordered_sweeps(out_dir, log=print):
     """Every sweep JSON in out_dir, in SETTINGS' order and then by name: what the page is made of.
-    A file that is not a sweep's (no rows) is skipped."""
+    A file that is not a sweep's (no rows) is skipped; one with a setting and rows that the page cannot
+    be drawn from (another tool's JSON) is skipped with a line naming it."""
     sweeps = []
     for path in sorted(out_dir.glob("*.json")):
         try:
@@ -85,10 +86,26 @@ def ordered_sweeps(out_dir):
         except (OSError, ValueError):
             continue
         if isinstance(sweep, dict) and isinstance(sweep.get("rows"), list) and sweep.get("setting"):
-            sweeps.append(sweep)
+            problem = page_problem(sweep)
+            if problem is None:
+                sweeps.append(sweep)
+            else:
+                log(f"{path} left out of the page: not a sweep's JSON ({problem})")
     order = list(SETTINGS)
     return sorted(sweeps, key=lambda s: (order.index(s["setting"]) if s["setting"] in order else len(order),
                                          s["setting"]))
+
+
+def page_problem(sweep):
+    """Why the page and figure cannot be drawn from sweep (a JSON with a setting and rows), or None."""
+    if not isinstance(sweep["setting"], str) or not sweep["rows"]:
+        return "its setting is no name" if not isinstance(sweep["setting"], str) else "no rows"
+    try:
+        sweep_page([sweep], FIGURE)
+        figure_values([sweep])
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+        return f"{type(err).__name__} {err}"
+    return None
 
 
 def figure_values(sweeps):
@@ -119,7 +136,7 @@ def write_page(out_dir, log=print):
     while True:
         try:
             with sole_writer([out_dir / PAGE], "--out-dir"):
-                draw_page(out_dir, ordered_sweeps(out_dir))
+                draw_page(out_dir, ordered_sweeps(out_dir, log))
                 log(f"page {out_dir / PAGE} and figure {out_dir / FIGURE} of every sweep in {out_dir}")
                 return
         except OutputError:
