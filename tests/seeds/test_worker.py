@@ -44,3 +44,25 @@ def test_a_worker_whose_parent_is_gone_already_ends_at_once():
                             "end_with_parent\nend_with_parent(os.getppid() + 1)\ntime.sleep(60)\n"],
                            env=ENVIRONMENT, timeout=30)
     assert child.returncode == -signal.SIGTERM
+
+
+def test_a_worker_killed_by_a_signal_is_said_to_be_killed_in_its_line_and_its_log(tmp_path, monkeypatch):
+    """Killed outright (the kernel's out-of-memory killer, a kill -9), a worker's last line is some progress
+    line and its log ends there: its failed line says how it ended instead, and so does its log."""
+    import vae_autograd.seeds.sweep as sweep_module
+
+    popen = subprocess.Popen
+
+    def killed_worker(command, **options):
+        return popen([sys.executable, "-c", "import os, signal\nprint('  epoch 3', flush=True)\n"
+                      "os.kill(os.getpid(), signal.SIGKILL)\n"], **options)
+
+    monkeypatch.setattr(sweep_module.subprocess, "Popen", killed_worker)
+    jobs = sweep_module.make_jobs(["assignment"], [0], {"epochs": 1}, {}, tmp_path)
+    lines = []
+    rows = sweep_module.run_jobs(jobs, 1, {"epochs": 1}, {}, log=lines.append)
+    assert list(rows.values()) == [None]
+    failed = [line for line in lines if "assignment seed 0: failed" in line]
+    assert len(failed) == 1 and "failed (killed by SIGKILL" in failed[0] and "epoch 3" not in failed[0], failed
+    log = (tmp_path / "assignment" / "seed0.log").read_text()
+    assert log.startswith("  epoch 3\n") and "killed by SIGKILL" in log.splitlines()[-1]

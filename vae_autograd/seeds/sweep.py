@@ -146,8 +146,13 @@ def run_jobs(jobs, width, overrides, analysis_overrides, data_dir=None, log=prin
                 status = running.pop(job)[0].wait()
                 rows[job] = read_row(job) if status == 0 else None
                 if rows[job] is None:
-                    progress.step(job, "failed", f"failed (exit status {status}): {last_line.get(job, 'no output')}; "
-                                  f"see {job.path('.log')}")
+                    why = f"exit status {status}): {last_line.get(job, 'no output')}"
+                    if status < 0:  # killed outright: its last line is no error, and its log ends mid-run
+                        killed = f"killed by {signal_name(-status)}, perhaps for want of memory"
+                        with log_file(job.path(".log")) as seed_log:
+                            seed_log.write(f"{killed}\n".encode())
+                        why = killed + ")"
+                    progress.step(job, "failed", f"failed ({why}; see {job.path('.log')}")
                 elif progress.phase[job] != "finished":
                     progress.step(job, "finished", describe(rows[job]))
             elif line.startswith(EVENT):
@@ -158,6 +163,14 @@ def run_jobs(jobs, width, overrides, analysis_overrides, data_dir=None, log=prin
         stop_workers(list(running.values()))
         raise
     return rows
+
+
+def signal_name(number):
+    """'SIGKILL' for 9, or 'signal N' for a number with no name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def read_row(job):
