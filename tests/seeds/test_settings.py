@@ -68,3 +68,10 @@ def test_the_plan_puts_the_60000_image_seeds_first(tmp_path):
              for name in ("assignment", "literature") for config in [setting_config(name, 0, {}, tmp_path)]}
     assert sum(plans["literature"]) > sum(plans["assignment"])
     assert plans["assignment"][0] == pytest.approx(200 * 10000 * 1.6e-4)  # 200 epochs of 10,000 images
+
+
+def test_an_override_of_no_trainconfig_field_is_a_setting_error_naming_it(tmp_path):
+    from vae_autograd.seeds.settings import SettingError
+
+    with pytest.raises(SettingError, match="unknown option 'epoch' of setting 'literature'; choose from .*epochs"):
+        setting_config("literature", 0, {"epoch": 3}, tmp_path)

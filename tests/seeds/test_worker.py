@@ -66,3 +66,14 @@ def test_a_worker_killed_by_a_signal_is_said_to_be_killed_in_its_line_and_its_lo
     assert len(failed) == 1 and "failed (killed by SIGKILL" in failed[0] and "epoch 3" not in failed[0], failed
     log = (tmp_path / "assignment" / "seed0.log").read_text()
     assert log.startswith("  epoch 3\n") and "killed by SIGKILL" in log.splitlines()[-1]
+
+
+def test_a_worker_run_by_hand_refuses_bad_options_in_one_line(tmp_path):
+    for args in (["--options", "{bad"], ["--options", "[1]"], ["--options", '{"nope": 1}'],
+                 ["--analysis", '{"iwae_images": "x"}'], ["--analysis", '{"iwae": 5}']):
+        result = subprocess.run([sys.executable, "-m", "vae_autograd.seeds.worker", "literature", "0", "--work-dir",
+                                 str(tmp_path / "work"), *args], capture_output=True, text=True, env=ENVIRONMENT,
+                                timeout=60)
+        assert result.returncode in (1, 2) and result.stderr.count("\n") == 1, (args, result.stderr)
+        assert "error: " in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []

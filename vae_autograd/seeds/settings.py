@@ -17,6 +17,7 @@ with 50 epochs, a davidson seed 6.5 and, at the issue's sizes (30,000 images int
 hence its smaller analysis below (8 minutes). The 15 seeds then take 180 core-minutes, 94 minutes on 2
 cores longest first; EPOCHS_60K is what that leaves (each 10 epochs more: 7 minutes).
 """
+from dataclasses import fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -125,6 +126,10 @@ def setting_config(name, seed, overrides, work_dir, data_dir=None):
     ({TrainConfig field: value}), the seed, and its checkpoint under work_dir. Raises SettingError
     (an unknown setting or field) or ConfigError (a value that breaks a rule)."""
     check_setting(name)
+    known = [f.name for f in fields(TrainConfig)]
+    unknown = [key for key in overrides if key not in known]
+    if unknown:
+        raise SettingError(f"unknown option {unknown[0]!r} of setting {name!r}; choose from {', '.join(known)}")
     return TrainConfig(**{**SETTINGS[name].train, **overrides}, seed=seed, data_dir=data_dir,
                        out=seed_path(work_dir, name, seed), quiet=False)
 

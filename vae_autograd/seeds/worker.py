@@ -23,10 +23,10 @@ from ..io.process import end_with_parent, interrupt_on_sigterm, keep_freed_memor
 from ..train.checkpoints import CheckpointError, load_checkpoint
 from ..train.data import load_run_data, run_images
 from ..train.loop import TrainingDiverged
-from ..train.options import ConfigError
+from ..train.options import ConfigError, OneLineParser
 from ..train.reuse import reusable_model, trained_model
 from .analysis import analysed_images, current_row, model_row, row_bytes
-from .settings import SettingError, analysis_sizes, seed_path, setting_config
+from .settings import ANALYSIS_SIZE_OPTIONS, SettingError, analysis_sizes, seed_path, setting_config
 
 EVENT = "sweep event: "
 
@@ -64,19 +64,33 @@ def run_seed(setting, seed, overrides, analysis_overrides, work_dir, data_dir=No
         return row
 
 
+def json_object(text):
+    """A JSON object given on the command line, as a dict."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m vae_autograd.seeds.worker", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m vae_autograd.seeds.worker", description=__doc__.splitlines()[0])
     parser.add_argument("setting")
     parser.add_argument("seed", type=int)
     parser.add_argument("--work-dir", required=True)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--options", default="{}", help="the sweep's TrainConfig overrides, as JSON")
-    parser.add_argument("--analysis", default="{}", help="the sweep's analysis sizes, as JSON")
+    parser.add_argument("--options", type=json_object, default={}, help="the sweep's TrainConfig overrides, as JSON")
+    parser.add_argument("--analysis", type=json_object, default={}, help="the sweep's analysis sizes, as JSON")
     parser.add_argument("--parent-pid", type=int, default=None)
     args = parser.parse_args(argv)
     # JSON has no tuples; TrainConfig's tuple fields (hidden) take them.
-    args.options = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.options).items()}
-    args.analysis = json.loads(args.analysis)
+    args.options = {k: tuple(v) if isinstance(v, list) else v for k, v in args.options.items()}
+    for name, size in args.analysis.items():
+        if name not in ANALYSIS_SIZE_OPTIONS or type(size) is not int or size < 1:
+            parser.error(f"argument --analysis: {name!r} must be one of {', '.join(ANALYSIS_SIZE_OPTIONS)}, "
+                         f"a positive int, got {size!r}")
     return args
 
 
