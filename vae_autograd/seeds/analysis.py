@@ -99,12 +99,14 @@ def mean(values):
 
 def current_row(path, params, analysed):
     """The row stored at path if it describes these very params (by their digest) with these analysis
-    sizes; else None (missing, unreadable, stale: it is then computed again)."""
+    sizes and holds every number a sweep reads of it; else None (missing, unreadable, stale, or an older
+    version's row: it is then computed again)."""
     try:
         row = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if isinstance(row, dict) and row.get("params_digest") == params_digest(params) and row.get("analysed") == analysed:
+    if isinstance(row, dict) and row.get("params_digest") == params_digest(params) and row.get("analysed") == analysed \
+            and all(key in row for key in (*METRICS, "seed", "stopped_early", TIMING)):
         return row
     return None
 
