@@ -58,8 +58,8 @@ def test_analysis_sizes_are_the_issues_capped_at_the_images_there_are(tmp_path):
     assert analysis_sizes("literature", tiny, {"iwae_images": 500}) == {
         "test_images": 60, "gap_train_images": 300, "iwae_images": 60, "iwae_k": 1000, "quadrature_checked": 6}
     davidson = setting_config("davidson", 0, {}, tmp_path)
-    assert analysis_sizes("davidson", davidson, {}) == {"test_images": 250, "gap_train_images": 250,
-                                                        "iwae_images": 250, "iwae_k": 1000, "quadrature_checked": 25}
+    assert analysis_sizes("davidson", davidson, {}) == {"test_images": 50, "gap_train_images": 50,
+                                                        "iwae_images": 50, "iwae_k": 1000, "quadrature_checked": 5}
     assert analysis_sizes("davidson", davidson, {"test_images": 2000})["test_images"] == 2000  # the sweep's first
 
 
