@@ -11,7 +11,14 @@ from tests.helpers import unreadable_text
 from vae_autograd.core.text import percent
 from vae_autograd.figures.seeds import fig_seed_values
 from vae_autograd.io.files import OutputError
-from vae_autograd.report.seeds import README_HEADLINES, describe_sweep, readme_seed_block, sweep_page, training_summary
+from vae_autograd.report.seeds import (
+    README_HEADLINES,
+    describe_sweep,
+    gap_changes,
+    readme_seed_block,
+    sweep_page,
+    training_summary,
+)
 from vae_autograd.seeds.analysis import METRICS
 from vae_autograd.seeds.outputs import (
     check_work_folder,
@@ -150,7 +157,8 @@ def test_sentences_say_what_the_numbers_show():
     sweep["rows"][0]["iwae_minus_log_px"] = 0.5
     sweep["mean"]["test_threshold_log_px"] = -137.5
     iwae, literature, thresholded, epochs, seconds = describe_sweep(sweep, published)
-    assert "IWAE with K = 1000 lies 3.00 nats below their exact log p(x)" in iwae and "(below in 4 of 5)" in iwae
+    assert "IWAE with K = 1000 lies 3.00 nats below the exact log p(x) of those images" in iwae
+    assert "(below in 4 of 5)" in iwae
     assert "the exact test log p(x) 4.27 nats below their LL (more than the sum of the two standard deviations, " \
            "1.83)" in literature
     assert "the IWAE estimate 1.27 nats below their LL (within the sum" in literature
@@ -242,3 +250,14 @@ def test_a_row_without_every_metric_is_stale_and_computed_again(tmp_path, monkey
     del row["test_log_px"]
     path.write_text(json.dumps(row))
     assert analysis.current_row(path, None, ANALYSED) is None
+
+
+def test_the_gaps_of_each_setting_are_set_beside_the_first_settings():
+    first, other = made_up_sweep("assignment"), made_up_sweep(shift=3.0)
+    test, train = gap_changes([first, other])
+    for sentence, split in ((test, "test"), (train, "train")):
+        for sweep in (first, other):
+            key = f"{split}_amortization_gap"
+            assert f"{sweep['mean'][key]:.2f} ± {sweep['sd'][key]:.2f}" in sentence
+    assert "in the assignment setting" in test and "in the literature setting" in test
+    assert gap_changes([first]) == []

@@ -77,10 +77,28 @@ def sweep_page(sweeps, figure_name):
                                    spread(sweep, f"{split}_amortization_gap"),
                                    share_spread(sweep, f"{split}_wrong_basin_fraction")))
     lines.append("")
+    lines += [sentence for sentence in gap_changes(sweeps) for sentence in (sentence, "")]
     for sweep in sweeps:
         lines += [sentence for sentence in describe_sweep(sweep, published) for sentence in (sentence, "")]
     lines += [f"![Per seed]({figure_name})", "", CAPTION, ""]
     return "\n".join(lines)
+
+
+def gap_changes(sweeps):
+    """A sentence per split on how the test and training gaps change from the first sweep (the assignment's
+    setting, in SETTINGS' order) to each other, from their means over seeds; none for fewer than two sweeps."""
+    if len(sweeps) < 2:
+        return []
+    first = sweeps[0]
+    sentences = []
+    for split, name in (("test", "test set"), ("train", "training images")):
+        parts = [f"in the {sweep['setting']} setting {spread(sweep, f'{split}_amortization_gap')} and "
+                 f"{spread(sweep, f'{split}_approximation_gap', 3)}" for sweep in sweeps[1:]]
+        sentences.append(f"On the {name}, the amortization and approximation gaps are "
+                         f"{spread(first, f'{split}_amortization_gap')} and "
+                         f"{spread(first, f'{split}_approximation_gap', 3)} nats in the {first['setting']} setting; "
+                         f"{join(parts)}.")
+    return sentences
 
 
 def training_summary(options):
@@ -121,8 +139,9 @@ def describe_sweep(sweep, published):
     difference = mean["iwae_minus_log_px"]
     sentences.append(
         f"{setting}: on the first {sweep['analysed']['iwae_images']:,} test images, IWAE with K = 1000 lies "
-        f"{abs(difference):.2f} nats {above_or_below(difference)} their exact log p(x) on average over the "
-        f"{n} seed{'s' if n > 1 else ''} (below in {below} of {n}); as an estimate of log p(x) it is off by that much.")
+        f"{abs(difference):.2f} nats {above_or_below(difference)} the exact log p(x) of those images on average over "
+        f"the {n} seed{'s' if n > 1 else ''} (below in {below} of {n}); as an estimate of log p(x) it is off by that "
+        "much.")
     if sweep["options"]["binarization"] == "dynamic":
         parts = []
         for ours, theirs, what in (("test_log_px", "log_px", "the exact test log p(x)"),
@@ -183,6 +202,9 @@ def readme_seed_block(sweep):
     def value(digits, number):
         return percent(number) if digits is None else f"{number:.{digits}f}"
 
+    def mean_sd(mean, sd, digits):  # one seed has no sd
+        return value(digits, mean) if sd is None else f"{value(digits, mean)} ± {value(digits, sd)}"
+
     lines = [f"The same numbers over the {len(rows)} seeds {seed_list(sweep['seeds'])} of the assignment setting "
              "(`python -m vae_autograd.seeds --setting assignment --seeds 0-4`, `sweeps/assignment.json`): the mean "
              "± standard deviation over seeds (ddof = 1) and the range. Each seed is analysed as above, but its ELBOs "
@@ -192,6 +214,5 @@ def readme_seed_block(sweep):
     for metric, name, digits in README_HEADLINES:
         values = [row[metric] for row in rows]
         mean, sd = sweep["mean"][metric], sweep["sd"][metric]
-        lines.append(table_row(name, f"{value(digits, mean)} ± {value(digits, sd)}", value(digits, min(values)),
-                               value(digits, max(values))))
+        lines.append(table_row(name, mean_sd(mean, sd, digits), value(digits, min(values)), value(digits, max(values))))
     return "\n".join(lines) + "\n"
