@@ -4,7 +4,8 @@ Every module under vae_autograd/ is read as text and parsed with ast (nothing is
   * no module is over 350 lines, and each opens with a docstring;
   * only modules under vae_autograd/figures/ import matplotlib;
   * imports run one way: core and io import nothing else of the package; train imports
-    core and io; study imports core; figures imports core and study; report imports only
+    core and io; study imports core; figures imports core and study; seeds (the sweeps, an orchestration
+    layer like run_all.py) imports any of them; report imports only
     report (the report is a pure function of results.json), but for io.files, whose atomic
     writes it may use, and core.text, the percent formatter it shares with the figure titles.
     Each layer may import its own modules; relative imports are resolved.
@@ -22,6 +23,8 @@ ALLOWED = {  # layer -> the other layers (or single modules) it may import
     "study": {"core"},
     "figures": {"core", "study"},
     "report": {"io.files", "core.text"},
+    # An orchestration layer, like run_all.py: it trains, analyses, draws and writes the page.
+    "seeds": {"core", "io", "train", "study", "figures", "report"},
 }
 
 

@@ -34,13 +34,22 @@ def test_python_usage_example_runs_as_written(tmp_path, monkeypatch, mnist_dir, 
 def test_readme_results_are_those_of_the_committed_results_json():
     import json
 
-    from vae_autograd.report.page import readme_results
+    from vae_autograd.report.page import README_END, README_START, readme_block, readme_results
 
     results = json.loads((REPO / "figures" / "results.json").read_text())
-    text = (REPO / "README.md").read_text()
-    block = text[text.index("<!-- results:start -->\n") + len("<!-- results:start -->\n"):
-                 text.index("<!-- results:end -->")]
-    assert block == readme_results(results)
+    assert readme_block((REPO / "README.md").read_text(), README_START, README_END) == readme_results(results)
+
+
+def test_readme_numbers_over_seeds_are_those_of_the_committed_assignment_sweep():
+    import json
+
+    from vae_autograd.report.page import readme_block
+    from vae_autograd.report.seeds import README_SEEDS_END, README_SEEDS_START, readme_seed_block
+
+    sweep = json.loads((REPO / "sweeps" / "assignment.json").read_text())
+    assert len(sweep["seeds"]) == 5
+    block = readme_block((REPO / "README.md").read_text(), README_SEEDS_START, README_SEEDS_END)
+    assert block == readme_seed_block(sweep)
 
 
 def test_committed_report_is_the_one_its_results_make():

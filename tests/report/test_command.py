@@ -12,6 +12,7 @@ import pytest
 
 from vae_autograd.report.conform import check_results, schema_problems
 from vae_autograd.report.page import README_END, README_START, readme_results, readme_with_results, report_text
+from vae_autograd.report.seeds import README_SEEDS_END, README_SEEDS_START, readme_seed_block
 
 STORED = Path(__file__).with_name("results-quick.json")
 REPO = Path(__file__).resolve().parents[2]
@@ -47,9 +48,12 @@ def test_the_command_writes_report_md_beside_results_json(tmp_path, results):
 def test_the_command_rewrites_only_the_readme_block(tmp_path, results):
     shutil.copy(STORED, tmp_path / "results.json")
     readme = tmp_path / "README.md"
-    readme.write_text(f"# title\n\n{README_START}old numbers\n{README_END}\n\nafter\n")
+    readme.write_text(f"# title\n\n{README_START}old numbers\n{README_END}\n{README_SEEDS_START}old\n"
+                      f"{README_SEEDS_END}\n\nafter\n")
     assert run_report(tmp_path / "results.json", "--readme", readme).returncode == 0
-    assert readme.read_text() == f"# title\n\n{README_START}{readme_results(results)}{README_END}\n\nafter\n"
+    # No sweeps/assignment.json beside this README: its block over seeds says so.
+    assert readme.read_text() == (f"# title\n\n{README_START}{readme_results(results)}{README_END}\n"
+                                  f"{README_SEEDS_START}{readme_seed_block(None)}{README_SEEDS_END}\n\nafter\n")
     # Rewriting an up-to-date README changes nothing.
     assert readme_with_results(readme.read_text(), results) == readme.read_text()
 

@@ -36,10 +36,10 @@ def gaussian_target(rho=0.0):
 
 
 def test_fit_recovers_a_gaussian_posterior_exactly():
-    tabulate = gaussian_target().tabulate
-    rows = np.arange(3)
+    target = gaussian_target()
+    tabulate, rows = target.tabulate, np.arange(3)
     # Starts two stds off and twice too wide.
-    fit = fit_on_windows(tabulate, Gaussians(rows, MEANS + 2 * STDS, np.log(2 * STDS)), num_steps=300)
+    fit = fit_on_windows(target, Gaussians(rows, MEANS + 2 * STDS, np.log(2 * STDS)), num_steps=300)
     mean, log_std, fitted, converged = fit.fitted.mean, fit.fitted.log_std, fit.fitted.elbo, fit.converged
     assert converged.all()
     np.testing.assert_allclose(mean, MEANS, atol=1e-3 * STDS.max())
@@ -56,11 +56,10 @@ def test_fits_started_far_off_travel_window_by_window_to_the_posterior():
     few stds of the way, so the Gaussians travel over many windows (a Gaussian pressed
     against its window's edge, narrowed by the escape penalty, must not shrink the next
     window), and narrow or widen to the posterior on the last."""
-    tabulate = gaussian_target().tabulate
     rows = np.tile(np.arange(3), 2)
     starts = Gaussians(rows, MEANS[rows] + 25 * STDS[rows] * [1.0, -0.6],
                        np.log(STDS[rows] * np.repeat([5.0, 1 / 3], 3)[:, None]))
-    fit = fit_on_windows(tabulate, starts, num_steps=100)
+    fit = fit_on_windows(gaussian_target(), starts, num_steps=100)
     assert fit.converged.all()
     assert np.all(np.abs(fit.fitted.mean - MEANS[rows]) < 1e-3 * STDS[rows])
     np.testing.assert_allclose(np.exp(fit.fitted.log_std), STDS[rows], rtol=1e-3)  # a 1e-6 nat optimum
@@ -72,7 +71,7 @@ def test_correlated_gaussian_has_the_known_approximation_gap():
     # conditional stds s_i sqrt(1 - rho^2); its gap is -log(1 - rho^2) / 2.
     rho = 0.8
     target = gaussian_target(rho)
-    best = global_fit(target.tabulate, 3, posterior_starts(target).local, num_steps=300)
+    best = global_fit(target, 3, posterior_starts(target).local, num_steps=300)
     elbo, mean, log_std = best.elbo, best.mean, best.log_std
     np.testing.assert_allclose(OFFSETS - elbo, -0.5 * np.log(1 - rho**2), atol=1e-4)
     np.testing.assert_allclose(np.exp(log_std), STDS * np.sqrt(1 - rho**2), rtol=2e-3)
@@ -104,25 +103,25 @@ def test_global_search_finds_the_better_mode_from_the_worse_one():
     target, modes, std = two_mode_target()
     rows = np.zeros(1, int)
     # Local fit started in the worse mode stays there: ELBO = -100 + log 0.2.
-    local = fit_on_windows(target.tabulate, Gaussians(rows, modes[1:], np.log(std)[None])).fitted
+    local = fit_on_windows(target, Gaussians(rows, modes[1:], np.log(std)[None])).fitted
     np.testing.assert_allclose(local.elbo, -100.0 + np.log(0.2), atol=1e-4)
     starts = posterior_starts(target).local
-    found = global_fit(target.tabulate, 1, starts, extra=local)
+    found = global_fit(target, 1, starts, extra=local)
     best, mean = found.elbo, found.mean
     np.testing.assert_allclose(best, -100.0 + np.log(0.8), atol=1e-4)
     np.testing.assert_allclose(mean[0], modes[0], atol=1e-3)
 
 
 def test_batched_fit_equals_fitting_each_image_alone():
-    tabulate = gaussian_target(rho=0.5).tabulate
+    target = gaussian_target(rho=0.5)
     start_mean, start_log_std = MEANS + STDS, np.log(STDS) - 0.5
 
     def arrays(fit):
         return fit.fitted.mean, fit.fitted.log_std, fit.fitted.elbo, fit.start_elbo, fit.converged
 
-    together = arrays(fit_on_windows(tabulate, Gaussians(np.arange(3), start_mean, start_log_std), num_steps=50))
+    together = arrays(fit_on_windows(target, Gaussians(np.arange(3), start_mean, start_log_std), num_steps=50))
     for n in range(3):
-        alone = arrays(fit_on_windows(tabulate, Gaussians(np.array([n]), start_mean[n:n + 1], start_log_std[n:n + 1]),
+        alone = arrays(fit_on_windows(target, Gaussians(np.array([n]), start_mean[n:n + 1], start_log_std[n:n + 1]),
                                       num_steps=50))
         for a, b in zip(together, alone):
             np.testing.assert_allclose(a[n:n + 1], b, rtol=1e-12, atol=1e-12)

@@ -134,6 +134,25 @@ def test_images_sharing_cells_get_the_numbers_they_get_alone(monkeypatch):
     assert len(log_marginal_likelihood(dec, x, return_info=True, **options)[1]["twice"]) == 0
 
 
+def test_an_image_resolved_at_max_refine_is_checked_at_twice_it():
+    """The check of an image that needed max_refine sub-points per cell side is its integral at twice as
+    many, not a refusal (a trained relu decoder needed 128, the default max_refine, for 1% of its images)."""
+    _, dec = six_pixel_vae(3)
+    x = (np.random.default_rng(4).random((8, 6)) < 0.5).astype(np.float64)
+    options = dict(bound=5.0, spacing=0.5)
+    _, info = log_marginal_likelihood(dec, x, refine=4, return_info=True, **options)
+    finest = int(info["refine"].max())
+    assert finest > 4  # an image sent on from r = 4
+    image = int(np.argmax(info["refine"]))
+    log_px, checked = log_marginal_likelihood(dec, x, refine=4, return_info=True, max_refine=finest, twice=[image],
+                                              **options)
+    again = log_marginal_likelihood(dec, x[[image]], refine=2 * finest, refine_all=True, max_refine=2 * finest,
+                                    **options)
+    np.testing.assert_allclose(checked["twice"], again, rtol=1e-13)
+    with pytest.raises(ValueError, match="too narrow to resolve"):  # a first integral beyond it still is refused
+        log_marginal_likelihood(dec, x, refine=4, max_refine=finest // 2, **options)
+
+
 def test_a_second_integral_refines_an_image_the_coarse_grid_resolved():
     _, dec = six_pixel_vae(1)
     x = (np.random.default_rng(1).random((8, 6)) < 0.5).astype(np.float64)

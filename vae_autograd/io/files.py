@@ -78,6 +78,14 @@ def atomic_write(path, write):
             os.remove(tmp)
 
 
+def log_file(path):
+    """path opened for appending (binary, unbuffered): a log that a run adds to and never replaces, so
+    that an interrupted run's lines stay beside those of the run that resumed it. Its folder is made."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "ab", buffering=0)
+
+
 @contextmanager
 def sole_writer(paths, option):
     """Hold the lock of each of paths (".NAME.lock" beside it) while the block writes them.

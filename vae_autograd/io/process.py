@@ -50,6 +50,20 @@ def ignore_interrupts():
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def end_with_parent(parent_pid):
+    """Have the kernel send this process SIGTERM when its parent ends, however it ends (Linux's
+    PR_SET_PDEATHSIG; a no-op elsewhere), and send it now if parent_pid is gone already: a worker
+    whose sweep was killed stops (resumably) instead of writing on beside the next sweep."""
+    import ctypes  # here, not at the top, as in keep_freed_memory
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent ended before the request above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def keep_freed_memory():
     """Ask glibc to keep freed memory instead of handing it back to the OS.
 

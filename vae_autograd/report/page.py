@@ -216,11 +216,22 @@ README_START, README_END = "<!-- results:start -->\n", "<!-- results:end -->"
 def readme_with_results(readme, results):
     """The README text readme with its results block (between README_START and README_END)
     replaced by readme_results(results); a ValueError if it has no such block."""
-    if readme.count(README_START) != 1 or readme.count(README_END) != 1 \
-            or readme.index(README_START) > readme.index(README_END):
-        raise ValueError(f"the README must hold one {README_START.strip()} ... {README_END} block")
-    start, end = readme.index(README_START) + len(README_START), readme.index(README_END)
-    return readme[:start] + readme_results(results) + readme[end:]
+    return readme_with_block(readme, README_START, README_END, readme_results(results))
+
+
+def readme_with_block(readme, start_mark, end_mark, text):
+    """The README text readme with what lies between start_mark and end_mark replaced by text; a
+    ValueError if it does not hold one such block."""
+    if readme.count(start_mark) != 1 or readme.count(end_mark) != 1 \
+            or readme.index(start_mark) > readme.index(end_mark):
+        raise ValueError(f"the README must hold one {start_mark.strip()} ... {end_mark} block")
+    start, end = readme.index(start_mark) + len(start_mark), readme.index(end_mark)
+    return readme[:start] + text + readme[end:]
+
+
+def readme_block(readme, start_mark, end_mark):
+    """What lies between start_mark and end_mark in the README text readme."""
+    return readme[readme.index(start_mark) + len(start_mark):readme.index(end_mark)]
 
 
 def readme_results(results):

@@ -144,19 +144,19 @@ def fit_gaussians(axes, log_joint, mean, log_std, num_steps=100, tol=CONVERGED_N
     return mean, log_std, converged
 
 
-def window_serves(axes, mean, log_std):
+def window_serves(axes, mean, log_std, refinement=1):
     """Whether each row's window still serves its Gaussian: (R,) bool.
 
     axes (R, 2, W), mean, log_std (R, 2). It serves if on both axes its spacing is at most
-    std (the Riemann sum's relative error, exp(-2 pi^2 std^2 / spacing^2), is then below
-    3e-9) and it reaches REACH_STDS std beyond the mean on either side (the mass outside,
-    under 6e-7, moves the ELBO by less than 1e-5 nats). A window centred on the Gaussian
-    at its lattice level always serves; a fitted Gaussian may narrow by a factor 1.25 to
-    1.77, or move a little, and still be served.
+    std / refinement (a Target's; for a smooth target, the Riemann sum's relative error,
+    exp(-2 pi^2 std^2 / spacing^2), is then below 3e-9) and it reaches REACH_STDS std beyond
+    the mean on either side (the mass outside, under 6e-7, moves the ELBO by less than 1e-5
+    nats). A window centred on the Gaussian at its lattice level always serves; a fitted
+    Gaussian may narrow by a factor 1.25 to 1.77, or move a little, and still be served.
     """
     std = np.exp(log_std)
     spacing = axes[:, :, 1] - axes[:, :, 0]
-    return (spacing <= std / SERVING_POINTS_PER_STD).all(axis=1) & window_reaches(axes, mean, std)
+    return (spacing <= std / (SERVING_POINTS_PER_STD * refinement)).all(axis=1) & window_reaches(axes, mean, std)
 
 
 def window_reaches(axes, mean, std):
@@ -164,8 +164,8 @@ def window_reaches(axes, mean, std):
     return ((axes[:, :, 0] <= mean - REACH_STDS * std) & (axes[:, :, -1] >= mean + REACH_STDS * std)).all(axis=1)
 
 
-def fit_on_windows(tabulate, starts, num_steps=100, max_rounds=MAX_ROUNDS, tol=CONVERGED_NATS):
-    """Local optimum of the ELBO from each row of starts (Gaussians; their elbo is not used).
+def fit_on_windows(target, starts, num_steps=100, max_rounds=MAX_ROUNDS, tol=CONVERGED_NATS):
+    """Local optimum of the ELBO of a Target from each row of starts (Gaussians; their elbo is not used).
 
     Each round tabulates log p(x, z) on windows centred on the current Gaussians and runs
     fit_gaussians on them (at most num_steps Newton steps). A row has converged when its
@@ -177,7 +177,7 @@ def fit_on_windows(tabulate, starts, num_steps=100, max_rounds=MAX_ROUNDS, tol=C
     Returns a Fit: the fitted Gaussians (R rows) and their ELBO, the ELBO of the starts
     and whether each row converged.
     """
-    image_of_row = starts.image_of_row
+    tabulate, image_of_row = target.tabulate, starts.image_of_row
     mean, log_std = np.array(starts.mean, np.float64), np.array(starts.log_std, np.float64)
     elbo, start_elbo = np.empty(len(mean)), np.empty(len(mean))
     level_log_std = log_std.copy()
@@ -197,7 +197,7 @@ def fit_on_windows(tabulate, starts, num_steps=100, max_rounds=MAX_ROUNDS, tol=C
         at_edge = ~window_reaches(axes, fit_mean, np.exp(fit_log_std))
         level_log_std[active] = np.where(at_edge[:, None], np.maximum(level_log_std[active], fit_log_std), fit_log_std)
         mean[active], log_std[active] = fit_mean, fit_log_std
-        done = np.flatnonzero(fit_converged & window_serves(axes, fit_mean, fit_log_std))
+        done = np.flatnonzero(fit_converged & window_serves(axes, fit_mean, fit_log_std, target.refinement))
         elbo[active[done]] = window_elbo(fit_mean[done], fit_log_std[done], axes[done], log_joint[done],
                                          escape_nats=0.0)
         active = np.delete(active, done)
@@ -268,14 +268,14 @@ def best_per_image(num_images, candidates):
     return Gaussians(np.arange(num_images), candidates.mean[first], candidates.log_std[first], elbo[first])
 
 
-def global_fit(tabulate, num_images, starts, num_steps=100, extra=None):
+def global_fit(target, num_images, starts, num_steps=100, extra=None):
     """The best Gaussian per image among fits from starts and the candidates in extra.
 
     starts: Gaussians, e.g. from posterior_starts; extra: optional Gaussians already
     fitted, with their ELBOs (q_refined, so that ELBO(q*) >= ELBO(q_refined) by
     construction). Returns best_per_image: Gaussians with their ELBOs, one row per image.
     """
-    fitted = fit_on_windows(tabulate, starts, num_steps).fitted
+    fitted = fit_on_windows(target, starts, num_steps).fitted
     return best_per_image(num_images, fitted if extra is None else joined(fitted, extra))
 
 
@@ -292,9 +292,9 @@ def best_gaussians(target, mean, log_std, num_steps=100, num_modes=NUM_MODES):
     their ELBOs) and whether each q_refined converged (fit_on_windows). All images are
     fitted together, each with its own Gaussians.
     """
-    refined = fit_on_windows(target.tabulate, Gaussians(np.arange(len(mean)), mean, log_std), num_steps)
+    refined = fit_on_windows(target, Gaussians(np.arange(len(mean)), mean, log_std), num_steps)
     modes = posterior_starts(target, num_modes)
     local = modes.local
     starts = joined(local, Gaussians(local.image_of_row, modes.best_point, local.log_std - np.log(2.0)))
-    optimal = global_fit(target.tabulate, len(mean), starts, num_steps, extra=refined.fitted)
+    optimal = global_fit(target, len(mean), starts, num_steps, extra=refined.fitted)
     return BestGaussians(refined.start_elbo, refined.fitted, optimal, refined.converged)

@@ -33,12 +33,13 @@ from .grids import covering_grids, grid_moments, latent_grid
 from .marginal_likelihood import iwae_bound
 from .posterior import log_joint_on_windows
 from .quadrature import log_marginal_likelihood
-from .windows import decoder_target
+from .windows import decoder_target, lattice_refinement
 
 WRONG_BASIN_NATS = 0.1  # q_refined this far below q* counts as a wrong basin
 # ELBO(q*) <= log p(x) for every q: an ELBO above log p(x) by more than this is an error of the
 # quadrature or of the ELBO, never an approximation gap. Both are exact to far less (the
-# quadrature to 1e-6 against brute force, the window ELBOs to 1e-5).
+# quadrature to 1e-6 against brute force, the window ELBOs to 1e-5, a relu decoder's on its finer windows to
+# 6e-4: study.windows).
 GAP_TOLERANCE = 1e-3
 
 
@@ -67,9 +68,9 @@ def inference_gap_study(enc_params, dec_params, x, rng=None, num_steps=100,
     x = check_images(x, data_dim(dec_params)).astype(np.float32)
     log_px = log_marginal_likelihood(dec_params, x) if log_px is None else np.asarray(log_px, np.float64)
     enc_mean, enc_log_std = (np.asarray(a, np.float64) for a in encoder(enc_params, x))
-    # Images in blocks of a fixed size, so that memory does not grow with their number; the
-    # blocks share the decoded lattice points (cache).
-    cache = {}
+    # Images in blocks of a fixed size, so that memory does not grow with their number (a finer lattice,
+    # more points per window: fewer images per block); the blocks share the decoded lattice points (cache).
+    cache, block_size = {}, max(1, block_size // lattice_refinement(dec_params)**2)
     fits = joined_fits([best_gaussians(decoder_target(dec_params, x[rows], cache=cache), enc_mean[rows],
                                        enc_log_std[rows], num_steps)
                         for rows in (slice(start, start + block_size) for start in range(0, len(x), block_size))])
@@ -131,8 +132,8 @@ def convergence_checks(target, per_image, num_steps):
                     Gaussians(images, whole_mean, np.log(whole_std)))
     optimal = per_image["elbo_optimal"]
     q_star = Gaussians(images, per_image["mean_optimal"], per_image["log_std_optimal"], optimal)
-    other = global_fit(target.tabulate, num_images, starts, num_steps, extra=q_star).elbo
-    longer = fit_on_windows(target.tabulate, q_star, num_steps, max_rounds=1).fitted.elbo
+    other = global_fit(target, num_images, starts, num_steps, extra=q_star).elbo
+    longer = fit_on_windows(target, q_star, num_steps, max_rounds=1).fitted.elbo
     return {"num_images": num_images,
             "another_start": float(np.mean(other - optimal)),
             "another_start_max_per_image": float(np.max(other - optimal)),

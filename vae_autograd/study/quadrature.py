@@ -58,8 +58,9 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, ma
     coarse grid resolves).
 
     twice: indices of images integrated a second time, every one refined (as refine_all), on
-    twice the sub-points per axis that resolved it (at least 4): the quadrature's own error
-    (quadrature_of_sets). The second integrals join the sweep over r, sharing its decoded cells.
+    twice the sub-points per axis that resolved it (at least 4; up to 2 max_refine for an image that
+    needed max_refine): the quadrature's own error (quadrature_of_sets). The second integrals join
+    the sweep over r, sharing its decoded cells.
 
     With return_info, also returns {"edge_mass": (N,) share of the posterior in the
     outermost ring of cells (large means the grid is too small; it also warns),
@@ -98,8 +99,10 @@ def log_marginal_likelihood(dec_params, x, bound=10.0, spacing=0.2, refine=4, ma
     job_r = np.maximum(np.where(job_second, 4, refine[job_image]), 2 ** np.ceil(np.log2(np.maximum(needed, 1.0))))
     job_r = job_r.astype(int)
     while len(job_image):
-        if job_r.max() > max_refine:
-            worst = np.unique(job_image[job_r > max_refine])
+        # A second integral (twice) is the check of a first one at twice its r: up to 2 max_refine.
+        beyond = job_r > np.where(job_second, 2 * max_refine, max_refine)
+        if beyond.any():
+            worst = np.unique(job_image[beyond])
             raise ValueError(f"{len(worst)} images (e.g. image {worst[0]}) have posteriors too narrow to resolve "
                              f"with {max_refine} x {max_refine} points per cell of side {spacing}; pass a larger "
                              "max_refine")

@@ -13,7 +13,12 @@ these ELBOs against a rule that decodes every point and against Monte Carlo. Tha
 needs a smooth log p(x, z) (tanh layers): relu layers put kinks in it, and the error becomes of
 the order of spacing^2 times their jumps in slope: up to 0.012 nats on 10 test images for a
 2-128-256-784 relu decoder trained 5 epochs on 2,000 images (3e-6 for the tanh model), against a
-midpoint rule of spacing std / 25 in eps space. The window points lie on lattices shared by all
+midpoint rule of spacing std / 25 in eps space. So a decoder with a relu layer is tabulated on a lattice
+KINKED_REFINEMENT = 4 times finer per axis (16 times the points; decoder_target). Measured on 30 images
+(20 test, 10 training) of a 784-256-128 relu model trained 20 epochs on 50,000 images: the window ELBO of
+q(z|x) erred by at most 0.068 nats on the smooth lattice, 2.2e-3 twice finer, 5.9e-4 four times finer and
+2.9e-4 eight times (of q*: 0.013, 1.3e-3, 3.8e-4, 6.5e-5), against a midpoint rule of spacing std / 25 in
+eps space (itself within 1.4e-4 of one of std / 12.5). The window points lie on lattices shared by all
 images (spacings are powers of sqrt 2 and points are integer multiples of them), so one decoder
 call serves every window that contains a point.
 The decoder runs in float32 (its rounding, ~1e-4 nats on log p(x, z) ~ -150, is far
@@ -22,7 +27,6 @@ below the effects measured); weights, sums and all optimization run in float64.
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
@@ -30,7 +34,7 @@ from ..core.distributions import diag_gaussian_entropy
 from ..core.elbo import log_prior
 from ..core.images import check_images
 from ..core.logspace import erf, softplus
-from ..core.model import data_dim, decoder, hidden_activations, params_dtype
+from ..core.model import ReluLayer, data_dim, decoder, hidden_activations, params_dtype
 from .grids import grid_log_likelihood
 
 WINDOW_SIZE = 21        # points per axis of a window: +-10 spacings = +-5.7 to 8 std
@@ -40,6 +44,18 @@ MOVING_WINDOW_SIZE = 29  # for Gaussians still rising after a round: +-14 spacin
 
 
 POINTS_PER_STD = 1.25   # window spacing <= std / POINTS_PER_STD
+
+
+# A relu layer puts kinks in log p(x, z) (where a unit switches off), and there a lattice sum errs as
+# spacing^2 times the jumps in slope instead of exp(-2 pi^2 std^2 / spacing^2): the windows of a decoder
+# with a relu layer are KINKED_REFINEMENT times finer on each axis, over the same reach (module docstring).
+KINKED_REFINEMENT = 4
+
+
+def lattice_refinement(dec_params):
+    """How many times finer than POINTS_PER_STD a decoder's windows are: 1 for a smooth decoder (tanh
+    layers), KINKED_REFINEMENT if any hidden layer is relu."""
+    return KINKED_REFINEMENT if any(type(layer) is ReluLayer for layer in dec_params[:-1]) else 1
 
 
 def lattice_level(std):
@@ -134,22 +150,35 @@ class Target:
     """log p(x, z) of N images, as the two functions the Gaussian fits need.
 
     tabulate(image_of_row (R,), center (R, 2), level (R, 2), size) -> (log_joint (R, W, W),
-    axes (R, 2, W)) on lattice windows (window_log_joint, W = size), and
+    axes (R, 2, W)) on lattice windows (window_log_joint; W = size, or (size - 1) * refinement + 1 points
+    on a lattice refinement times finer than level's, lattice_refinement), and
     log_joint_grid(z_grid (G, 2)) -> (N, G) on a grid shared by the images.
     """
     tabulate: Callable
     log_joint_grid: Callable
+    refinement: int = 1
 
 
 def decoder_target(dec_params, x, block_size=1000, cache=None):
     """log p(x, z) of the VAE for images x (N, 784), as a Target.
 
     tabulate is window_log_joint with its decoded points cached between calls (in cache, a
-    dict that targets of other images of the same decoder may share); log_joint_grid makes
+    dict that targets of other images of the same decoder may share), on a lattice
+    lattice_refinement(dec_params) times finer for a decoder with a relu layer; log_joint_grid makes
     one decoder call and one matrix product per block of images. x is checked here, once:
     window_log_joint, called many times on it, checks nothing.
     """
     x = check_images(x, data_dim(dec_params))
+    cache = {} if cache is None else cache
+    refinement = lattice_refinement(dec_params)
+    finer_levels = round(2 * math.log2(refinement))   # levels are powers of sqrt(2)
+
+    def tabulate(image_of_row, center, level, size=WINDOW_SIZE):
+        # The window asked for, on a lattice refinement times finer: (size - 1) * refinement + 1 points
+        # per axis span the same reach; groups of fewer rows hold the same number of points at once.
+        return window_log_joint(dec_params, x, image_of_row, center, level - finer_levels,
+                                (size - 1) * refinement + 1, rows_per_group=max(1, 256 // refinement**2),
+                                cache=cache)
 
     def log_joint_grid(z_grid):
         z_grid = np.asarray(z_grid, params_dtype(dec_params))
@@ -157,8 +186,7 @@ def decoder_target(dec_params, x, block_size=1000, cache=None):
         return np.concatenate([(grid_log_likelihood(logits, x[start:start + block_size]) + prior).astype(np.float64)
                                for start in range(0, len(x), block_size)])
 
-    return Target(tabulate=partial(window_log_joint, dec_params, x, cache={} if cache is None else cache),
-                  log_joint_grid=log_joint_grid)
+    return Target(tabulate=tabulate, log_joint_grid=log_joint_grid, refinement=refinement)
 
 
 def explicit_target(log_density, num_images):

@@ -1,0 +1,263 @@
+"""What a sweep writes, on made-up rows (no training): the mean and standard deviation over seeds, the record
+of a work folder's options, the ETA, the page's sentences (each computed from the numbers) and its figure."""
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import vae_autograd.seeds.sweep as sweep_module
+from tests.helpers import unreadable_text
+from vae_autograd.core.text import percent
+from vae_autograd.figures.seeds import fig_seed_values
+from vae_autograd.io.files import OutputError
+from vae_autograd.report.seeds import (
+    README_HEADLINES,
+    describe_sweep,
+    gap_changes,
+    readme_seed_block,
+    sweep_page,
+    training_summary,
+)
+from vae_autograd.seeds.analysis import METRICS
+from vae_autograd.seeds.outputs import (
+    check_work_folder,
+    draw_page,
+    figure_values,
+    mean_and_sd,
+    ordered_sweeps,
+    sweep_options,
+    sweep_summary,
+    write_page,
+)
+from vae_autograd.seeds.settings import DAVIDSON_2018, setting_config
+from vae_autograd.seeds.sweep import Job, Progress, clock, worker_environment
+from vae_autograd.train.options import TrainConfig
+
+ANALYSED = {"test_images": 10000, "gap_train_images": 10000, "iwae_images": 1000, "iwae_k": 1000,
+            "quadrature_checked": 50}
+
+
+def made_up_rows(seeds, seed=0, dynamic=True, shift=0.0):
+    """Rows with every metric, random but fixed, and dynamic-only ones None for a thresholded setting."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in seeds:
+        row = {metric: float(rng.normal(-140 + shift, 2)) for metric in METRICS}
+        row.update(seed=k, analysed=ANALYSED, epochs=50, best_epoch=int(rng.integers(30, 51)), stopped_early=False,
+                   iwae_minus_log_px=float(-abs(rng.normal(3, 1))),
+                   seconds={"train": float(rng.uniform(100, 200)), "analysis": float(rng.uniform(300, 400))})
+        if not dynamic:
+            row.update(test_threshold_elbo=None, test_threshold_log_px=None, best_epoch=None, stopped_early=None)
+        rows.append(row)
+    return rows
+
+
+def made_up_sweep(setting="literature", seeds=(3, 0, 1, 2, 4), **options):
+    config = setting_config(setting, 0, {}, "data/seeds")
+    rows = made_up_rows(seeds, dynamic=config.binarization == "dynamic", **options)
+    return sweep_summary(setting, rows, config, ANALYSED)
+
+
+def test_mean_and_sd_are_numpys_with_ddof_1_and_none_where_undefined():
+    values = [-141.2, -139.9, -140.5, -142.0]
+    assert mean_and_sd(values) == (np.mean(values), np.std(values, ddof=1))
+    assert mean_and_sd([-140.0]) == (-140.0, None)
+    assert mean_and_sd([1.0, None]) == (None, None) and mean_and_sd([]) == (None, None)
+
+
+def test_a_sweep_summary_holds_sorted_rows_and_numpys_mean_and_sd_of_every_metric():
+    sweep = made_up_sweep()
+    assert sweep["seeds"] == [0, 1, 2, 3, 4] and [row["seed"] for row in sweep["rows"]] == [0, 1, 2, 3, 4]
+    for metric in METRICS:
+        values = [row[metric] for row in sweep["rows"]]
+        assert sweep["mean"][metric] == pytest.approx(np.mean(values), rel=1e-14)
+        assert sweep["sd"][metric] == pytest.approx(np.std(values, ddof=1), rel=1e-14)
+    assert sweep["options"]["binarization"] == "dynamic" and sweep["options"]["patience"] == 10
+    assert "seed" not in sweep["options"] and "out" not in sweep["options"]
+    assert sweep["published"] == DAVIDSON_2018
+    assert sweep["seconds"]["train"] == pytest.approx(sum(row["seconds"]["train"] for row in sweep["rows"]))
+    threshold = made_up_sweep("assignment")
+    assert threshold["mean"]["test_threshold_log_px"] is None and threshold["options"]["patience"] is None
+    json.dumps(sweep, allow_nan=False)  # JSON-ready
+
+
+def test_a_work_folder_keeps_the_options_of_its_seeds(tmp_path):
+    options = sweep_options(TrainConfig(epochs=50))
+    check_work_folder(tmp_path, options)
+    check_work_folder(tmp_path, options)  # the same options: accepted
+    with pytest.raises(OutputError, match="holds seeds trained with epochs=50, not 60; move it away"):
+        check_work_folder(tmp_path, sweep_options(TrainConfig(epochs=60)))
+    assert json.loads((tmp_path / "options.json").read_text()) == options
+
+
+
+@pytest.mark.parametrize("text", ["null", "5", "[1, 2]", '"epochs"'])
+def test_a_record_of_options_that_is_no_dict_is_refused_in_one_line_and_kept(tmp_path, text):
+    (tmp_path / "options.json").write_text(text)
+    with pytest.raises(OutputError, match=r"options.json cannot be read \(not a record of options\); move"):
+        check_work_folder(tmp_path, sweep_options(TrainConfig(epochs=50)))
+    assert (tmp_path / "options.json").read_text() == text
+
+def fake_job(name, planned, epochs=20):
+    return Job("literature", int(name), None, SimpleNamespace(epochs=epochs), {}, planned)
+
+
+def test_the_eta_lays_the_seeds_left_on_the_free_cores_and_scales_the_plan_by_finished_steps(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(sweep_module.time, "perf_counter", lambda: now[0])
+    jobs = [fake_job(k, (60.0, 40.0)) for k in range(3)]
+    lines = []
+    progress = Progress(jobs, 2, lines.append)
+    assert progress.eta(0.0) == 200.0  # two seeds at once, then the third
+    progress.step(jobs[0], "training", "training")
+    progress.step(jobs[1], "training", "training")
+    now[0] = 30.0
+    assert progress.eta(now[0]) == 170.0  # 70 left of each running seed, then 100 for the third
+    progress.step(jobs[0], "analysing", "trained", spent=("training", 60.0))  # in 30 s of a planned 60
+    assert progress.scale("training") == 0.5
+    # Seed 0: its 40 s of analysis; seed 1: 30 - 30 of training left, and 40; seed 2 after seed 0: 30 + 40.
+    assert progress.eta(now[0]) == 110.0
+    assert lines[-1] == "[0:30] literature seed 0: trained; 0/3 seeds done, ETA 1:50"
+
+
+def test_a_resumed_training_scales_the_plan_by_the_epochs_it_trained(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(sweep_module.time, "perf_counter", lambda: now[0])
+    job = fake_job(0, (60.0, 40.0), epochs=20)
+    lines = []
+    progress = Progress([job], 1, lines.append)
+    progress.event(job, {"step": "training", "reused": False, "from_epoch": 10})
+    assert "training from epoch 10;" in lines[-1]
+    now[0] = 15.0
+    progress.event(job, {"step": "trained", "reused": False, "epochs": 20, "best_epoch": 18, "stopped_early": False})
+    assert progress.scale("training") == 0.5  # 10 epochs in 15 s, planned at 30
+    assert "trained to epoch 20, kept epoch 18 in 0:15; analysing" in lines[-1]
+    progress.event(job, {"step": "training", "reused": False, "from_epoch": 20})  # evaluated only: no epoch
+    progress.event(job, {"step": "trained", "reused": False, "epochs": 20, "best_epoch": 18, "stopped_early": False})
+    assert progress.scale("training") == 0.5 and "no epoch left to train" in lines[-1]
+    assert clock(3725) == "1:02:05" and clock(59.6) == "1:00"
+
+
+def test_workers_compute_on_one_blas_thread_with_this_very_package(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    environment = worker_environment()
+    assert environment["OPENBLAS_NUM_THREADS"] == environment["OMP_NUM_THREADS"] == "1"
+    first, rest = environment["PYTHONPATH"].split(":", 1)
+    assert (sweep_module.Path(first) / "vae_autograd" / "seeds" / "worker.py").is_file() and rest == "/elsewhere"
+
+
+def test_sentences_say_what_the_numbers_show():
+    sweep = made_up_sweep()
+    published = sweep["published"]
+    sweep["mean"].update(test_log_px=-140.0, iwae=-137.0, test_elbo=-136.0, iwae_minus_log_px=-3.0)
+    sweep["sd"].update(test_log_px=1.0, iwae=0.5, test_elbo=0.3)
+    for row in sweep["rows"]:
+        row["iwae_minus_log_px"] = -3.0
+    sweep["rows"][0]["iwae_minus_log_px"] = 0.5
+    sweep["mean"]["test_threshold_log_px"] = -137.5
+    iwae, literature, thresholded, epochs, seconds = describe_sweep(sweep, published)
+    assert "IWAE with K = 1000 lies 3.00 nats below the exact log p(x) of those images" in iwae
+    assert "(below in 4 of 5)" in iwae
+    assert "the exact test log p(x) 4.27 nats below their LL (more than the sum of the two standard deviations, " \
+           "1.83)" in literature
+    assert "the IWAE estimate 1.27 nats below their LL (within the sum" in literature
+    assert "the test ELBO 1.08 nats above their ELBO (within" in literature
+    assert "exact log p(x) of -137.50 ± " in thresholded
+    assert "2.50 nats above that of the test set as drawn" in thresholded
+    assert "epochs kept (best validation ELBO) range from" in epochs and "patience 10" in epochs
+    assert ("not trained to convergence" in epochs) == (not any(row["stopped_early"] for row in sweep["rows"]))
+    sweep["rows"][1]["stopped_early"] = True
+    assert "not trained to convergence" not in describe_sweep(sweep, published)[3]
+    assert "a seed's training took" in seconds and "minutes" in seconds
+    threshold = made_up_sweep("assignment")
+    sentences = describe_sweep(threshold, published)
+    assert any("thresholded at 0.5, not dynamically binarized as Davidson" in s for s in sentences)
+    assert not any("epochs kept" in s for s in sentences)  # no validation set
+
+
+def test_the_page_sets_each_setting_beside_the_published_row(tmp_path):
+    sweeps = [made_up_sweep("assignment"), made_up_sweep(shift=3.0)]
+    page = sweep_page(sweeps, "seeds.png")
+    assert "| Davidson et al. (2018) |  | 10,000 |  | -135.73 ± 0.83 |  | -137.08 ± 0.83 |  |" in page
+    mean, sd = sweeps[1]["mean"]["test_log_px"], sweeps[1]["sd"]["test_log_px"]
+    assert f"| literature | 5 | 10,000 / 1,000 | {mean:.2f} ± {sd:.2f} |" in page
+    assert "784-500-tanh encoder and its mirror as decoder, 2-D latent, trained on the first 50,000 training " \
+           "images, each minibatch binarized afresh (dynamic binarization) for up to 50 epochs, the next 10,000 " \
+           "held out" in page
+    assert training_summary({**sweeps[1]["options"], "hidden": [256, 128], "activation": "relu"}).startswith(
+        "784-256-128-relu encoder")
+    assert "![Per seed](seeds.png)" in page
+    for sweep in sweeps:  # the page reads them in order, whatever order the files are found in
+        (tmp_path / f"{sweep['setting']}.json").write_text(json.dumps(sweep))
+    (tmp_path / "notes.json").write_text("[1, 2]")  # not a sweep: skipped
+    assert [s["setting"] for s in ordered_sweeps(tmp_path)] == ["assignment", "literature"]
+    draw_page(tmp_path, ordered_sweeps(tmp_path))
+    assert (tmp_path / "report.md").read_text() == page
+    assert (tmp_path / "seeds.png").read_bytes()[:4] == b"\x89PNG"
+
+
+
+@pytest.mark.parametrize("text", ['{"setting": "mine", "rows": []}', '{"setting": "mine", "rows": [1]}',
+                                  '{"setting": "mine", "rows": [{"seed": 0}]}', '{"setting": 5, "rows": [{}]}'])
+def test_a_json_the_page_cannot_be_drawn_from_is_skipped_naming_it(tmp_path, text):
+    """A JSON in the sweeps folder with a setting and rows but not a sweep's (another tool's, a hand-made
+    one) is left out of the page with a line naming it, not a traceback after the whole sweep."""
+    sweep = made_up_sweep()
+    (tmp_path / "literature.json").write_text(json.dumps(sweep))
+    (tmp_path / "mine.json").write_text(text)
+    lines = []
+    write_page(tmp_path, lines.append)
+    assert (tmp_path / "report.md").read_text() == sweep_page([sweep], "seeds.png")
+    assert lines[0].startswith(f"{tmp_path / 'mine.json'} left out of the page: not a sweep's JSON (")
+    assert (tmp_path / "mine.json").read_text() == text
+
+def test_the_figure_shows_every_seed_and_its_text_is_readable(no_open_figures):
+    sweeps = [made_up_sweep("assignment"), made_up_sweep(shift=3.0), made_up_sweep(shift=5.0)]
+    sweeps[2]["setting"] = "davidson"
+    panels = figure_values(sweeps)
+    assert [len(values) for _, _, values, _ in panels] == [3] * 6
+    assert panels[0][3] == (DAVIDSON_2018["log_px"], DAVIDSON_2018["log_px_sd"])
+    np.testing.assert_array_equal(panels[0][2][1], [row["test_log_px"] for row in sweeps[1]["rows"]])
+    fig = fig_seed_values([s["setting"] for s in sweeps], panels)
+    assert unreadable_text(fig) == []
+    dots = [line for line in fig.axes[0].get_lines() if line.get_marker() == "o"]
+    assert sorted(len(line.get_xdata()) for line in dots) == [5, 5, 5]
+
+
+def test_the_readme_block_gives_each_headline_numbers_mean_sd_and_range_over_seeds():
+    sweep = made_up_sweep("assignment")
+    lines = readme_seed_block(sweep).splitlines()
+    for metric, name, digits in README_HEADLINES:
+        values = np.array([row[metric] for row in sweep["rows"]])
+        shown = next(line for line in lines if line.startswith(f"| {name} |")).split(" | ")
+        def form(value, digits=digits):  # a share as a percentage
+            return percent(value) if digits is None else f"{value:.{digits}f}"
+        mean_sd = f"{form(values.mean())} ± {form(values.std(ddof=1))}"
+        assert shown[1:] == [mean_sd, form(values.min()), f"{form(values.max())} |"]
+
+
+def test_a_row_without_every_metric_is_stale_and_computed_again(tmp_path, monkeypatch):
+    """A row of this very model and sizes that lacks a number (an older version's row, a hand-edited one) is
+    not current: trusted, it made the sweep's summary a KeyError traceback after every seed had run."""
+    import vae_autograd.seeds.analysis as analysis
+
+    monkeypatch.setattr(analysis, "params_digest", lambda params: "digest")
+    row = {**made_up_rows([0])[0], "params_digest": "digest"}
+    path = tmp_path / "seed0-analysis.json"
+    path.write_text(json.dumps(row))
+    assert analysis.current_row(path, None, ANALYSED) == row
+    del row["test_log_px"]
+    path.write_text(json.dumps(row))
+    assert analysis.current_row(path, None, ANALYSED) is None
+
+
+def test_the_gaps_of_each_setting_are_set_beside_the_first_settings():
+    first, other = made_up_sweep("assignment"), made_up_sweep(shift=3.0)
+    test, train = gap_changes([first, other])
+    for sentence, split in ((test, "test"), (train, "train")):
+        for sweep in (first, other):
+            key = f"{split}_amortization_gap"
+            assert f"{sweep['mean'][key]:.2f} ± {sweep['sd'][key]:.2f}" in sentence
+    assert "in the assignment setting" in test and "in the literature setting" in test
+    assert gap_changes([first]) == []
