@@ -261,3 +261,18 @@ def test_the_gaps_of_each_setting_are_set_beside_the_first_settings():
             assert f"{sweep['mean'][key]:.2f} ± {sweep['sd'][key]:.2f}" in sentence
     assert "in the assignment setting" in test and "in the literature setting" in test
     assert gap_changes([first]) == []
+
+
+def test_a_setting_analysed_on_a_subset_of_the_test_set_sets_only_its_elbo_beside_the_published_row():
+    sweep = made_up_sweep()
+    published = sweep["published"]
+    assert "the exact test log p(x)" in describe_sweep(sweep, published)[1]   # the whole test set: compared
+    sweep["analysed"] = {**sweep["analysed"], "test_images": 50}
+    sentences = describe_sweep(sweep, published)
+    assert "the exact test log p(x)" not in sentences[1] and "IWAE estimate" not in sentences[1]
+    assert "the test ELBO" in sentences[1]
+    mean = sweep["mean"]
+    subset_elbo = mean["test_log_px"] - mean["test_approximation_gap"] - mean["test_amortization_gap"]
+    subset = sentences[2]
+    assert "first 50 test images only" in subset and f"{subset_elbo:.2f}" in subset
+    assert f"{abs(subset_elbo - mean['test_elbo']):.2f} nats" in subset and "not set beside the published LL" in subset
