@@ -114,6 +114,7 @@ UNCHECKED = {  # public functions that take images but may skip the check, and w
     "vae_autograd.core.elbo.elbo_unchecked": "the training loop's ELBO, on data train() checked once",
     "vae_autograd.study.grids.grid_log_likelihood": "a map inside the quadratures, on images they checked",
     "vae_autograd.study.windows.window_log_joint": "the inner loop of decoder_target, which checked the images",
+    "vae_autograd.seeds.analysis.analysed_images": "sliced RunImages for model_row, whose quadrature checks them",
     "vae_autograd.study.estimators.log_weights_and_reparam_gradients": "single_sample_estimates' inner loop",
     "vae_autograd.study.svi.svi_log_weights": "svi_top_half's objective, on the top halves it checked",
     "vae_autograd.train.loop.minibatches": "splits the rows of any array",
