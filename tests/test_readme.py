@@ -79,3 +79,12 @@ def test_the_module_table_names_every_module():
     modules = {str(p.relative_to(REPO / "vae_autograd")) for p in (REPO / "vae_autograd").rglob("*.py")
                if p.name not in ("__init__.py", "__main__.py")}
     assert modules - named == set()
+
+
+def test_committed_sweep_page_is_the_one_its_jsons_make():
+    from vae_autograd.report.seeds import sweep_page
+    from vae_autograd.seeds.outputs import FIGURE, PAGE, ordered_sweeps
+
+    sweeps = ordered_sweeps(REPO / "sweeps")
+    assert [s["setting"] for s in sweeps] == ["assignment", "literature", "davidson"]
+    assert (REPO / "sweeps" / PAGE).read_text() == sweep_page(sweeps, FIGURE)

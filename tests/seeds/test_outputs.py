@@ -156,7 +156,8 @@ def test_sentences_say_what_the_numbers_show():
         row["iwae_minus_log_px"] = -3.0
     sweep["rows"][0]["iwae_minus_log_px"] = 0.5
     sweep["mean"]["test_threshold_log_px"] = -137.5
-    iwae, literature, thresholded, epochs, seconds = describe_sweep(sweep, published)
+    sweep["mean"]["test_threshold_elbo"], sweep["sd"]["test_threshold_elbo"] = -137.0, 0.7
+    iwae, literature, thresholded, thresholded_elbo, epochs, seconds = describe_sweep(sweep, published)
     assert "IWAE with K = 1000 lies 3.00 nats below the exact log p(x) of those images" in iwae
     assert "(below in 4 of 5)" in iwae
     assert "the exact test log p(x) 4.27 nats below their LL (more than the sum of the two standard deviations, " \
@@ -165,10 +166,12 @@ def test_sentences_say_what_the_numbers_show():
     assert "the test ELBO 1.08 nats above their ELBO (within" in literature
     assert "exact log p(x) of -137.50 ± " in thresholded
     assert "2.50 nats above that of the test set as drawn" in thresholded
+    assert "ELBO of the whole test set thresholded at 0.5, -137.00 ± 0.70, lies 0.08 nats above their ELBO (within " \
+           "the sum of the two standard deviations, 1.53)" in thresholded_elbo
     assert "epochs kept (best validation ELBO) range from" in epochs and "patience 10" in epochs
     assert ("not trained to convergence" in epochs) == (not any(row["stopped_early"] for row in sweep["rows"]))
     sweep["rows"][1]["stopped_early"] = True
-    assert "not trained to convergence" not in describe_sweep(sweep, published)[3]
+    assert "not trained to convergence" not in describe_sweep(sweep, published)[4]
     assert "a seed's training took" in seconds and "minutes" in seconds
     threshold = made_up_sweep("assignment")
     sentences = describe_sweep(threshold, published)

@@ -103,6 +103,15 @@ def gap_changes(sweeps):
     return sentences
 
 
+def beside_published(sweep, ours, published, theirs, what):
+    """'<what> 1.23 nats below their ELBO (within the sum of the two standard deviations, 1.57)': the sweep's mean
+    of metric ours against the published row's theirs ("log_px", named LL, or "elbo")."""
+    gap = sweep["mean"][ours] - published[theirs]
+    width = (sweep["sd"][ours] or 0.0) + published[f"{theirs}_sd"]
+    return (f"{what} {abs(gap):.2f} nats {above_or_below(gap)} their {'LL' if theirs == 'log_px' else 'ELBO'} "
+            f"({'more than' if abs(gap) > width else 'within'} the sum of the two standard deviations, {width:.2f})")
+
+
 def training_summary(options):
     """How a sweep's models were trained, in words, from its options (sweeps/<setting>.json)."""
     hidden = options.get("hidden") or [options.get("hidden_dim")]
@@ -151,12 +160,7 @@ def describe_sweep(sweep, published):
         compared = ((("test_log_px", "log_px", "the exact test log p(x)"), ("iwae", "log_px", "the IWAE estimate"))
                     if whole else ()) + (("test_elbo", "elbo", "the test ELBO"),)
         for ours, theirs, what in compared:
-            gap = mean[ours] - published[theirs]
-            width = (sweep["sd"][ours] or 0.0) + published[f"{theirs}_sd"]
-            name = "LL" if theirs == "log_px" else "ELBO"
-            parts.append(f"{what} {abs(gap):.2f} nats {above_or_below(gap)} their {name} "
-                         f"({'more than' if abs(gap) > width else 'within'} the sum of the two standard deviations, "
-                         f"{width:.2f})")
+            parts.append(beside_published(sweep, ours, published, theirs, what))
         sentences.append(f"{setting}, on data like Davidson et al.'s (dynamic binarization): {join(parts)}.")
         if not whole:
             # The exact ELBO of q(z|x) on the subset: log p(x) minus both gaps, each a mean over the same images.
@@ -172,6 +176,9 @@ def describe_sweep(sweep, published):
                          f"{spread(sweep, 'test_threshold_log_px')}, {abs(thresholded - drawn):.2f} nats "
                          f"{above_or_below(thresholded - drawn)} that of the test set as drawn from its fixed seed "
                          f"({spread(sweep, 'test_log_px')}).")
+        sentences.append(f"{setting}: the ELBO of the whole test set thresholded at 0.5, "
+                         f"{spread(sweep, 'test_threshold_elbo')}, lies "
+                         f"{beside_published(sweep, 'test_threshold_elbo', published, 'elbo', '')[1:]}.")
     else:
         sentences.append(f"{setting}: trained on images thresholded at 0.5, not dynamically binarized as Davidson "
                          "et al.'s, so their row is a reference, not a replication.")
