@@ -84,25 +84,20 @@ def test_seed_ranges_and_lists():
     assert parse_seeds("1-2,2,1") == [1, 2]  # each seed once
 
 
-def test_a_second_sweep_of_a_setting_is_refused_naming_the_first(tmp_path):
-    holder = hold_lock(tmp_path / "data" / "seeds" / "assignment")
+@pytest.mark.parametrize("locked, refusal", [
+    # a second sweep of a setting, refused naming the first (its pid)
+    (("data", "seeds", "assignment"), lambda err, pid: f"is being written by another process (pid {pid})" in err),
+    # a sweep JSON another sweep is writing, refused naming the out dir
+    (("sweeps", "assignment.json"),
+     lambda err, pid: err.startswith("error: --out-dir ") and "or choose another --out-dir" in err),
+], ids=["work folder", "sweep json"])
+def test_what_another_sweep_is_writing_is_refused_in_one_line(tmp_path, locked, refusal):
+    holder = hold_lock(tmp_path.joinpath(*locked))
     try:
         result = run_command(tmp_path, "--setting", "assignment", "--seeds", "0-1")
     finally:
         holder.kill()
         holder.wait()
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
-    assert f"is being written by another process (pid {holder.pid})" in result.stderr
-    assert not (tmp_path / "data" / "seeds" / "assignment" / "options.json").exists()
-
-
-def test_a_sweep_json_being_written_by_another_sweep_is_refused_naming_the_out_dir(tmp_path):
-    holder = hold_lock(tmp_path / "sweeps" / "assignment.json")
-    try:
-        result = run_command(tmp_path, "--setting", "assignment", "--seeds", "0-1")
-    finally:
-        holder.kill()
-        holder.wait()
-    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith("error: --out-dir ") and "or choose another --out-dir" in result.stderr
+    assert refusal(result.stderr, holder.pid), result.stderr
     assert not (tmp_path / "data" / "seeds" / "assignment" / "options.json").exists()
