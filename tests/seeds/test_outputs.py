@@ -169,9 +169,9 @@ def test_sentences_say_what_the_numbers_show():
     assert "ELBO of the whole test set thresholded at 0.5, -137.00 ± 0.70, lies 0.08 nats above their ELBO (within " \
            "the sum of the two standard deviations, 1.53)" in thresholded_elbo
     assert "epochs kept (best validation ELBO) range from" in epochs and "patience 10" in epochs
-    assert ("not trained to convergence" in epochs) == (not any(row["stopped_early"] for row in sweep["rows"]))
+    assert ("not shown to be converged" in epochs) == (not any(row["stopped_early"] for row in sweep["rows"]))
     sweep["rows"][1]["stopped_early"] = True
-    assert "not trained to convergence" not in describe_sweep(sweep, published)[4]
+    assert "not shown to be converged" not in describe_sweep(sweep, published)[4]
     assert "a seed's training took" in seconds and "minutes" in seconds
     threshold = made_up_sweep("assignment")
     sentences = describe_sweep(threshold, published)

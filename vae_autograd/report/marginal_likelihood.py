@@ -123,8 +123,8 @@ def describe_iwae(summary, tolerance=0.1):
             f"{distance[last]:.2f} nats below log p(x) ({distances}). Each tenfold K closed "
             + ", ".join(f"{r:.2f}" for r in per_decade) + " nats of it")
     text += (". The weights p(x, z) / q(z|x) of a proposal close to p(z|x) would be nearly equal and the "
-             f"bound tight at small K; q(z|x) is a poor proposal on these images, its ELBO (K = {ks[0]}) "
-             f"{distance[ks[0]]:.2f} nats below log p(x).")
+             f"bound tight at small K; here the ELBO of q(z|x) (K = {ks[0]}) lies {distance[ks[0]]:.2f} nats below "
+             "log p(x).")
     if per_decade[-1] > 0:
         text += (" If no later tenfold K closed more than the last, reaching log p(x) would take K of "
                  f"10^{math.log10(last) + distance[last] / per_decade[-1]:.1f} or more.")

@@ -79,9 +79,10 @@ CAPTIONS = {
     "errors over the images, the three set slightly apart in epoch so that none hides another. Epochs, and "
     "the gaps on the right, are on log scales.",
     "worst_amortization": "**8 Largest amortization gaps.** The true p(z|x) of test images with the largest "
-    "amortization gaps, with q(z|x), q_refined and q*: from the left, the largest overall, then the largest "
-    "among the images whose refinement stops in a wrong basin, as far as there are any; each title says whether its "
-    "refinement stops in a wrong basin; each panel holds the three Gaussians to 4 standard deviations, its digit "
+    "amortization gaps, with q(z|x), q_refined and q*: from the left, the largest overall (half the panels), "
+    "then the largest among the images whose refinement stops in a wrong basin, as far as there are any; each "
+    "title says whether its refinement stops in a wrong basin; each panel holds the three Gaussians to 4 "
+    "standard deviations, its digit "
     "above it.",
 }
 

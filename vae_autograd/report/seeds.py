@@ -189,9 +189,9 @@ def describe_sweep(sweep, published):
                     f"the {sweep['options']['epochs']} allowed; {stopped} of {n} seeds stopped early "
                     f"(patience {sweep['options']['patience']})")
         if not stopped:  # every run ended with a better validation ELBO within its last patience epochs
-            sentence += (f": every run reached its best validation ELBO within its last {sweep['options']['patience']} "
-                         "epochs, so training ended while it was still improving: these models are not trained to "
-                         "convergence")
+            sentence += (f": every run reached its best validation ELBO within its last "
+                         f"{sweep['options']['patience']} epochs, so none was stopped by its patience and each ended "
+                         f"at the {sweep['options']['epochs']}-epoch limit: these models are not shown to be converged")
         sentences.append(sentence + ".")
     seconds = {step: statistics.median(row["seconds"][step] for row in rows) for step in ("train", "analysis")}
     sentences.append(f"{setting}: a seed's training took {duration(seconds['train'])} and its analysis "
