@@ -66,6 +66,19 @@ def test_fits_started_far_off_travel_window_by_window_to_the_posterior():
     np.testing.assert_allclose(fit.fitted.elbo, OFFSETS[rows], atol=1e-6)
 
 
+def test_a_start_far_narrower_than_its_way_widens_its_windows_and_arrives():
+    """A start 0.002 wide, 1,000 of its widths or more from each posterior (as a spurious mode of a
+    barely trained model gives): a window of its own width would carry it 14 spacings a round, 0.03,
+    and max_rounds would end it unconverged halfway; windows that double while it is pressed against
+    their edge bring it to the exact optimum."""
+    rows = np.arange(3)
+    starts = Gaussians(rows, MEANS + [[2.0, 2.0], [-2.0, 2.0], [2.5, -2.5]], np.full((3, 2), np.log(0.002)))
+    fit = fit_on_windows(gaussian_target(), starts, num_steps=100)
+    assert fit.converged.all()
+    assert np.all(np.abs(fit.fitted.mean - MEANS) < 1e-3 * STDS)
+    np.testing.assert_allclose(fit.fitted.elbo, OFFSETS, atol=1e-6)
+
+
 def test_correlated_gaussian_has_the_known_approximation_gap():
     # The best diagonal Gaussian under KL(q || p) keeps the mean and the target's
     # conditional stds s_i sqrt(1 - rho^2); its gap is -log(1 - rho^2) / 2.

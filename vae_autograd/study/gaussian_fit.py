@@ -173,7 +173,11 @@ def fit_on_windows(target, starts, num_steps=100, max_rounds=MAX_ROUNDS, tol=CON
     fitted Gaussian (window_serves); the others go another round on a new window, up to
     max_rounds (after which a fresh window evaluates them). Rounds after the first use wider
     windows (MOVING_WINDOW_SIZE): a Gaussian still rising may be travelling along a narrow
-    ridge of the posterior, several std per round.
+    ridge of the posterior, several std per round. One pressed against its window's edge in two
+    rounds running is travelling further than a window of its own width reaches: each further such
+    round doubles its window's spacing, and so its reach (a start far from the posterior's mass would
+    otherwise crawl 14 spacings a round until max_rounds). Only windows that serve the fitted
+    Gaussian end a fit, so the coarser windows of its travel never enter an ELBO.
     Returns a Fit: the fitted Gaussians (R rows) and their ELBO, the ELBO of the starts
     and whether each row converged.
     """
@@ -181,6 +185,7 @@ def fit_on_windows(target, starts, num_steps=100, max_rounds=MAX_ROUNDS, tol=CON
     mean, log_std = np.array(starts.mean, np.float64), np.array(starts.log_std, np.float64)
     elbo, start_elbo = np.empty(len(mean)), np.empty(len(mean))
     level_log_std = log_std.copy()
+    pressed = np.zeros(len(mean), int)  # rounds running that each row ended against its window's edge
     active = np.arange(len(mean))
     for round_ in range(max_rounds):
         if not len(active):
@@ -193,9 +198,11 @@ def fit_on_windows(target, starts, num_steps=100, max_rounds=MAX_ROUNDS, tol=CON
         fit_mean, fit_log_std, fit_converged = fit_gaussians(axes, log_joint, mean[active], log_std[active],
                                                              num_steps, tol)
         # A Gaussian pressed against its window's edge is narrowed by the escape penalty: its
-        # next window keeps the spacing of this one.
+        # next window keeps the spacing of this one, or doubles it if it was pressed the round before.
         at_edge = ~window_reaches(axes, fit_mean, np.exp(fit_log_std))
-        level_log_std[active] = np.where(at_edge[:, None], np.maximum(level_log_std[active], fit_log_std), fit_log_std)
+        pressed[active] = np.where(at_edge, pressed[active] + 1, 0)
+        widened = np.maximum(level_log_std[active], fit_log_std) + np.log(2.0) * (pressed[active] >= 2)[:, None]
+        level_log_std[active] = np.where(at_edge[:, None], widened, fit_log_std)
         mean[active], log_std[active] = fit_mean, fit_log_std
         done = np.flatnonzero(fit_converged & window_serves(axes, fit_mean, fit_log_std, target.refinement))
         elbo[active[done]] = window_elbo(fit_mean[done], fit_log_std[done], axes[done], log_joint[done],

@@ -97,8 +97,10 @@ def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZ
     index = window_axes(center, level, size)                       # (R, 2, W)
     axes = index * level_spacing(level)[:, :, None]
     W, b = dec_params[-1]                                        # the output layer, (H, 784) and (784,)
-    pixel_weights = (x @ W.T).astype(np.float32)                 # (N, H)
-    pixel_bias = (x @ b).astype(np.float64)                      # (N,)
+    # Only the images the rows use: a fit's later rounds tabulate a few rows of a block of thousands.
+    used, row_image = np.unique(image_of_row, return_inverse=True)  # row_image (R,): each row's, into used
+    pixel_weights = (x[used] @ W.T).astype(np.float32)           # (N', H)
+    pixel_bias = (x[used] @ b).astype(np.float64)                # (N',)
     # One integer key per lattice point: the two levels and the two indices.
     offset = 1 << 20
     key = ((((level[:, 0] + 64) << 7) | (level[:, 1] + 64)) << 42)[:, None, None] \
@@ -135,9 +137,9 @@ def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZ
             # times fewer products than gathering each row's own points (B, W^2, H) for a
             # matrix-vector product per row, and as one product instead of B.
             shared, where = np.unique(points, return_inverse=True)
-            products = hidden[shared] @ pixel_weights[image_of_row[block_rows]].T        # (V, B)
+            products = hidden[shared] @ pixel_weights[row_image[block_rows]].T        # (V, B)
             products = products[where.reshape(points.shape), np.arange(len(block_rows))[:, None]]
-            values[block_rows] = (products + pixel_bias[image_of_row[block_rows], None]
+            values[block_rows] = (products + pixel_bias[row_image[block_rows], None]
                                   + point_term[points]).reshape(len(block_rows), size, size)
     # Groups may decode a point twice; np.unique keeps one.
     cache["keys"], first = np.unique(np.concatenate([cache["keys"], *new_keys]), return_index=True)
