@@ -14,7 +14,6 @@ from vae_autograd.study.grids import (
     curvature_at,
     edge_mass,
     edge_ring,
-    grown_by_one,
     largest_curvature,
     latent_grid,
     log_integrate_grid,
@@ -182,16 +181,6 @@ def test_curvature_dense_and_at_listed_points_match_a_loop(shape):
         assert expected[0] == 0 and (shape[1] < 3 or expected.max() > 0)
         np.testing.assert_array_equal(largest_curvature(log_f.astype(np.float64), near), expected)
         np.testing.assert_array_equal(curvature_at(log_f, *np.nonzero(near)), expected)
-
-
-def test_grown_by_one_lists_the_cells_neighbourhood_max_marks():
-    rng = np.random.default_rng(3)
-    for size in (1, 2, 6):
-        mask = rng.random((4, size, size)) < 0.15
-        mask[:, 0, -1] = True  # a corner, whose neighbours leave the grid
-        expected = np.flatnonzero(neighbourhood_max(mask, False))
-        np.testing.assert_array_equal(grown_by_one(*np.nonzero(mask), size), expected)
-    assert len(grown_by_one(*np.nonzero(np.zeros((2, 3, 3), bool)), 3)) == 0
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

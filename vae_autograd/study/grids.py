@@ -200,12 +200,3 @@ def curvature_at(log_f, b, i, j):
         np.maximum.at(out, bb, np.abs(second))
     return out
 
-
-def grown_by_one(b, i, j, size):
-    """The flat indices (b * size + i) * size + j of the points (b, i, j) of (B, size, size) grids and
-    of their eight neighbours inside the grid, sorted, each once: neighbourhood_max of a sparse
-    mask."""
-    step = np.array([-1, 0, 1])
-    rows, columns = (i[:, None] + step)[:, :, None], (j[:, None] + step)[:, None, :]
-    inside = (rows >= 0) & (rows < size) & (columns >= 0) & (columns < size)
-    return np.unique(((b[:, None, None] * size + rows) * size + columns)[inside])

@@ -16,11 +16,11 @@ from .grids import (
     curvature_at,
     edge_ring,
     grid_log_likelihood,
-    grown_by_one,
     largest_curvature,
     latent_grid,
     log_partition,
     log_sum_exp,
+    neighbourhood_max,
 )
 
 
@@ -142,8 +142,10 @@ def _coarse_cells(logits, log_prior_grid, x, size, spacing, threshold, check, ma
     ({"peak", "curvature", "log_total" (the rule), "log_rest" (the rule over the cells not
     refined), "edge_mass": (N,) float, "too_coarse": (N,) bool}, (pair_image, pair_cell)),
     the cells to refine (P,) of the images too coarse or checked, sorted by image and cell.
-    Only the points near an image's peak are tested and grown, by their indices: they are a
-    few dozen of the 10,201 per image.
+    Only the points near an image's peak are tested, by their indices: for a trained model they are
+    a few dozen of the 10,201 per image. They are grown by one on a mask of the block (for a model early
+    in training, a thousand points an image: listing each point's neighbours and sorting them cost
+    more than the rest of the quadrature).
     """
     num_images, num_cells = len(x), size * size
     out = {key: np.empty(num_images) for key in ("peak", "curvature", "log_total", "log_rest", "edge_mass")}
@@ -164,7 +166,9 @@ def _coarse_cells(logits, log_prior_grid, x, size, spacing, threshold, check, ma
         curvature = curvature_at(log_joint, *near)
         too_coarse = (curvature > max_curvature) | disagree | refine_all
         keep = (too_coarse | checked[rows])[near[0]]
-        cells = grown_by_one(near[0][keep], near[1][keep], near[2][keep], size)  # image * num_cells + cell
+        selected = np.zeros(log_joint.shape, bool)
+        selected[near[0][keep], near[1][keep], near[2][keep]] = True
+        cells = np.flatnonzero(neighbourhood_max(selected, False))  # image * num_cells + cell, with neighbours
         out["edge_mass"][rows] = mass[:, on_edge].sum(axis=1) / total
         mass.reshape(-1)[cells] = 0.0
         with np.errstate(divide="ignore"):  # every cell refined: nothing left, -inf
@@ -176,47 +180,70 @@ def _coarse_cells(logits, log_prior_grid, x, size, spacing, threshold, check, ma
 
 
 def _refined_cells(dec_params, x, z_grid, pair_image, pair_cell, images, spacing, refine, floor, max_curvature,
-                   points_per_batch=4096):
+                   points_per_batch=4096, images_per_product=512, values_per_batch=1 << 22):
     """The log of the integral over each image's selected cells on refine x refine sub-points.
 
     (pair_image, pair_cell): the selected cells, as indices into x and z_grid, of images (M,)
     (sorted indices into x). floor (M,): the log density below which a sub-point is too small
     to matter for the resolution test. Returns (log integral (M,), bool (M,): the sub-points
     of some cell do not resolve it). Cells are decoded in batches of about points_per_batch
-    sub-points, each cell once; each cell then meets only the images that selected it (a
-    product over all images of a batch would do 5 to 10 times the work: an image's cells are
-    a few of the batch's).
+    sub-points, each cell once, and a batch is a square tile of the grid: an image selects a
+    patch of neighbouring cells, so it selects much of the tiles it meets, and the products of the
+    images that selected any cell of the batch with all of the batch's sub-points, one matrix
+    product per images_per_product images, waste little. (A loop over cells that gathers each
+    cell's images would copy an image once per cell: for the broad posteriors of a model early in
+    training, a thousand cells each, that copying is most of the quadrature.) A batch holds at most
+    values_per_batch of its pairs' sub-point values (one cell at least), so memory is bounded.
     """
     sub_spacing = spacing / refine
     sub_axis = sub_spacing * (np.arange(refine) - 0.5 * (refine - 1))
     offsets = np.stack([a.ravel() for a in np.meshgrid(sub_axis, sub_axis)], 1).astype(z_grid.dtype)
-    by_cell = np.argsort(pair_cell, kind="stable")
+    num_sub = len(offsets)
+    # Cells in the order of square tiles of tile x tile cells, so that a batch is one tile.
+    size, tile = math.isqrt(len(z_grid)), max(1, math.isqrt(max(1, points_per_batch // num_sub)))
+    row, column = np.divmod(pair_cell, size)
+    tile_key = ((row // tile) * (size // tile + 1) + column // tile) * len(z_grid) + pair_cell
+    by_cell = np.argsort(tile_key, kind="stable")
     pair_local = np.searchsorted(images, pair_image[by_cell])  # (P,): which of images, pairs in cell order
-    cells, first_pair = np.unique(pair_cell[by_cell], return_index=True)
+    cell_keys, first_pair = np.unique(tile_key[by_cell], return_index=True)
+    cells, cell_tile = cell_keys % len(z_grid), cell_keys // len(z_grid)
     bounds = np.append(first_pair, len(by_cell))
-    per_batch = max(1, points_per_batch // len(offsets))
+    # Batches: the cells of one tile, ended early where their pairs' values would pass values_per_batch.
+    starts, values = [0], 0
+    for k in range(len(cells)):
+        values += (bounds[k + 1] - bounds[k]) * num_sub
+        if k + 1 < len(cells) and (cell_tile[k + 1] != cell_tile[k] or values > values_per_batch):
+            starts.append(k + 1)
+            values = 0
+    starts.append(len(cells))
     x = x[images]
     image_of, log_of, bad_of = [], [], []  # per (cell, image) pair: which image, log integral, unresolved
-    for first in range(0, len(cells), per_batch):
-        batch = cells[first:first + per_batch]
+    for first, last in zip(starts[:-1], starts[1:]):
+        batch = cells[first:last]
         z_sub = (z_grid[batch][:, None, :] + offsets).reshape(-1, 2)  # (C * r^2, 2)
-        logits = decoder(dec_params, z_sub).reshape(len(batch), len(offsets), -1)
-        partition = log_partition(logits)  # (C, r^2), as grid_log_likelihood sums it
-        prior = log_prior(z_sub).reshape(len(batch), -1)
-        for k, cell_logits, cell_partition, cell_prior in zip(range(first, first + len(batch)), logits, partition,
-                                                              prior):
-            among = pair_local[bounds[k]:bounds[k + 1]]  # (A,): the images that selected this cell
-            # x . logits in float32 over the 784 pixels: (x @ W.T) . hidden would be narrower, but
-            # its cancellations cost up to 1e-4 nats where this keeps 5e-6 (against float64).
-            log_joint = ((x[among] @ cell_logits.T - cell_partition) + cell_prior).astype(np.float64)
-            square = log_joint.reshape(len(among), refine, refine)
-            above = square > floor[among, None, None]
-            tested = above.any(axis=(1, 2))  # the others pass as they are
-            bad = np.zeros(len(among), bool)
-            bad[tested] = largest_curvature(square[tested], above[tested]) > max_curvature
-            bad_of.append(bad)
-            image_of.append(among)
-            log_of.append(log_sum_exp(log_joint))
+        logits = decoder(dec_params, z_sub)
+        partition = log_partition(logits).reshape(len(batch), num_sub)  # (C, r^2), as grid_log_likelihood sums it
+        prior = log_prior(z_sub).reshape(len(batch), num_sub)
+        pairs = slice(bounds[first], bounds[last])
+        pair_slot = np.repeat(np.arange(len(batch)), np.diff(bounds[first:last + 1]))  # (Q,): which cell of batch
+        used, pair_row = np.unique(pair_local[pairs], return_inverse=True)
+        # x . logits in float32 over the 784 pixels: (x @ W.T) . hidden would be narrower, but
+        # its cancellations cost up to 1e-4 nats where this keeps 5e-6 (against float64).
+        products = np.empty((len(pair_slot), num_sub), logits.dtype)
+        for start in range(0, len(used), images_per_product):
+            mine = (pair_row >= start) & (pair_row < start + images_per_product)
+            product = (x[used[start:start + images_per_product]] @ logits.T).reshape(-1, len(batch), num_sub)
+            products[mine] = product[pair_row[mine] - start, pair_slot[mine]]
+        log_joint = ((products - partition[pair_slot]) + prior[pair_slot]).astype(np.float64)
+        image = used[pair_row]
+        square = log_joint.reshape(len(image), refine, refine)
+        above = square > floor[image, None, None]
+        tested = above.any(axis=(1, 2))  # the others pass as they are
+        bad = np.zeros(len(image), bool)
+        bad[tested] = largest_curvature(square[tested], above[tested]) > max_curvature
+        bad_of.append(bad)
+        image_of.append(image)
+        log_of.append(log_sum_exp(log_joint))
     image_of, log_of, bad_of = (np.concatenate(a) for a in (image_of, log_of, bad_of))
     log_integral = np.full(len(images), -np.inf)
     np.logaddexp.at(log_integral, image_of, log_of)  # each image's cells summed
