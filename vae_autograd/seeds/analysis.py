@@ -15,18 +15,11 @@ import numpy as np
 from ..study.gap_study import gaps_by_split
 from ..study.inference_gaps import gap_summary
 from ..study.marginal_likelihood import iwae_bound, quadrature_of_sets
-from ..study.windows import lattice_refinement
 from ..train.checkpoints import params_digest
 
 # The IWAE bound draws from its own stream of the seed: [seed, IWAE_STREAM] is no stream of training
 # ([seed, epoch] with epoch < 2**31, [seed, epoch, 1]) nor of its evaluations ([seed, 2**31], [seed, 2**31 + 1]).
 IWAE_STREAM = 2**31 + 2
-
-# The quadrature's largest sub-points per cell side for a relu decoder (study.quadrature; 128 for tanh). Its
-# resolution test bounds second differences, which fall only as the spacing across a kink (as its square
-# elsewhere): on 20 test images of a 50-epoch davidson model, the sub-points needed were 32 to 128, and 256
-# on one image (image 120, which 128 refused), at 0.4 to 4 s of CPU per image.
-RELU_MAX_REFINE = 512
 
 # The row's numbers that are averaged over seeds (None where a setting has no such number, e.g. the
 # thresholded test set of a thresholded setting, or the best epoch without a validation set).
@@ -64,8 +57,7 @@ def model_row(seed, params, training, sets, analysed, log=print):
     enc, dec = params
     test, train = sets["test"], sets["train"]
     log(f"log p(x) by quadrature: {', '.join(f'{len(x)} {name} images' for name, x in sets.items())}")
-    quadrature = quadrature_of_sets(dec, sets, analysed["quadrature_checked"],
-                                    max_refine=RELU_MAX_REFINE if lattice_refinement(dec) > 1 else 128)
+    quadrature = quadrature_of_sets(dec, sets, analysed["quadrature_checked"])
     log_px = {name: result["log_px"] for name, result in quadrature.items()}
     took("log_px")
     num_iwae = analysed["iwae_images"]

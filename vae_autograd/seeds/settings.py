@@ -100,7 +100,7 @@ VALIDATION_SECONDS_PER_IMAGE = 1.5e-4   # 5 draws of z per held-out image, after
 # resolution test (second differences at most 0.5) passes only on very fine sub-grids: on a 20-epoch
 # davidson model most images needed 32 or 64 sub-points per cell side (tanh models: a few), and log p(x)
 # took 0.24 to 0.45 s of CPU per image (300 and 100 test images), 70 to 130 times the tanh models' cost; on a
-# 50-epoch one, 32 to 256 sub-points and 0.4 to 4 s per image (seeds.analysis.RELU_MAX_REFINE).
+# 50-epoch one, 32 to 256 sub-points and 0.4 to 4 s per image (study.quadrature.KINKED_MAX_REFINE).
 # Its gaps are fitted on windows 4 times finer per axis (study.windows.KINKED_REFINEMENT), 16 times the points:
 # 27 s for 30 images of the same model beside two other jobs.
 ANALYSIS_SECONDS_PER_IMAGE = {"tanh": {"log_px": 3.4e-3, "gaps": 7.2e-3, "iwae": 1.9e-2},

@@ -89,14 +89,13 @@ def gap_statistics(log_px, elbo_per_image, elbo_se, elbo_samples, level=1e-3):
 QUADRATURE_BOUND = 10.0  # part 3 integrates over [-10, 10]^2 (the edge mass it reports says whether that suffices)
 
 
-def quadrature_of_sets(dec_params, images, num_checked=500, bound=QUADRATURE_BOUND, max_refine=128):
+def quadrature_of_sets(dec_params, images, num_checked=500, bound=QUADRATURE_BOUND):
     """log_marginal_likelihood of several sets of images in one call, since they share decoded
     cells, and its check: the first num_checked of each set again on twice the sub-points per
     axis that each used (at least 4: an image the coarse grid resolved is refined), in the same
     call (its twice), so the check shares decoded cells too.
 
-    images: {set name: x (N_s, 784)}; max_refine: log_marginal_likelihood's. Returns {name: {"log_px":
-    (N_s,), "edge_mass": (N_s,),
+    images: {set name: x (N_s, 784)}. Returns {name: {"log_px": (N_s,), "edge_mass": (N_s,),
     "finer": (n_s,) the check's log p(x) of the first n_s = min(N_s, num_checked) images,
     or None without a check}}.
     """
@@ -104,7 +103,7 @@ def quadrature_of_sets(dec_params, images, num_checked=500, bound=QUADRATURE_BOU
     starts = np.cumsum([0] + [len(x) for x in sets.values()])
     checked = np.concatenate([start + np.arange(min(len(x), num_checked)) for start, x in zip(starts, sets.values())])
     log_px, info = log_marginal_likelihood(dec_params, np.concatenate(list(sets.values())), bound=bound,
-                                           return_info=True, twice=checked, max_refine=max_refine)
+                                           return_info=True, twice=checked)
     finer = np.full(len(log_px), np.nan)
     finer[checked] = info["twice"]
     return {name: {"log_px": log_px[start:start + len(x)], "edge_mass": info["edge_mass"][start:start + len(x)],
