@@ -92,3 +92,8 @@ def test_refinement_names_wrong_basins_only_where_there_are_any(results):
     assert "in 0.01% of test images (2% of training images) it stops" in said and "0.0%" not in said
     assert "on average 5.0 nats below on test); these images hold 0.4% of the test gap" in said
     assert "would put the approximation gap at 0.900 nats instead of 0.458" in said
+    assert "it stops more than 0.1 nats below q*, in another local optimum (a wrong basin" in said
+    # A refinement still rising after max_rounds also ends below q*: not then called a local optimum.
+    test["refinement_unconverged_fraction"] = 0.001
+    said = describe_inference_gaps(gaps)["refinement"]
+    assert "it stops more than 0.1 nats below q*, in another local optimum or still rising (a wrong basin" in said

@@ -69,3 +69,11 @@ def test_describe_svi_follows_the_numbers():
     assert "levelled off" not in text
     text = describe_svi(svi_summary([0.116, 0.378], [-0.5, 6.0], [True, False]))
     assert "on 1 of 2 images (at most 6.0 SE apart)" in text and "1 of 2 fits had not levelled off" in text
+
+
+def test_describe_top_half_says_the_windows_hold_the_whole_posterior_only_when_they_do():
+    summary = top_half_summary([1], [[0.99]])
+    assert "On windows that hold the whole posterior (at most" in describe_top_half(summary)
+    summary["mass_outside_window"] = [0.02]
+    text = describe_top_half(summary)
+    assert "the whole posterior" not in text and "On windows that hold most of the posterior (at most" in text

@@ -94,18 +94,20 @@ def describe_refinement(test, train, settings):
             + (f" ({percent(unconverged[0])} of test and {percent(unconverged[1])} of training images were still "
                f"rising after {settings['max_rounds']} rounds)" if max(unconverged) > 0 else ""))
     below = f"more than {settings['wrong_basin_nats']:g} nats below q*"
+    # A fit still rising after max_rounds also ends below q*: only without any is each such image a local optimum.
+    optimum = "in another local optimum" if max(unconverged) == 0 else "in another local optimum or still rising"
     wrong_test, wrong_train = test["wrong_basin_fraction"], train["wrong_basin_fraction"]
     if wrong_test > 0:
         text += (f", but in {percent(wrong_test)} of test images ("
                  + (f"{percent(wrong_train)} of training images" if wrong_train > 0 else "none of the training images")
-                 + f") it stops {below}, in another local optimum (a wrong basin; on average "
+                 + f") it stops {below}, {optimum} (a wrong basin; on average "
                  f"{test['refined_below_optimal_in_wrong_basins']:.1f} nats below on test); these images hold "
                  f"{percent(test['wrong_basin_share_of_gap'])} of the test gap.")
     elif wrong_train > 0:
         text += (f", but in {percent(wrong_train)} of training images (none of the test images) it stops {below}, "
-                 "in another local optimum (a wrong basin).")
+                 f"{optimum} (a wrong basin).")
     else:
-        text += f"; on no test or training image does it stop {below}, in another local optimum (a wrong basin)."
+        text += f"; on no test or training image does it stop {below}, {optimum} (a wrong basin)."
     after, best = f"{test['gap_after_refinement']:.3f}", f"{test['approximation_gap']:.3f}"
     if after != best:
         return (text + " Taking the refined q as if it were the best Gaussian would put the approximation gap at "

@@ -103,12 +103,12 @@ def gap_changes(sweeps):
     return sentences
 
 
-def beside_published(sweep, ours, published, theirs, what):
-    """'<what> 1.23 nats below their ELBO (within the sum of the two standard deviations, 1.57)': the sweep's mean
+def beside_published(sweep, ours, published, theirs):
+    """'1.23 nats below their ELBO (within the sum of the two standard deviations, 1.57)': the sweep's mean
     of metric ours against the published row's theirs ("log_px", named LL, or "elbo")."""
     gap = sweep["mean"][ours] - published[theirs]
     width = (sweep["sd"][ours] or 0.0) + published[f"{theirs}_sd"]
-    return (f"{what} {abs(gap):.2f} nats {above_or_below(gap)} their {'LL' if theirs == 'log_px' else 'ELBO'} "
+    return (f"{abs(gap):.2f} nats {above_or_below(gap)} their {'LL' if theirs == 'log_px' else 'ELBO'} "
             f"({'more than' if abs(gap) > width else 'within'} the sum of the two standard deviations, {width:.2f})")
 
 
@@ -157,11 +157,17 @@ def describe_sweep(sweep, published):
         parts = []
         # Davidson et al.'s numbers are the whole test set's: the log p(x) and IWAE of a subset are not set beside them.
         whole = sweep["analysed"]["test_images"] == sweep["options"]["test_size"]
-        compared = ((("test_log_px", "log_px", "the exact test log p(x)"), ("iwae", "log_px", "the IWAE estimate"))
-                    if whole else ()) + (("test_elbo", "elbo", "the test ELBO"),)
+        iwae_whole = sweep["analysed"]["iwae_images"] == sweep["options"]["test_size"]
+        compared = ((("test_log_px", "log_px", "the exact test log p(x)"),) if whole else ()) \
+            + ((("iwae", "log_px", "the IWAE estimate"),) if iwae_whole else ()) \
+            + (("test_elbo", "elbo", "the test ELBO"),)
         for ours, theirs, what in compared:
-            parts.append(beside_published(sweep, ours, published, theirs, what))
-        sentences.append(f"{setting}, on data like Davidson et al.'s (dynamic binarization): {join(parts)}.")
+            parts.append(f"{what} {beside_published(sweep, ours, published, theirs)}")
+        iwae_apart = "" if iwae_whole or not whole else (
+            f" (its IWAE, of the first {sweep['analysed']['iwae_images']:,} test images only, is not set beside their "
+            "LL, which is the whole test set's)")
+        sentences.append(f"{setting}, on data like Davidson et al.'s (dynamic binarization): {join(parts)}"
+                         f"{iwae_apart}.")
         if not whole:
             # The exact ELBO of q(z|x) on the subset: log p(x) minus both gaps, each a mean over the same images.
             subset_elbo = mean["test_log_px"] - mean["test_approximation_gap"] - mean["test_amortization_gap"]
@@ -172,13 +178,14 @@ def describe_sweep(sweep, published):
                 f"{abs(offset):.2f} nats {above_or_below(offset)} the whole test set's ELBO ({mean['test_elbo']:.2f}); "
                 "so they are not set beside the published LL, which is the whole test set's.")
         drawn, thresholded = mean["test_log_px"], mean["test_threshold_log_px"]
-        sentences.append(f"{setting}: the test images thresholded at 0.5 have an exact log p(x) of "
+        images = "test images" if whole else f"first {sweep['analysed']['test_images']:,} test images"
+        sentences.append(f"{setting}: the {images} thresholded at 0.5 have an exact log p(x) of "
                          f"{spread(sweep, 'test_threshold_log_px')}, {abs(thresholded - drawn):.2f} nats "
-                         f"{above_or_below(thresholded - drawn)} that of the test set as drawn from its fixed seed "
+                         f"{above_or_below(thresholded - drawn)} that of the same images as drawn from its fixed seed "
                          f"({spread(sweep, 'test_log_px')}).")
         sentences.append(f"{setting}: the ELBO of the whole test set thresholded at 0.5, "
                          f"{spread(sweep, 'test_threshold_elbo')}, lies "
-                         f"{beside_published(sweep, 'test_threshold_elbo', published, 'elbo', '')[1:]}.")
+                         f"{beside_published(sweep, 'test_threshold_elbo', published, 'elbo')}.")
     else:
         sentences.append(f"{setting}: trained on images thresholded at 0.5, not dynamically binarized as Davidson "
                          "et al.'s, so their row is a reference, not a replication.")
@@ -223,9 +230,6 @@ def readme_seed_block(sweep):
     def value(digits, number):
         return percent(number) if digits is None else f"{number:.{digits}f}"
 
-    def mean_sd(mean, sd, digits):  # one seed has no sd
-        return value(digits, mean) if sd is None else f"{value(digits, mean)} ± {value(digits, sd)}"
-
     lines = [f"The same numbers over the {len(rows)} seeds {seed_list(sweep['seeds'])} of the assignment setting "
              "(`python -m vae_autograd.seeds --setting assignment --seeds 0-4`, `sweeps/assignment.json`): the mean "
              "± standard deviation over seeds (ddof = 1) and the range. Each seed is analysed as above, but its ELBOs "
@@ -234,6 +238,6 @@ def readme_seed_block(sweep):
              table_row("number", "mean ± sd", "lowest", "highest"), table_row(*["---"] * 4)]
     for metric, name, digits in README_HEADLINES:
         values = [row[metric] for row in rows]
-        mean, sd = sweep["mean"][metric], sweep["sd"][metric]
-        lines.append(table_row(name, mean_sd(mean, sd, digits), value(digits, min(values)), value(digits, max(values))))
+        mean_sd = share_spread(sweep, metric) if digits is None else spread(sweep, metric, digits)
+        lines.append(table_row(name, mean_sd, value(digits, min(values)), value(digits, max(values))))
     return "\n".join(lines) + "\n"
