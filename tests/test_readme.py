@@ -15,6 +15,11 @@ def readme_python_block():
     return re.search(r"```python\n(.*?)```", text[marker:], re.S).group(1)
 
 
+def readme_block(readme, start_mark, end_mark):
+    """What lies between start_mark and end_mark in the README text readme."""
+    return readme[readme.index(start_mark) + len(start_mark):readme.index(end_mark)]
+
+
 def test_python_usage_example_runs_as_written(tmp_path, monkeypatch, mnist_dir, capsys):
     params = init_vae_params(np.random.default_rng(0), 784, 20, 2)
     config = TrainConfig(hidden=(20,), epochs=1)
@@ -34,7 +39,7 @@ def test_python_usage_example_runs_as_written(tmp_path, monkeypatch, mnist_dir, 
 def test_readme_results_are_those_of_the_committed_results_json():
     import json
 
-    from vae_autograd.report.page import README_END, README_START, readme_block, readme_results
+    from vae_autograd.report.page import README_END, README_START, readme_results
 
     results = json.loads((REPO / "figures" / "results.json").read_text())
     assert readme_block((REPO / "README.md").read_text(), README_START, README_END) == readme_results(results)
@@ -43,7 +48,6 @@ def test_readme_results_are_those_of_the_committed_results_json():
 def test_readme_numbers_over_seeds_are_those_of_the_committed_assignment_sweep():
     import json
 
-    from vae_autograd.report.page import readme_block
     from vae_autograd.report.seeds import README_SEEDS_END, README_SEEDS_START, readme_seed_block
 
     sweep = json.loads((REPO / "sweeps" / "assignment.json").read_text())

@@ -63,3 +63,15 @@ def test_the_section_tables_every_estimator_and_ends_with_the_description(result
     rows = [line for line in lines if line.startswith("| score function") or line.startswith("| reparam")]
     assert len(rows) == len(summary["focus"]["table"]) + len(summary["estimators"]) - 1
     assert lines[-2] == describe_estimators(summary)["focus"]
+
+
+def test_the_focus_image_is_named_among_the_images_its_ratio_is_ranked_against(results):
+    """Image 0's ratio is ranked against every image's, its own from its other draws among them (the study draws
+    for x[0] again): 'higher than 17 of the 20 images' ratios' counted it without saying so."""
+    summary = results["gradient_estimators"]
+    images = summary["images"]
+    images.update(num_images=20, estimates_per_image=1000)
+    focus = describe_estimators(summary)["focus"]
+    assert f"of the {images['variance_ratio']['score_function']['mean_1']['count']} images' ratios" in focus
+    assert focus.endswith("Image 0 is one of those 20 images, with 1000 further draws there: its ratio from those "
+                          "draws is one of the ratios counted.")

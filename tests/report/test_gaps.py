@@ -1,6 +1,6 @@
 """Part 8's description (vae_autograd.report.gaps) follows the numbers and quotes the settings the
 run recorded."""
-from vae_autograd.report.gaps import describe_inference_gaps, first_epoch_apart
+from vae_autograd.report.gaps import describe_inference_gaps, first_epoch_apart, gap_section
 
 
 def test_description_follows_the_numbers(results):
@@ -97,3 +97,39 @@ def test_refinement_names_wrong_basins_only_where_there_are_any(results):
     test["refinement_unconverged_fraction"] = 0.001
     said = describe_inference_gaps(gaps)["refinement"]
     assert "it stops more than 0.1 nats below q*, in another local optimum or still rising (a wrong basin" in said
+
+
+def test_a_wrong_basin_share_is_never_shown_as_0_0_percent(results):
+    """1 image of 10,000 in a wrong basin read '0.0%' in the tables (the format's one decimal), as none does."""
+    gaps = results["inference_gaps"]
+    gaps["test"]["wrong_basin_fraction"], gaps["train"]["wrong_basin_fraction"] = 1e-4, 0.0
+    gaps["over_training"][0]["wrong_basin_fraction"] = 4e-4
+    gaps["over_training"][1]["wrong_basin_fraction"] = 0.9996
+    table = "\n".join(line for line in gap_section(gaps) if line.startswith("|"))
+    assert "0.0%" not in table and "100.0%" not in table
+    assert table.count("| 0.01% |") == 1 and "| 0.04% |" in table and "| above 99.9% |" in table
+    assert "| 0% |" in table  # none: no decimal to round
+    from vae_autograd.report.format import table_percent
+
+    assert [table_percent(share) for share in (0.0921, 0.104, 1.0)] == ["9.2%", "10.4%", "100%"]
+
+
+def test_the_reports_own_thresholds_are_the_ones_its_sentences_print(results):
+    """'3 standard errors' and '0.02 nats' were written into the sentences beside the thresholds that
+    decided them (first_epoch_apart's num_se default, the convergence check's literal)."""
+    gaps = results["inference_gaps"]
+    summary = gaps["test"]
+
+    def row(epoch, split, amortization_gap):
+        return dict(summary, epoch=epoch, split=split, amortization_gap=amortization_gap,
+                    amortization_gap_se=0.1, wrong_basin_fraction=0.0)
+
+    rows = [row(1, "test", 1.0), row(1, "train", 1.0), row(50, "test", 1.25), row(50, "train", 1.0)]
+    said = describe_inference_gaps({**gaps, "over_training": rows}, num_se=1.5)["along_training"]
+    assert "the test amortization gap first exceeds the training one by more than 1.5 standard errors at epoch 50" \
+        in said and "3 standard errors" not in said
+    gaps["test"]["convergence"].update(another_start=0.003, more_iterations=-0.001)
+    assert "(both under 0.005 nats: q* is converged)" in describe_inference_gaps(gaps, converged_nats=0.005)[
+        "convergence"]
+    assert "(not both under 0.002 nats: q* is not converged)" in describe_inference_gaps(gaps, converged_nats=0.002)[
+        "convergence"]

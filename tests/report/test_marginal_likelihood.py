@@ -108,3 +108,28 @@ def test_describe_sets_apart_calls_it_overfitting_only_in_its_direction():
     assert "overfit" not in reverse and "training images are" not in reverse
     close = describe_sets_apart(summary(-140.0), summary(-139.8))
     assert "they differ by +0.20 nats, 0.3 combined standard errors, within the 3" in close
+
+
+def test_describe_iwae_says_how_the_bounds_change_with_k_only_as_they_do():
+    """'Each tenfold K closed' a negative number of nats, 'the ELBO of q(z|x) (K = 2)', and the contrast with a
+    close proposal where the smallest K's bound was already within the tolerance: each was said whatever the
+    numbers."""
+    falling = describe_iwae(iwae_summary([-150.0, -148.0, -149.0, -149.5]))
+    assert "stays 8.50 nats below log p(x)" in falling and "closed" not in falling
+    assert "Each tenfold K moved the bound by +2.00, -1.00, -0.50 nats: it does not rise with K at every step." \
+        in falling and "10^" not in falling
+    lower = describe_iwae(iwae_summary([-147.0, -148.0, -149.0, -149.5]))
+    assert "moved the bound by -1.00, -1.00, -0.50 nats: it does not rise with K at every step, and falls from " \
+        "the first K to the last." in lower
+    flat = describe_iwae(iwae_summary([-147.0, -147.0009, -146.9995, -146.9999]))  # per tenfold K: -0.00, +0.00, -0.00
+    assert "closed" not in flat and "does not rise with K at every step" in flat
+    other_ks = describe_iwae({"iwae": {2: -150.0, 10: -148.0, 50: -147.0}, "log_px_on_iwae_images": -141.0,
+                              "iwae_images": 500})
+    assert "ELBO of q(z|x)" not in other_ks and "here the bound with K = 2 lies 9.00 nats below log p(x)" in other_ks
+    assert "Each tenfold K" not in other_ks and "Each step from one K to the next (per tenfold K) closed 2.86, 1.43" \
+        in other_ks
+    tight_first = describe_iwae(iwae_summary([-141.05, -141.5, -141.8, -142.0]))
+    assert "stays 1.00 nats below" in tight_first and "proposal close to p(z|x)" not in tight_first
+    mixed = describe_iwae(iwae_summary([-141.02, -140.95, -141.0, -141.05]))
+    assert "reaches log p(x) within 0.1 nats (log p(x) minus the bound: 0.02, -0.05, 0.00, 0.05 at K = 1, 10, " \
+        "100, 1000)" in mixed and "below it" not in mixed

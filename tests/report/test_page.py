@@ -1,5 +1,9 @@
 """The page's own sentences (vae_autograd.report.page): the model, the images trained on and the
 counts the captions name are read off results.json, never written in."""
+import ast
+import re
+
+from tests.helpers import REPO
 from vae_autograd.report.page import computed_captions, readme_results, report_text
 
 
@@ -51,3 +55,31 @@ def test_a_run_without_iwae_bounds_gets_a_report_without_them(results):
     results["integration_test"].update(iwae={}, iwae_images=0, log_px_on_iwae_images=None)
     text = report_text(results)
     assert "Importance-weighted bounds on the first" not in text and "| IWAE bound |" not in text
+
+
+def test_the_top_half_caption_counts_the_rows_results_json_implies(results):
+    """'the bottom 14 rows' was written in; the rows are half of the image's side (data_dim)."""
+    assert "with the bottom 14 rows unobserved" in computed_captions(results)["top_half_posterior"]
+    results["training"]["data_dim"] = 100
+    caption = computed_captions(results)["top_half_posterior"]
+    assert "with the bottom 5 rows unobserved" in caption and "14" not in caption
+
+
+def test_the_readme_block_never_shows_a_wrong_basin_share_as_0_0_percent(results):
+    results["inference_gaps"]["test"]["wrong_basin_fraction"] = 1e-4
+    block = readme_results(results)
+    assert "0.0%" not in block and "| 0.01% |" in block
+
+
+def test_the_report_package_holds_no_test_only_code():
+    """Every function, class and constant of vae_autograd.report is used by the package (or run_all.py):
+    readme_block was used only by tests."""
+    sources = [path.read_text() for path in (*(REPO / "vae_autograd").rglob("*.py"), REPO / "run_all.py")]
+    unused = []
+    for path in sorted((REPO / "vae_autograd" / "report").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            names = ([node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else
+                     [t.id for t in node.targets if isinstance(t, ast.Name)] if isinstance(node, ast.Assign) else [])
+            unused += [f"{path.name}: {name}" for name in names
+                       if sum(len(re.findall(rf"\b{name}\b", source)) for source in sources) < 2]
+    assert unused == []

@@ -77,3 +77,21 @@ def test_describe_top_half_says_the_windows_hold_the_whole_posterior_only_when_t
     summary["mass_outside_window"] = [0.02]
     text = describe_top_half(summary)
     assert "the whole posterior" not in text and "On windows that hold most of the posterior (at most" in text
+
+
+def test_two_means_that_print_alike_are_not_called_one_larger():
+    """Test and training KL means of 1.5 and 1.496 read 'q misses p more on the test images (mean 1.50 nats
+    against 1.50'."""
+    text = describe_true_vs_approx(true_vs_approx_summary([1.0, 1.992], [1.0, 2.0], [0.1, 0.1], [0.1, 0.2]))
+    assert "q misses p as much on the test images as on the training images (mean 1.50 nats on both, to 2 " \
+        "decimals)" in text and "misses p more" not in text
+
+
+def test_a_share_printed_as_50_percent_is_called_neither_most_nor_least():
+    """Amortization shares of 50.4% of each KL print as 50%: 'most of the gap is amortization gap' would read
+    against its own numbers."""
+    text = describe_true_vs_approx(true_vs_approx_summary([1.0, 1.0], [1.0, 1.0], [0.496, 0.496], [0.496, 0.496]))
+    assert "the amortization gap (the encoder's KL minus the best Gaussian's) is 50% of the KL on the training " \
+        "panels and 50% on the test panels" in text and "most of the gap" not in text
+    text = describe_true_vs_approx(true_vs_approx_summary([1.0, 1.0], [1.0, 1.0], [0.49, 0.49], [0.49, 0.49]))
+    assert "most of the gap is amortization gap" in text and "51% of the KL on the training panels" in text

@@ -12,7 +12,9 @@ from vae_autograd.core.text import percent
 from vae_autograd.figures.seeds import fig_seed_values
 from vae_autograd.io.files import OutputError
 from vae_autograd.report.seeds import (
+    CAPTION,
     README_HEADLINES,
+    beside_published,
     describe_sweep,
     gap_changes,
     readme_seed_block,
@@ -188,7 +190,7 @@ def test_sentences_say_what_the_numbers_show():
 def test_the_page_sets_each_setting_beside_the_published_row(tmp_path):
     sweeps = [made_up_sweep("assignment"), made_up_sweep(shift=3.0)]
     page = sweep_page(sweeps, "seeds.png")
-    assert "| Davidson et al. (2018) |  | 10,000 |  | -135.73 ± 0.83 |  | -137.08 ± 0.83 |  |" in page
+    assert "| Davidson et al. (2018) |  | 10,000 | -135.73 ± 0.83 |  |  | -137.08 ± 0.83 |  |" in page
     mean, sd = sweeps[1]["mean"]["test_log_px"], sweeps[1]["sd"]["test_log_px"]
     assert f"| literature | 5 | 10,000 / 1,000 | {mean:.2f} ± {sd:.2f} |" in page
     assert "784-500-tanh encoder and its mirror as decoder, 2-D latent, trained on the first 50,000 training " \
@@ -239,6 +241,7 @@ def test_the_readme_block_gives_each_headline_numbers_mean_sd_and_range_over_see
     lines = readme_seed_block(sweep).splitlines()
     for metric, name, digits in README_HEADLINES:
         values = np.array([row[metric] for row in sweep["rows"]])
+        name = name.format(iwae_k=f"K = {sweep['analysed']['iwae_k']}")
         shown = next(line for line in lines if line.startswith(f"| {name} |")).split(" | ")
         def form(value, digits=digits):  # a share as a percentage
             return percent(value) if digits is None else f"{value:.{digits}f}"
@@ -285,3 +288,90 @@ def test_a_setting_analysed_on_a_subset_of_the_test_set_sets_only_its_elbo_besid
     subset = sentences[2]
     assert "first 50 test images only" in subset and f"{subset_elbo:.2f}" in subset
     assert f"{abs(subset_elbo - mean['test_elbo']):.2f} nats" in subset and "not set beside the published LL" in subset
+
+
+def table_cells(page, first_cell):
+    """{header: cell} of the row of the page's first table that starts with first_cell."""
+    lines = page.splitlines()
+    header = next(line for line in lines if line.startswith("| setting | seeds |"))
+    row = next(line for line in lines if line.startswith(f"| {first_cell} |"))
+    return dict(zip(header.strip("|").split(" | "), row.strip("|").split(" | ")))
+
+
+def test_the_published_ll_stands_where_log_px_is_in_the_table_the_caption_and_the_figure():
+    """Davidson et al.'s LL estimates the test set's mean log p(x): the table put it in the IWAE column while
+    the caption and the figure set it beside the exact log p(x)."""
+    sweeps = [made_up_sweep("assignment"), made_up_sweep(shift=3.0)]
+    published = sweeps[0]["published"]
+    page = sweep_page(sweeps, "seeds.png")
+    cells = {header.strip(): cell.strip() for header, cell in table_cells(page, "Davidson et al. (2018)").items()}
+    ll, elbo = (f"{published[key]:.2f} ± {published[key + '_sd']:.2f}" for key in ("log_px", "elbo"))
+    assert cells["exact log p(x)"] == ll and cells["test ELBO"] == elbo
+    assert cells["IWAE, K = 1000"] == "" and [header for header, cell in cells.items() if cell == ll] == [
+        "exact log p(x)"]
+    assert "their LL, an importance-sampling estimate of the mean log p(x) of the whole test set, stands in the " \
+        "exact log p(x) column" in page and "counterpart of the IWAE column" not in page
+    assert "their LL beside the exact log p(x)" in CAPTION
+    drawn = {title: reference for title, _, _, reference in figure_values(sweeps) if reference is not None}
+    assert drawn == {"exact test log p(x)": (published["log_px"], published["log_px_sd"]),
+                     "test ELBO": (published["elbo"], published["elbo_sd"])}
+
+
+def test_a_difference_that_prints_as_zero_is_level_not_below():
+    """above_or_below(0) said 'below', and a difference rounding to 0.00 read '0.00 nats below'."""
+    sweep = made_up_sweep()
+    published = sweep["published"]
+    for difference in (0.0, -0.004, 0.003):
+        sweep["mean"]["iwae_minus_log_px"] = difference
+        sweep["mean"]["test_threshold_log_px"] = sweep["mean"]["test_log_px"] + difference
+        sweep["mean"]["test_elbo"] = published["elbo"] + difference
+        iwae, literature, thresholded = describe_sweep(sweep, published)[:3]
+        for sentence in (iwae, literature, thresholded):
+            assert "0.00 nats" not in sentence
+        assert "IWAE with K = 1000 lies level (to 2 decimals) with the exact log p(x)" in iwae
+        assert "off by that much" not in iwae
+        assert "the test ELBO level (to 2 decimals) with their ELBO" in literature
+        assert "level (to 2 decimals) with that of the same images as drawn" in thresholded
+    sweep["mean"]["iwae_minus_log_px"] = -0.006
+    assert "lies 0.01 nats below the exact log p(x)" in describe_sweep(sweep, published)[0]
+
+
+def test_the_distance_to_the_published_row_is_set_against_its_width_as_printed():
+    """A distance and a sum of standard deviations that print alike are neither 'more than' nor 'within'."""
+    sweep = made_up_sweep()
+    published = sweep["published"]
+    sweep["sd"]["test_elbo"] = 0.40  # the sum of the two standard deviations: 1.23
+    sweep["mean"]["test_elbo"] = published["elbo"] - 1.2331
+    said = beside_published(sweep, "test_elbo", published, "elbo")
+    assert said == ("1.23 nats below their ELBO (as much as, to 2 decimals, the sum of the two standard deviations, "
+                    "1.23)")
+    sweep["mean"]["test_elbo"] = published["elbo"] - 1.2
+    assert "(within the sum" in beside_published(sweep, "test_elbo", published, "elbo")
+    sweep["mean"]["test_elbo"] = published["elbo"] + 1.3
+    assert "1.30 nats above their ELBO (more than the sum" in beside_published(sweep, "test_elbo", published, "elbo")
+
+
+def test_the_iwae_k_and_the_seeds_are_read_from_the_sweeps_json():
+    """'K = 1000' and '--seeds 0-4' were written into the page, the figure and the README block."""
+    sweep = made_up_sweep("assignment", seeds=(0, 2, 5))
+    sweep["analysed"] = {**sweep["analysed"], "iwae_k": 100}
+    page = sweep_page([sweep], "seeds.png")
+    assert "| IWAE, K = 100 |" in page and "the IWAE bound with K = 100 and" in page and "1000" not in page
+    assert "IWAE with K = 100 lies" in describe_sweep(sweep, sweep["published"])[0]
+    assert [title for title, *_ in figure_values([sweep])][1] == "IWAE (K = 100) minus exact log p(x)"
+    block = readme_seed_block(sweep)
+    assert "| IWAE (K = 100) minus exact log p(x) |" in block and "K = 1000" not in block
+    assert "`python -m vae_autograd.seeds --setting assignment --seeds 0,2,5`" in block
+    other = made_up_sweep(shift=3.0)  # K = 1000: each IWAE cell names its own K
+    page = sweep_page([sweep, other], "seeds.png")
+    assert "the IWAE bound with each setting's K (in its IWAE cell)" in page and "| IWAE | IWAE - log p(x) |" in page
+    assert f"{other['mean']['iwae']:.2f} ± {other['sd']['iwae']:.2f} (K = 1000) |" in page
+    assert [title for title, *_ in figure_values([sweep, other])][1] == "IWAE (each setting's K) minus exact log p(x)"
+
+
+def test_a_wrong_basin_share_is_never_shown_as_0_0_percent():
+    sweep = made_up_sweep()
+    for split in ("test", "train"):
+        sweep["mean"][f"{split}_wrong_basin_fraction"], sweep["sd"][f"{split}_wrong_basin_fraction"] = 1e-4, 2e-4
+    page = sweep_page([sweep], "seeds.png")
+    assert "0.0%" not in page and "| 0.01% ± 0.02% |" in page

@@ -2,6 +2,8 @@
 core.text, which the figure titles share)."""
 import math
 
+from ..core.text import percent
+
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
                 9: "nine", 10: "ten"}
 
@@ -46,6 +48,28 @@ def table_row(*cells):
 def with_se(row, key, digits):
     """row[key] ± row[key + "_se"], both with the given digits."""
     return f"{row[key]:.{digits}f} ± {row[key + '_se']:.{digits}f}"
+
+
+def nats_apart(difference, digits=2):
+    """Where a number lies against another, difference = it - the other, as a sentence prints it:
+    '1.23 nats above', '1.23 nats below', or 'level (to 2 decimals) with' when the difference prints as 0
+    at digits decimals (never '0.00 nats below')."""
+    shown = f"{abs(difference):.{digits}f}"
+    if float(shown) == 0:
+        return f"level (to {digits} decimals) with"
+    return f"{shown} nats {'above' if difference > 0 else 'below'}"
+
+
+def table_percent(share):
+    """A share for a table cell, to one decimal ('9.2%'), but never '0.0%' for a share above 0 nor '100.0%' for
+    one below 1: those take percent's two significant digits ('0.01%', 'below 0.001%') or 'above 99.9%'.
+    0 is '0%' and 1 '100%'."""
+    if share in (0, 1):
+        return f"{share:.0%}"
+    text = f"{share:.1%}"
+    if text == "0.0%":
+        return percent(share)
+    return "above 99.9%" if text == "100.0%" else text
 
 
 def at_most(value, digits=2):

@@ -2,7 +2,7 @@
 import math
 
 from ..core.text import percent
-from .format import at_most, table_row, with_se
+from .format import at_most, table_percent, table_row, with_se
 
 
 def iwae_proposal_lines(iwae, intro_end):
@@ -33,7 +33,7 @@ def gap_section(gaps):
                                with_se(row, "elbo_amortized", 2), with_se(row, "elbo_refined", 2),
                                with_se(row, "elbo_optimal", 2),
                                with_se(row, "approximation_gap", 3), with_se(row, "amortization_gap", 2),
-                               f"{row['wrong_basin_fraction']:.1%}"))
+                               table_percent(row['wrong_basin_fraction'])))
     lines += iwae_proposal_lines(gaps["test"].get("iwae"), "")
     lines += ["", "Along training (the same random images of each set at every epoch; ± as above):", "",
               "| epoch | set | images | log p(x) | ELBO(q) | approximation gap | amortization gap | wrong basin |",
@@ -42,7 +42,7 @@ def gap_section(gaps):
         lines.append(table_row(row["epoch"], row["split"], f"{row['num_images']:,}", with_se(row, "log_px", 2),
                                with_se(row, "elbo_amortized", 2),
                                with_se(row, "approximation_gap", 3), with_se(row, "amortization_gap", 2),
-                               f"{row['wrong_basin_fraction']:.1%}"))
+                               table_percent(row['wrong_basin_fraction'])))
     lines.append("")
     for sentence in describe_inference_gaps(gaps).values():
         lines += [sentence, ""]
@@ -65,21 +65,22 @@ def first_epoch_apart(rows, key, num_se=3.0, higher="test"):
     return None
 
 
-def describe_sets_over_training(rows):
+def describe_sets_over_training(rows, num_se=3.0):
     """The test and training sets compared along training, each claim in the direction the numbers
-    take: where either set's amortization gap or log p(x) first lies 3 standard errors beyond the
-    other's, or that they never do."""
+    take: where either set's amortization gap or log p(x) first lies num_se standard errors beyond the
+    other's (first_epoch_apart), or that they never do."""
     words, parts = {"test": ("test", "training"), "train": ("training", "test")}, []
+    errors = f"{num_se:g} standard errors"
     for key, name in (("amortization_gap", "amortization gap"), ("log_px", "log p(x)")):
-        apart = {higher: first_epoch_apart(rows, key, higher=higher) for higher in ("test", "train")}
-        said = [f"the {words[higher][0]} {name} first exceeds the {words[higher][1]} one by more than 3 standard "
-                f"errors at epoch {epoch}" for higher, epoch in apart.items() if epoch is not None]
+        apart = {higher: first_epoch_apart(rows, key, num_se, higher) for higher in ("test", "train")}
+        said = [f"the {words[higher][0]} {name} first exceeds the {words[higher][1]} one by more than {errors} "
+                f"at epoch {epoch}" for higher, epoch in apart.items() if epoch is not None]
         if said:
             parts.append(" and ".join(said))
         elif key == "amortization_gap":
-            parts.append("the test and training amortization gaps stay within 3 standard errors of each other")
+            parts.append(f"the test and training amortization gaps stay within {errors} of each other")
         else:
-            parts.append("on these subsets, test and training log p(x) stay within 3 standard errors of each other "
+            parts.append(f"on these subsets, test and training log p(x) stay within {errors} of each other "
                          "(part 3 compares the whole sets)")
     return "; ".join(parts)
 
@@ -115,12 +116,15 @@ def describe_refinement(test, train, settings):
     return text + f" The refined q leaves the best Gaussian's approximation gap, {best} nats on test (to 3 decimals)."
 
 
-def describe_inference_gaps(gaps):
+def describe_inference_gaps(gaps, converged_nats=0.02, num_se=3.0):
     """Sentences for the report from part 8's results: only what the numbers show.
 
     Returns {name: sentence} in the report's order: "gap_split", "refinement", and
     "convergence", "iwae" where the run made those checks, then "along_training". The
-    settings they quote (tolerances, starts, grids) are those the run recorded in gaps["settings"].
+    settings they quote (tolerances, starts, grids) are those the run recorded in gaps["settings"];
+    the report's own thresholds, each printed where it is applied: q* counts as converged when other starts
+    and more iterations move its mean ELBO by less than converged_nats, and the sets along training as apart
+    beyond num_se combined standard errors.
     """
     test, train, rows, settings = gaps["test"], gaps["train"], gaps["over_training"], gaps["settings"]
     sentences = {
@@ -136,7 +140,7 @@ def describe_inference_gaps(gaps):
     check = test.get("convergence")
     if check:
         bound = settings["mode_grid_bound"]
-        converged = check["another_start"] < 0.02 and abs(check["more_iterations"]) < 0.02
+        converged = check["another_start"] < converged_nats and abs(check["more_iterations"]) < converged_nats
         sentences["convergence"] = (
             f"q* is the best of q_refined and the fits started at the posterior's {settings['num_modes']} highest "
             f"local maxima on a {settings['mode_grid_spacing']:g} grid over [-{bound:g}, {bound:g}]^2 (those within "
@@ -146,8 +150,8 @@ def describe_inference_gaps(gaps):
             f"{check['another_start']:.1e} nats (at most {at_most(check['another_start_max_per_image'])} on one "
             "image), "
             f"and more iterations move it by {check['more_iterations']:+.1e} "
-            + ("(both under 0.02 nats: q* is converged)." if converged
-               else "(more than 0.02 nats: q* is not converged)."))
+            + (f"(both under {converged_nats:g} nats: q* is converged)." if converged
+               else f"(not both under {converged_nats:g} nats: q* is not converged)."))
     iwae = test.get("iwae")
     if iwae:
         k = max(iwae["optimal"], key=int)
@@ -162,7 +166,7 @@ def describe_inference_gaps(gaps):
     sizes = (f"{counts['test']} images per set" if counts.get("test") == counts.get("train") else
              ", ".join(f"{n} {name} images" for name, n in counts.items()))
     sentences["along_training"] = (
-        f"Along training (epochs {', '.join(map(str, epochs))}, {sizes}): {describe_sets_over_training(rows)}; "
+        f"Along training (epochs {', '.join(map(str, epochs))}, {sizes}): {describe_sets_over_training(rows, num_se)}; "
         + (f"the first test images in a wrong basin are seen at epoch {first_wrong}." if first_wrong else
            "no test image is in a wrong basin."))
     return sentences

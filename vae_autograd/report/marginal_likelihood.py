@@ -101,30 +101,44 @@ def describe_coarse_grid(summaries, tolerance=0.01):
 def describe_iwae(summary, tolerance=0.1):
     """One to three sentences on how far the IWAE bounds stay from log p(x); None without them.
 
-    The bound with the largest K counts as reaching log p(x) when within tolerance nats.
+    The bound with the largest K counts as reaching log p(x) when within tolerance nats. Each clause on
+    how the bounds change with K is said only as far as the numbers show it: "closed" only for steps in K
+    that raised the bound (at the printed precision), "the ELBO" only for K = 1, and the contrast with a
+    proposal close to p(z|x) only where the smallest K's bound is more than tolerance short.
     """
     iwae = {int(k): v for k, v in summary["iwae"].items()}  # JSON turns the keys into strings
     if len(iwae) < 2 or summary["log_px_on_iwae_images"] is None:
         return None
     ks = sorted(iwae)
-    last = ks[-1]
+    first, last = ks[0], ks[-1]
     distance = {k: summary["log_px_on_iwae_images"] - iwae[k] for k in ks}
     per_decade = [(iwae[b] - iwae[a]) / math.log10(b / a) for a, b in zip(ks, ks[1:])]
     distances = ", ".join(f"{distance[k]:.2f}" for k in ks) + " at K = " + ", ".join(str(k) for k in ks)
+    # "below it" only where every distance prints as no less than 0; else the signed differences, named.
+    listed = (f"{distances} below it" if all(float(f"{distance[k]:.2f}") >= 0 for k in ks)
+              else f"log p(x) minus the bound: {distances}")
+    head = f"On the first {summary['iwae_images']} test images the IWAE bound with K = {last}"
     if distance[last] < -tolerance:
-        return (f"On the first {summary['iwae_images']} test images the IWAE bound with K = {last} lies "
-                f"{-distance[last]:.2f} nats above log p(x) ({distances} below it), which a lower bound "
+        return (f"{head} lies {-distance[last]:.2f} nats above log p(x) ({listed}), which a lower bound "
                 "cannot do in expectation: the bounds or the quadrature are in error.")
     if distance[last] <= tolerance:
-        return (f"On the first {summary['iwae_images']} test images the IWAE bound with K = {last} reaches "
-                f"log p(x) within {tolerance:g} nats ({distances} below it), an independent check of the "
+        return (f"{head} reaches log p(x) within {tolerance:g} nats ({listed}), an independent check of the "
                 "quadrature.")
-    text = (f"On the first {summary['iwae_images']} test images the IWAE bound with K = {last} stays "
-            f"{distance[last]:.2f} nats below log p(x) ({distances}). Each tenfold K closed "
-            + ", ".join(f"{r:.2f}" for r in per_decade) + " nats of it")
-    text += (". The weights p(x, z) / q(z|x) of a proposal close to p(z|x) would be nearly equal and the "
-             f"bound tight at small K; here the ELBO of q(z|x) (K = {ks[0]}) lies {distance[ks[0]]:.2f} nats below "
-             "log p(x).")
+    text = f"{head} stays {distance[last]:.2f} nats below log p(x) ({distances})."
+    shown = [float(f"{r:.2f}") for r in per_decade]
+    each = ("Each tenfold K" if all(b == 10 * a for a, b in zip(ks, ks[1:]))
+            else "Each step from one K to the next (per tenfold K)")
+    rates = ", ".join(f"{r:.2f}" for r in per_decade)
+    if all(r > 0 for r in shown):
+        text += f" {each} closed {rates} nats of it."
+    else:
+        signed = ", ".join(f"{r:+.2f}" for r in per_decade)
+        text += (f" {each} moved the bound by {signed} nats: it does not rise with K at every step"
+                 + (", and falls from the first K to the last." if iwae[last] < iwae[first] else "."))
+    if distance[first] > tolerance:
+        smallest = f"the ELBO of q(z|x) (K = {first})" if first == 1 else f"the bound with K = {first}"
+        text += (" The weights p(x, z) / q(z|x) of a proposal close to p(z|x) would be nearly equal and the "
+                 f"bound tight at small K; here {smallest} lies {distance[first]:.2f} nats below log p(x).")
     if per_decade[-1] > 0:
         text += (" If no later tenfold K closed more than the last, reaching log p(x) would take K of "
                  f"10^{math.log10(last) + distance[last] / per_decade[-1]:.1f} or more.")

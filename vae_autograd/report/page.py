@@ -7,7 +7,7 @@ import math
 
 from ..io.files import atomic_write
 from .estimators import describe_estimators, estimator_section
-from .format import count, table_row, with_se
+from .format import count, table_percent, table_row, with_se
 from .gaps import describe_inference_gaps, gap_section, iwae_proposal_lines
 from .latent_classes import describe_interpolations, describe_latent_classes, describe_reconstructions
 from .marginal_likelihood import describe_marginal_likelihood
@@ -46,8 +46,8 @@ CAPTIONS = {
     "(top row) and the first {test} test images (bottom row), at the highest-density regions holding "
     "50/90/99% of the mass.",
     "top_half_posterior": "**6.2 Posterior given the top half.** For the first test images, one panel each "
-    "(panel 1 at the left): p(z | x_top), with the bottom 14 rows unobserved (they sum out of the likelihood "
-    "pixel by pixel), against p(z|x) for the whole "
+    "(panel 1 at the left): p(z | x_top), with the bottom {bottom_rows} rows unobserved (they sum out of the "
+    "likelihood pixel by pixel), against p(z|x) for the whole "
     "image; each title gives the std of p(z | x_top), its number of modes and the share of its mass "
     "at the window's edge.",
     "svi_posterior": "**6.3 SVI.** For the first test images, one panel each (panel 1 at the left), as in 6.2: "
@@ -181,6 +181,7 @@ def computed_captions(results):
         "svi_posterior": describe_svi(results["svi"]),
     }
     pairs, panels = len(paths["labels_a"]), posteriors["true_vs_approx"]
+    side = math.isqrt(results["training"]["data_dim"])
     counts = {  # the counts a caption names, read off the lists results.json holds
         "reconstructions": {"Images": count(len(shown["labels"])).capitalize()},
         "interpolations": {"Pairs": count(pairs).capitalize(), "pairs_of": "pair of" if pairs == 1 else "pairs of",
@@ -188,6 +189,8 @@ def computed_captions(results):
                            "different": " of different classes" if all(
                                a != b for a, b in zip(paths["labels_a"], paths["labels_b"])) else ""},
         "true_vs_approx_posterior": {part: count(len(panels[part]["kl"])) for part in ("train", "test")},
+        # The top half is the first half of the pixels (study.posterior.top_half): of a square image, its top rows.
+        "top_half_posterior": {"bottom_rows": side - side // 2},
     }
     captions = {}
     for name, text in CAPTIONS.items():
@@ -230,11 +233,6 @@ def readme_with_block(readme, start_mark, end_mark, text):
     return readme[:start] + text + readme[end:]
 
 
-def readme_block(readme, start_mark, end_mark):
-    """What lies between start_mark and end_mark in the README text readme."""
-    return readme[readme.index(start_mark) + len(start_mark):readme.index(end_mark)]
-
-
 def readme_results(results):
     """The README's results block, every number from results (as in results.json).
 
@@ -261,7 +259,7 @@ def readme_results(results):
         row = gaps[name]
         lines.append(table_row(name, f"{row['num_images']:,}", with_se(row, "approximation_gap", 3),
                                with_se(row, "amortization_gap", 2), with_se(row, "refinement_gain", 2),
-                               f"{row['wrong_basin_fraction']:.1%}"))
+                               table_percent(row['wrong_basin_fraction'])))
     sentences = describe_inference_gaps(gaps)
     for name in ("gap_split", "refinement"):
         lines += ["", sentences[name]]

@@ -17,13 +17,20 @@ def describe_true_vs_approx(summary):
         sets[name] = {"kl": kl, "best": best, "share": float(np.sum(kl - best) / np.sum(kl)),
                       "edge": max(summary[name]["edge_mass"])}
     train, test = sets["train"], sets["test"]
-    if test["kl"].mean() > train["kl"].mean():
-        compare = (f"q misses p more on the test images (mean {test['kl'].mean():.2f} nats against "
-                   f"{train['kl'].mean():.2f} on the training images)")
+    # Compared as printed, so that two means shown alike are never called one larger than the other.
+    test_mean, train_mean = f"{test['kl'].mean():.2f}", f"{train['kl'].mean():.2f}"
+    if float(test_mean) > float(train_mean):
+        compare = (f"q misses p more on the test images (mean {test_mean} nats against "
+                   f"{train_mean} on the training images)")
+    elif float(test_mean) < float(train_mean):
+        compare = (f"q is no further from p on the test images (mean {test_mean} nats) than on "
+                   f"the training images ({train_mean})")
     else:
-        compare = (f"q is no further from p on the test images (mean {test['kl'].mean():.2f} nats) than on "
-                   f"the training images ({train['kl'].mean():.2f})")
+        compare = (f"q misses p as much on the test images as on the training images (mean {test_mean} nats on "
+                   "both, to 2 decimals)")
     shares = f"{train['share']:.0%} of the KL on the training panels and {test['share']:.0%} on the test panels"
+    # "Most" decided on the shares as printed, so that a share shown as 50% is never called most or least.
+    train["share"], test["share"] = (round(sets[name]["share"], 2) for name in ("train", "test"))
     if min(train["share"], test["share"]) > 0.5:
         verdict = (f"so on these panels most of the gap is amortization gap (the encoder's KL minus the best "
                    f"Gaussian's): {shares}")

@@ -5,12 +5,13 @@ what those numbers show."""
 import statistics
 
 from ..core.text import percent
-from .format import join, table_row
+from .format import join, nats_apart, table_row
 
-# The figure's panels: (row metric, title, y label, key of the published row drawn beside it or None).
+# The figure's panels: (row metric, title, y label, key of the published row drawn beside it or None); a title's
+# {iwae_k} is the sweeps' K (iwae_k_text), read off their JSONs by figure_panels.
 FIGURE_PANELS = (
     ("test_log_px", "exact test log p(x)", "nats per image", "log_px"),
-    ("iwae_minus_log_px", "IWAE (K = 1000) minus exact log p(x)", "nats per image", None),
+    ("iwae_minus_log_px", "IWAE ({iwae_k}) minus exact log p(x)", "nats per image", None),
     ("test_elbo", "test ELBO", "nats per image", "elbo"),
     ("test_approximation_gap", "approximation gap (test)", "nats per image", None),
     ("test_amortization_gap", "amortization gap (test)", "nats per image", None),
@@ -21,6 +22,19 @@ CAPTION = ("**Per seed.** Each dot one seed's model (its value on the test set),
            "log p(x), their ELBO beside the test ELBO), their mean ± standard deviation is the grey band (a setting "
            "analysed on the first test images only, the images column of the page's first table, is not comparable "
            "with it in the log p(x) panel).")
+
+
+def iwae_k_text(sweeps):
+    """'K = 1000' when the sweeps' IWAE bounds share one K (analysed["iwae_k"] of their JSONs), else
+    "each setting's K"."""
+    ks = {sweep["analysed"]["iwae_k"] for sweep in sweeps}
+    return f"K = {ks.pop()}" if len(ks) == 1 else "each setting's K"
+
+
+def figure_panels(sweeps):
+    """FIGURE_PANELS with their titles for these sweeps (the IWAE panel names their K)."""
+    return [(metric, title.format(iwae_k=iwae_k_text(sweeps)), ylabel, reference)
+            for metric, title, ylabel, reference in FIGURE_PANELS]
 
 
 def spread(sweep, metric, digits=2):
@@ -36,10 +50,6 @@ def share_spread(sweep, metric):
     return "-" if mean is None else percent(mean) if sd is None else f"{percent(mean)} ± {percent(sd)}"
 
 
-def above_or_below(difference):
-    return "above" if difference > 0 else "below"
-
-
 def sweep_page(sweeps, figure_name):
     """The whole page (markdown) of the sweeps (their JSONs, in the order shown), with the figure figure_name."""
     published = sweeps[0]["published"] if sweeps else None
@@ -50,22 +60,26 @@ def sweep_page(sweeps, figure_name):
                   f"{seed_list(seeds)} ({len(seeds)} model{'s' if len(seeds) > 1 else ''})."]
     if not sweeps:
         return "\n".join(lines + ["No sweep has been run yet.", ""])
+    one_k = len({sweep["analysed"]["iwae_k"] for sweep in sweeps}) == 1
+    k_text = iwae_k_text(sweeps) if one_k else "each setting's K (in its IWAE cell)"
     lines += ["", "Mean ± standard deviation over seeds (ddof = 1), in nats per image: the exact log p(x) of the "
-              "first test images (the images column: how many, then how many of them the IWAE bound with K = 1000 "
+              f"first test images (the images column: how many, then how many of them the IWAE bound with {k_text} "
               "and the encoder's q(z|x) covers; IWAE - log p(x) is the mean difference on those same images), the "
               "ELBOs of the training's evaluation (the whole test set, the training images), beside the published "
-              f"row of {published['source']} (their LL is an importance-sampling estimate of log p(x), the "
-              "counterpart of the IWAE column):", "",
-              table_row("setting", "seeds", "images", "exact log p(x)", "IWAE, K = 1000", "IWAE - log p(x)",
-                        "test ELBO", "training ELBO"),
+              f"row of {published['source']}: their LL, an importance-sampling estimate of the mean log p(x) of the "
+              "whole test set, stands in the exact log p(x) column (comparable with a setting's only where the images "
+              "column shows the whole test set), their ELBO in the test ELBO column:", "",
+              table_row("setting", "seeds", "images", "exact log p(x)", f"IWAE, {k_text}" if one_k else "IWAE",
+                        "IWAE - log p(x)", "test ELBO", "training ELBO"),
               table_row(*["---"] * 8)]
     for sweep in sweeps:
         images = f"{sweep['analysed']['test_images']:,} / {sweep['analysed']['iwae_images']:,}"
+        iwae = spread(sweep, "iwae") + ("" if one_k else f" (K = {sweep['analysed']['iwae_k']})")
         lines.append(table_row(sweep["setting"], len(sweep["seeds"]), images, spread(sweep, "test_log_px"),
-                               spread(sweep, "iwae"), spread(sweep, "iwae_minus_log_px"), spread(sweep, "test_elbo"),
+                               iwae, spread(sweep, "iwae_minus_log_px"), spread(sweep, "test_elbo"),
                                spread(sweep, "train_elbo")))
-    lines.append(table_row("Davidson et al. (2018)", "", "10,000", "",
-                           f"{published['log_px']:.2f} ± {published['log_px_sd']:.2f}", "",
+    lines.append(table_row("Davidson et al. (2018)", "", "10,000",
+                           f"{published['log_px']:.2f} ± {published['log_px_sd']:.2f}", "", "",
                            f"{published['elbo']:.2f} ± {published['elbo_sd']:.2f}", ""))
     lines += ["", "Where the ELBO loses its nats (exact Gaussian ELBOs, no sampling; the training images are the "
               "first of those each model was evaluated on):", "",
@@ -105,11 +119,15 @@ def gap_changes(sweeps):
 
 def beside_published(sweep, ours, published, theirs):
     """'1.23 nats below their ELBO (within the sum of the two standard deviations, 1.57)': the sweep's mean
-    of metric ours against the published row's theirs ("log_px", named LL, or "elbo")."""
+    of metric ours against the published row's theirs ("log_px", named LL, or "elbo"). The distance and the sum
+    are compared as printed (2 decimals), so that two numbers shown alike are never called one larger."""
     gap = sweep["mean"][ours] - published[theirs]
     width = (sweep["sd"][ours] or 0.0) + published[f"{theirs}_sd"]
-    return (f"{abs(gap):.2f} nats {above_or_below(gap)} their {'LL' if theirs == 'log_px' else 'ELBO'} "
-            f"({'more than' if abs(gap) > width else 'within'} the sum of the two standard deviations, {width:.2f})")
+    shown_gap, shown_width = float(f"{abs(gap):.2f}"), float(f"{width:.2f}")
+    compared = ("more than" if shown_gap > shown_width else "within" if shown_gap < shown_width
+                else "as much as, to 2 decimals,")
+    return (f"{nats_apart(gap)} their {'LL' if theirs == 'log_px' else 'ELBO'} "
+            f"({compared} the sum of the two standard deviations, {width:.2f})")
 
 
 def training_summary(options):
@@ -141,6 +159,13 @@ def seed_list(seeds):
     return join([str(s) for s in seeds])
 
 
+def seeds_option(seeds):
+    """The --seeds option that runs these seeds: '0-4' for consecutive ones, else '0,2,5'."""
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(str(s) for s in seeds)
+
+
 def describe_sweep(sweep, published):
     """The sentences of one setting's sweep, each computed from its numbers."""
     setting, rows, mean = sweep["setting"], sweep["rows"], sweep["mean"]
@@ -148,11 +173,12 @@ def describe_sweep(sweep, published):
     sentences = []
     below = sum(row["iwae_minus_log_px"] < 0 for row in rows)
     difference = mean["iwae_minus_log_px"]
+    apart = nats_apart(difference)
     sentences.append(
-        f"{setting}: on the first {sweep['analysed']['iwae_images']:,} test images, IWAE with K = 1000 lies "
-        f"{abs(difference):.2f} nats {above_or_below(difference)} the exact log p(x) of those images on average over "
-        f"the {n} seed{'s' if n > 1 else ''} (below in {below} of {n}); as an estimate of log p(x) it is off by that "
-        "much.")
+        f"{setting}: on the first {sweep['analysed']['iwae_images']:,} test images, IWAE with "
+        f"K = {sweep['analysed']['iwae_k']} lies {apart} the exact log p(x) of those images on average over "
+        f"the {n} seed{'s' if n > 1 else ''} (below in {below} of {n})"
+        + ("." if apart.startswith("level") else "; as an estimate of log p(x) it is off by that much."))
     if sweep["options"]["binarization"] == "dynamic":
         parts = []
         # Davidson et al.'s numbers are the whole test set's: the log p(x) and IWAE of a subset are not set beside them.
@@ -175,13 +201,13 @@ def describe_sweep(sweep, published):
             sentences.append(
                 f"{setting}: its exact log p(x) and IWAE are those of the first {sweep['analysed']['test_images']:,} "
                 f"test images only, whose exact ELBO of q(z|x) (log p(x) minus both gaps), {subset_elbo:.2f}, lies "
-                f"{abs(offset):.2f} nats {above_or_below(offset)} the whole test set's ELBO ({mean['test_elbo']:.2f}); "
+                f"{nats_apart(offset)} the whole test set's ELBO ({mean['test_elbo']:.2f}); "
                 "so they are not set beside the published LL, which is the whole test set's.")
         drawn, thresholded = mean["test_log_px"], mean["test_threshold_log_px"]
         images = "test images" if whole else f"first {sweep['analysed']['test_images']:,} test images"
         sentences.append(f"{setting}: the {images} thresholded at 0.5 have an exact log p(x) of "
-                         f"{spread(sweep, 'test_threshold_log_px')}, {abs(thresholded - drawn):.2f} nats "
-                         f"{above_or_below(thresholded - drawn)} that of the same images as drawn from its fixed seed "
+                         f"{spread(sweep, 'test_threshold_log_px')}, {nats_apart(thresholded - drawn)} "
+                         "that of the same images as drawn from its fixed seed "
                          f"({spread(sweep, 'test_log_px')}).")
         sentences.append(f"{setting}: the ELBO of the whole test set thresholded at 0.5, "
                          f"{spread(sweep, 'test_threshold_elbo')}, lies "
@@ -207,7 +233,7 @@ def describe_sweep(sweep, published):
 
 
 # The README's headline numbers (report.page.readme_results) and where a sweep row holds each: (row metric,
-# what it is, digits).
+# what it is, digits); {iwae_k} is the sweep's K, read off its JSON by readme_seed_block.
 README_HEADLINES = (
     ("test_log_px", "exact test log p(x)", 2), ("train_log_px", "exact training log p(x)", 2),
     ("test_elbo", "test ELBO", 2), ("train_elbo", "training ELBO", 2),
@@ -216,7 +242,7 @@ README_HEADLINES = (
     ("test_amortization_gap", "amortization gap (test)", 2), ("train_amortization_gap", "amortization gap (train)", 2),
     ("test_wrong_basin_fraction", "wrong-basin fraction (test)", None),
     ("train_wrong_basin_fraction", "wrong-basin fraction (train)", None),
-    ("iwae_minus_log_px", "IWAE (K = 1000) minus exact log p(x)", 2))
+    ("iwae_minus_log_px", "IWAE ({iwae_k}) minus exact log p(x)", 2))
 README_SEEDS_START, README_SEEDS_END = "<!-- seeds:start -->\n", "<!-- seeds:end -->"
 
 
@@ -231,7 +257,8 @@ def readme_seed_block(sweep):
         return percent(number) if digits is None else f"{number:.{digits}f}"
 
     lines = [f"The same numbers over the {len(rows)} seeds {seed_list(sweep['seeds'])} of the assignment setting "
-             "(`python -m vae_autograd.seeds --setting assignment --seeds 0-4`, `sweeps/assignment.json`): the mean "
+             f"(`python -m vae_autograd.seeds --setting assignment --seeds {seeds_option(sweep['seeds'])}`, "
+             "`sweeps/assignment.json`): the mean "
              "± standard deviation over seeds (ddof = 1) and the range. Each seed is analysed as above, but its ELBOs "
              f"are the training's evaluation ({sweep['options']['eval_samples']} draws of z per image) and its IWAE "
              f"uses the first {sweep['analysed']['iwae_images']:,} test images.", "",
@@ -239,5 +266,6 @@ def readme_seed_block(sweep):
     for metric, name, digits in README_HEADLINES:
         values = [row[metric] for row in rows]
         mean_sd = share_spread(sweep, metric) if digits is None else spread(sweep, metric, digits)
-        lines.append(table_row(name, mean_sd, value(digits, min(values)), value(digits, max(values))))
+        lines.append(table_row(name.format(iwae_k=iwae_k_text([sweep])), mean_sd, value(digits, min(values)),
+                               value(digits, max(values))))
     return "\n".join(lines) + "\n"

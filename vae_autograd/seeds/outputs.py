@@ -12,7 +12,7 @@ import numpy as np
 from ..figures import save_png
 from ..figures.seeds import fig_seed_values
 from ..io.files import OutputError, atomic_write, sole_writer
-from ..report.seeds import FIGURE_PANELS, sweep_page
+from ..report.seeds import figure_panels, sweep_page
 from ..train.options import TrainConfig
 from .analysis import METRICS, TIMING, row_bytes
 from .settings import DAVIDSON_2018, SETTINGS
@@ -110,9 +110,9 @@ def page_problem(sweep):
 
 def figure_values(sweeps):
     """The figure's arrays from the sweeps: [(title, ylabel, [(n_seeds,) values per sweep], reference or
-    None)], one per panel of report.seeds.FIGURE_PANELS."""
+    None)], one per panel of report.seeds.FIGURE_PANELS (its titles for these sweeps: report.seeds.figure_panels)."""
     panels = []
-    for metric, title, ylabel, reference in FIGURE_PANELS:
+    for metric, title, ylabel, reference in figure_panels(sweeps):
         values = [np.array([math.nan if row[metric] is None else row[metric] for row in sweep["rows"]])
                   for sweep in sweeps]
         published = sweeps[0]["published"] if sweeps else None
