@@ -67,7 +67,7 @@ def test_the_images_per_set_are_those_of_each_set(results):
     gaps = results["inference_gaps"]
     gaps["over_training_images"] = {"test": 2000, "train": 500}
     said = describe_inference_gaps(gaps)["along_training"]
-    assert "2000 test images, 500 train images)" in said and "images per set" not in said
+    assert "2,000 test images, 500 train images)" in said and "images per set" not in said
 
 
 def test_refinement_names_wrong_basins_only_where_there_are_any(results):
@@ -133,3 +133,22 @@ def test_the_reports_own_thresholds_are_the_ones_its_sentences_print(results):
         "convergence"]
     assert "(not both under 0.002 nats: q* is not converged)" in describe_inference_gaps(gaps, converged_nats=0.002)[
         "convergence"]
+
+
+def test_the_convergence_and_iwae_sentences_decide_on_the_numbers_they_print(results):
+    """Found by an adversarial review: 0.01996 printed as 2.0e-02 was called 'under 0.02', and a q* whose Monte
+    Carlo IWAE lies above log p(x) was said to bring the bound 'to -0.000 nats of log p(x)'."""
+    gaps = results["inference_gaps"]
+    gaps["test"]["convergence"].update(another_start=0.01996, another_start_max_per_image=0.05,
+                                       more_iterations=-0.01996)
+    said = describe_inference_gaps(gaps)["convergence"]
+    assert "by 2.0e-02 nats" in said and "(not both under 0.02 nats: q* is not converged)." in said
+    iwae = gaps["test"]["iwae"]
+    k = max(iwae["optimal"], key=int)
+    iwae["optimal"][k][0] = iwae["log_px"] + 0.0004
+    iwae["encoder"][k][0] = iwae["log_px"] - 1.234
+    said = describe_inference_gaps(gaps)["iwae"]
+    assert f"q* puts the IWAE bound with K = {k} level (to 3 decimals) with log p(x), and the encoder's q 1.23 " \
+        "nats below it" in said and "-0.000" not in said
+    iwae["optimal"][k][0] = iwae["log_px"] + 0.0123
+    assert "0.012 nats above log p(x)" in describe_inference_gaps(gaps)["iwae"]

@@ -18,7 +18,7 @@ def test_describe_true_vs_approx_follows_the_numbers():
     assert "1.00-2.00 nats on the two training images and 5.00-10.00 on the two test images" in text
     assert "These are four images, not the test set's ELBO gap" in text and "eight" not in text
     assert "q misses p more on the test images (mean 7.50 nats against 1.50" in text
-    assert "most of the gap is amortization gap" in text and "93% of the KL on the training panels" in text
+    assert "most of the gap is amortization gap" in text and "93.3% of the KL on the training panels" in text
     text = describe_true_vs_approx(true_vs_approx_summary([1.0, 2.0], [0.5, 0.5], [0.8, 1.5], [0.4, 0.4]))
     assert "q is no further from p on the test images" in text
     assert "most of the gap is the Gaussian family's approximation gap" in text
@@ -90,8 +90,11 @@ def test_two_means_that_print_alike_are_not_called_one_larger():
 def test_a_share_printed_as_50_percent_is_called_neither_most_nor_least():
     """Amortization shares of 50.4% of each KL print as 50%: 'most of the gap is amortization gap' would read
     against its own numbers."""
-    text = describe_true_vs_approx(true_vs_approx_summary([1.0, 1.0], [1.0, 1.0], [0.496, 0.496], [0.496, 0.496]))
-    assert "the amortization gap (the encoder's KL minus the best Gaussian's) is 50% of the KL on the training " \
-        "panels and 50% on the test panels" in text and "most of the gap" not in text
+    for best in (0.4996, 0.5004, 0.4995, 0.5005):  # shares of 50.04%, 49.96%, 50.05% and 49.95%: each shown as 50.0%
+        text = describe_true_vs_approx(true_vs_approx_summary([1.0, 1.0], [1.0, 1.0], [best] * 2, [best] * 2))
+        assert "the amortization gap (the encoder's KL minus the best Gaussian's) is 50.0% of the KL on the " \
+            "training panels and 50.0% on the test panels" in text and "most of the gap" not in text
     text = describe_true_vs_approx(true_vs_approx_summary([1.0, 1.0], [1.0, 1.0], [0.49, 0.49], [0.49, 0.49]))
-    assert "most of the gap is amortization gap" in text and "51% of the KL on the training panels" in text
+    assert "most of the gap is amortization gap" in text and "51.0% of the KL on the training panels" in text
+    text = describe_true_vs_approx(true_vs_approx_summary([1.0, 1.0], [1.0, 1.0], [0.996, 0.996], [0.5, 0.5]))
+    assert "0.4% of the KL on the training panels" in text and " 0% " not in text

@@ -287,7 +287,8 @@ def test_a_setting_analysed_on_a_subset_of_the_test_set_sets_only_its_elbo_besid
     subset_elbo = mean["test_log_px"] - mean["test_approximation_gap"] - mean["test_amortization_gap"]
     subset = sentences[2]
     assert "first 50 test images only" in subset and f"{subset_elbo:.2f}" in subset
-    assert f"{abs(subset_elbo - mean['test_elbo']):.2f} nats" in subset and "not set beside the published LL" in subset
+    shown = abs(float(f"{subset_elbo:.2f}") - float(f"{mean['test_elbo']:.2f}"))  # the two numbers as printed
+    assert f"{shown:.2f} nats" in subset and "not set beside the published LL" in subset
 
 
 def table_cells(page, first_cell):
@@ -321,6 +322,7 @@ def test_a_difference_that_prints_as_zero_is_level_not_below():
     """above_or_below(0) said 'below', and a difference rounding to 0.00 read '0.00 nats below'."""
     sweep = made_up_sweep()
     published = sweep["published"]
+    sweep["mean"]["test_log_px"] = -139.34  # printed alike with any difference below 0.005
     for difference in (0.0, -0.004, 0.003):
         sweep["mean"]["iwae_minus_log_px"] = difference
         sweep["mean"]["test_threshold_log_px"] = sweep["mean"]["test_log_px"] + difference
@@ -375,3 +377,25 @@ def test_a_wrong_basin_share_is_never_shown_as_0_0_percent():
         sweep["mean"][f"{split}_wrong_basin_fraction"], sweep["sd"][f"{split}_wrong_basin_fraction"] = 1e-4, 2e-4
     page = sweep_page([sweep], "seeds.png")
     assert "0.0%" not in page and "| 0.01% ± 0.02% |" in page
+
+
+def test_two_means_printed_two_decimals_apart_are_that_far_apart_in_the_sentence():
+    """Found by an adversarial review: -99.996 and -100.004 print as -100.00 and -100.00, yet the sentence said
+    '0.01 nats above'; -100.006 and -100.004 print as -100.01 and -100.00, yet it said 'level with'."""
+    sweep = made_up_sweep()
+    published = sweep["published"]
+    sweep["mean"].update(test_log_px=-100.004, test_threshold_log_px=-99.996)
+    thresholded = describe_sweep(sweep, published)[2]
+    assert "-100.00" in thresholded and "level (to 2 decimals) with that of the same images" in thresholded
+    sweep["mean"].update(test_log_px=-100.004, test_threshold_log_px=-100.006)
+    thresholded = describe_sweep(sweep, published)[2]
+    assert "-100.01" in thresholded and "0.01 nats below that of the same images" in thresholded
+
+
+def test_one_seed_is_set_beside_the_published_standard_deviation_alone():
+    """With one seed the sweep has no standard deviation: 'the sum of the two standard deviations' was the
+    published one alone."""
+    sweep = made_up_sweep(seeds=(0,))
+    said = beside_published(sweep, "test_elbo", sweep["published"], "elbo")
+    assert "their standard deviation, 0.83)" in said and "sum of the two" not in said
+    assert "over the 1 seed 0 of the assignment setting" in readme_seed_block(made_up_sweep("assignment", seeds=(0,)))

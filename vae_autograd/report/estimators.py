@@ -110,7 +110,9 @@ def describe_estimators(summary):
         # focus_rank counts image 0 among the images it ranks: the study draws for x[0] again, with the others.
         paragraphs["focus"] = (f"The image in the histograms is test image 0, from its {focus['num_estimates']} draws; "
                                f"its ratios for d ELBO / d mean_1 are " + "; ".join(focus_parts) + ". Image 0 is "
-                               f"one of those {images['num_images']} images, with {images['estimates_per_image']} "
+                               + ("the one image there" if images["num_images"] == 1
+                                  else f"one of those {images['num_images']} images")
+                               + f", with {images['estimates_per_image']} "
                                "further draws there: its ratio from those draws is one of the ratios counted.")
 
     # No claim compares the estimators' medians across K, or rests on a component's smallest

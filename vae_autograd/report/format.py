@@ -50,6 +50,22 @@ def with_se(row, key, digits):
     return f"{row[key]:.{digits}f} ± {row[key + '_se']:.{digits}f}"
 
 
+def plural(n, noun):
+    """'1 image', '2 images', '1,000 images': a count and its noun, in agreement."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def fixed(value, digits=2):
+    """value with digits decimals, as a sentence prints it, never '-0.00' (a negative that rounds to 0)."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def printed(value, digits=2):
+    """The number a sentence shows for value at digits decimals: what its claims are decided on."""
+    return float(fixed(value, digits))
+
+
 def nats_apart(difference, digits=2):
     """Where a number lies against another, difference = it - the other, as a sentence prints it:
     '1.23 nats above', '1.23 nats below', or 'level (to 2 decimals) with' when the difference prints as 0

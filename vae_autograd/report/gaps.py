@@ -2,7 +2,7 @@
 import math
 
 from ..core.text import percent
-from .format import at_most, table_percent, table_row, with_se
+from .format import at_most, nats_apart, plural, table_percent, table_row, with_se
 
 
 def iwae_proposal_lines(iwae, intro_end):
@@ -140,7 +140,9 @@ def describe_inference_gaps(gaps, converged_nats=0.02, num_se=3.0):
     check = test.get("convergence")
     if check:
         bound = settings["mode_grid_bound"]
-        converged = check["another_start"] < converged_nats and abs(check["more_iterations"]) < converged_nats
+        # Decided on the two numbers as the sentence prints them (1e-2, not 0.01996 under 0.02 printed as 2.0e-02).
+        another, more = (float(f"{check[key]:.1e}") for key in ("another_start", "more_iterations"))
+        converged = another < converged_nats and abs(more) < converged_nats
         sentences["convergence"] = (
             f"q* is the best of q_refined and the fits started at the posterior's {settings['num_modes']} highest "
             f"local maxima on a {settings['mode_grid_spacing']:g} grid over [-{bound:g}, {bound:g}]^2 (those within "
@@ -155,16 +157,19 @@ def describe_inference_gaps(gaps, converged_nats=0.02, num_se=3.0):
     iwae = test.get("iwae")
     if iwae:
         k = max(iwae["optimal"], key=int)
+        optimal = nats_apart(iwae["optimal"][k][0] - iwae["log_px"], 3)
         sentences["iwae"] = (
-            f"As an importance-sampling proposal on the first {iwae['num_images']} test images, q* brings the "
-            f"IWAE bound with K = {k} to {iwae['log_px'] - iwae['optimal'][k][0]:.3f} nats of log p(x), "
-            f"where the encoder's q stays {iwae['log_px'] - iwae['encoder'][k][0]:.2f} nats short.")
+            f"As an importance-sampling proposal on the first {plural(iwae['num_images'], 'test image')}, q* puts "
+            f"the IWAE bound with K = {k} {optimal} log p(x), and the encoder's q "
+            f"{nats_apart(iwae['encoder'][k][0] - iwae['log_px'])} it"
+            + ("." if optimal.endswith("below") else " (a Monte Carlo estimate of a lower bound may lie above it by "
+                                                      "its error)."))
     epochs = sorted({r["epoch"] for r in rows})
     first_wrong = next((r["epoch"] for r in sorted(rows, key=lambda r: r["epoch"])
                         if r["split"] == "test" and r["wrong_basin_fraction"] > 0), None)
     counts = gaps["over_training_images"]
-    sizes = (f"{counts['test']} images per set" if counts.get("test") == counts.get("train") else
-             ", ".join(f"{n} {name} images" for name, n in counts.items()))
+    sizes = (f"{plural(counts['test'], 'image')} per set" if counts.get("test") == counts.get("train") else
+             ", ".join(plural(n, f"{name} image") for name, n in counts.items()))
     sentences["along_training"] = (
         f"Along training (epochs {', '.join(map(str, epochs))}, {sizes}): {describe_sets_over_training(rows, num_se)}; "
         + (f"the first test images in a wrong basin are seen at epoch {first_wrong}." if first_wrong else

@@ -2,7 +2,7 @@
 import math
 
 from ..core.text import percent, probability
-from .format import at_most
+from .format import at_most, fixed, printed
 
 
 def describe_gaps(summary, set_name):
@@ -112,12 +112,15 @@ def describe_iwae(summary, tolerance=0.1):
     ks = sorted(iwae)
     first, last = ks[0], ks[-1]
     distance = {k: summary["log_px_on_iwae_images"] - iwae[k] for k in ks}
-    per_decade = [(iwae[b] - iwae[a]) / math.log10(b / a) for a, b in zip(ks, ks[1:])]
-    distances = ", ".join(f"{distance[k]:.2f}" for k in ks) + " at K = " + ", ".join(str(k) for k in ks)
+    steps = list(zip(ks, ks[1:]))
+    closed = [iwae[b] - iwae[a] for a, b in steps]  # nats of the distance each step in K closed
+    tenfold = all(b == 10 * a for a, b in steps)
+    distances = ", ".join(fixed(distance[k]) for k in ks) + " at K = " + ", ".join(str(k) for k in ks)
     # "below it" only where every distance prints as no less than 0; else the signed differences, named.
-    listed = (f"{distances} below it" if all(float(f"{distance[k]:.2f}") >= 0 for k in ks)
+    listed = (f"{distances} below it" if all(printed(distance[k]) >= 0 for k in ks)
               else f"log p(x) minus the bound: {distances}")
-    head = f"On the first {summary['iwae_images']} test images the IWAE bound with K = {last}"
+    images = "test image" if summary["iwae_images"] == 1 else f"{summary['iwae_images']:,} test images"
+    head = f"On the first {images} the IWAE bound with K = {last}"
     if distance[last] < -tolerance:
         return (f"{head} lies {-distance[last]:.2f} nats above log p(x) ({listed}), which a lower bound "
                 "cannot do in expectation: the bounds or the quadrature are in error.")
@@ -125,23 +128,22 @@ def describe_iwae(summary, tolerance=0.1):
         return (f"{head} reaches log p(x) within {tolerance:g} nats ({listed}), an independent check of the "
                 "quadrature.")
     text = f"{head} stays {distance[last]:.2f} nats below log p(x) ({distances})."
-    shown = [float(f"{r:.2f}") for r in per_decade]
-    each = ("Each tenfold K" if all(b == 10 * a for a, b in zip(ks, ks[1:]))
-            else "Each step from one K to the next (per tenfold K)")
-    rates = ", ".join(f"{r:.2f}" for r in per_decade)
-    if all(r > 0 for r in shown):
-        text += f" {each} closed {rates} nats of it."
+    shown = [printed(nats) for nats in closed]
+    each = "Each tenfold K" if tenfold else "The steps from K = " + ", ".join(f"{a} to {b}" for a, b in steps)
+    if all(nats > 0 for nats in shown):
+        text += f" {each} closed {', '.join(fixed(nats) for nats in closed)} nats of it."
     else:
-        signed = ", ".join(f"{r:+.2f}" for r in per_decade)
+        signed = ", ".join(("+" if nats > 0 else "") + fixed(nats) for nats in shown)
+        falls = printed(distance[last]) > printed(distance[first])  # as the distances above are printed
         text += (f" {each} moved the bound by {signed} nats: it does not rise with K at every step"
-                 + (", and falls from the first K to the last." if iwae[last] < iwae[first] else "."))
+                 + (", and falls from the first K to the last." if falls else "."))
     if distance[first] > tolerance:
         smallest = f"the ELBO of q(z|x) (K = {first})" if first == 1 else f"the bound with K = {first}"
         text += (" The weights p(x, z) / q(z|x) of a proposal close to p(z|x) would be nearly equal and the "
                  f"bound tight at small K; here {smallest} lies {distance[first]:.2f} nats below log p(x).")
-    if per_decade[-1] > 0:
+    if tenfold and shown[-1] > 0:
         text += (" If no later tenfold K closed more than the last, reaching log p(x) would take K of "
-                 f"10^{math.log10(last) + distance[last] / per_decade[-1]:.1f} or more.")
+                 f"10^{math.log10(last) + distance[last] / closed[-1]:.1f} or more.")
     return text
 
 

@@ -7,7 +7,7 @@ import math
 
 from ..io.files import atomic_write
 from .estimators import describe_estimators, estimator_section
-from .format import count, table_percent, table_row, with_se
+from .format import count, plural, table_percent, table_row, with_se
 from .gaps import describe_inference_gaps, gap_section, iwae_proposal_lines
 from .latent_classes import describe_interpolations, describe_latent_classes, describe_reconstructions
 from .marginal_likelihood import describe_marginal_likelihood
@@ -123,7 +123,7 @@ def report_text(results):
     ]
     if test["iwae"] and test["log_px_on_iwae_images"] is not None:  # a run may make no IWAE bounds
         lines += [
-            f"Importance-weighted bounds on the first {test['iwae_images']} test images, where "
+            f"Importance-weighted bounds on the first {plural(test['iwae_images'], 'test image')}, where "
             f"log p(x) = {test['log_px_on_iwae_images']:.3f}:",
             "",
             "| K | " + " | ".join(str(k) for k in test["iwae"]) + " |",

@@ -6,7 +6,7 @@ the comparison: when the numbers change, so does what the sentence says.
 """
 import numpy as np
 
-from .format import at_most, count, panel_list, span
+from .format import at_most, count, panel_list, span, table_percent
 
 
 def describe_true_vs_approx(summary):
@@ -28,9 +28,11 @@ def describe_true_vs_approx(summary):
     else:
         compare = (f"q misses p as much on the test images as on the training images (mean {test_mean} nats on "
                    "both, to 2 decimals)")
-    shares = f"{train['share']:.0%} of the KL on the training panels and {test['share']:.0%} on the test panels"
-    # "Most" decided on the shares as printed, so that a share shown as 50% is never called most or least.
-    train["share"], test["share"] = (round(sets[name]["share"], 2) for name in ("train", "test"))
+    shares = (f"{table_percent(train['share'])} of the KL on the training panels and {table_percent(test['share'])} "
+              "on the test panels")
+    # "Most" decided on the shares as printed, so that a share shown as 50.0% is never called most or least.
+    for part in (train, test):
+        part["share"] = shown_share(part["share"])
     if min(train["share"], test["share"]) > 0.5:
         verdict = (f"so on these panels most of the gap is amortization gap (the encoder's KL minus the best "
                    f"Gaussian's): {shares}")
@@ -46,6 +48,14 @@ def describe_true_vs_approx(summary):
             f"and {span(test['best'])} nats, {verdict}. These are {count(len(train['kl']) + len(test['kl']))} "
             "images, not the test set's ELBO gap; at most "
             f"{at_most(max(train['edge'], test['edge']))} of any posterior lies at its window's edge.")
+
+
+def shown_share(share):
+    """The share a table_percent cell shows, as a fraction (share itself where the cell is no plain number)."""
+    try:
+        return float(table_percent(share).rstrip("%")) / 100
+    except ValueError:  # 'above 99.9%', 'below 0.001%': far from one half
+        return share
 
 
 def describe_top_half(summary):

@@ -5,7 +5,7 @@ what those numbers show."""
 import statistics
 
 from ..core.text import percent
-from .format import join, nats_apart, table_row
+from .format import join, nats_apart, plural, printed, table_row
 
 # The figure's panels: (row metric, title, y label, key of the published row drawn beside it or None); a title's
 # {iwae_k} is the sweeps' K (iwae_k_text), read off their JSONs by figure_panels.
@@ -121,13 +121,15 @@ def beside_published(sweep, ours, published, theirs):
     """'1.23 nats below their ELBO (within the sum of the two standard deviations, 1.57)': the sweep's mean
     of metric ours against the published row's theirs ("log_px", named LL, or "elbo"). The distance and the sum
     are compared as printed (2 decimals), so that two numbers shown alike are never called one larger."""
-    gap = sweep["mean"][ours] - published[theirs]
+    gap = printed(sweep["mean"][ours]) - published[theirs]  # the mean as the table shows it
     width = (sweep["sd"][ours] or 0.0) + published[f"{theirs}_sd"]
+    # One seed has no standard deviation: the width is then the published one alone.
+    widths = "the sum of the two standard deviations" if sweep["sd"][ours] is not None else "their standard deviation"
     shown_gap, shown_width = float(f"{abs(gap):.2f}"), float(f"{width:.2f}")
     compared = ("more than" if shown_gap > shown_width else "within" if shown_gap < shown_width
                 else "as much as, to 2 decimals,")
     return (f"{nats_apart(gap)} their {'LL' if theirs == 'log_px' else 'ELBO'} "
-            f"({compared} the sum of the two standard deviations, {width:.2f})")
+            f"({compared} {widths}, {width:.2f})")
 
 
 def training_summary(options):
@@ -197,7 +199,7 @@ def describe_sweep(sweep, published):
         if not whole:
             # The exact ELBO of q(z|x) on the subset: log p(x) minus both gaps, each a mean over the same images.
             subset_elbo = mean["test_log_px"] - mean["test_approximation_gap"] - mean["test_amortization_gap"]
-            offset = subset_elbo - mean["test_elbo"]
+            offset = printed(subset_elbo) - printed(mean["test_elbo"])  # as the sentence shows them
             sentences.append(
                 f"{setting}: its exact log p(x) and IWAE are those of the first {sweep['analysed']['test_images']:,} "
                 f"test images only, whose exact ELBO of q(z|x) (log p(x) minus both gaps), {subset_elbo:.2f}, lies "
@@ -205,8 +207,9 @@ def describe_sweep(sweep, published):
                 "so they are not set beside the published LL, which is the whole test set's.")
         drawn, thresholded = mean["test_log_px"], mean["test_threshold_log_px"]
         images = "test images" if whole else f"first {sweep['analysed']['test_images']:,} test images"
+        apart = nats_apart(printed(thresholded) - printed(drawn))  # the two means as the sentence shows them
         sentences.append(f"{setting}: the {images} thresholded at 0.5 have an exact log p(x) of "
-                         f"{spread(sweep, 'test_threshold_log_px')}, {nats_apart(thresholded - drawn)} "
+                         f"{spread(sweep, 'test_threshold_log_px')}, {apart} "
                          "that of the same images as drawn from its fixed seed "
                          f"({spread(sweep, 'test_log_px')}).")
         sentences.append(f"{setting}: the ELBO of the whole test set thresholded at 0.5, "
@@ -256,7 +259,8 @@ def readme_seed_block(sweep):
     def value(digits, number):
         return percent(number) if digits is None else f"{number:.{digits}f}"
 
-    lines = [f"The same numbers over the {len(rows)} seeds {seed_list(sweep['seeds'])} of the assignment setting "
+    lines = [f"The same numbers over the {plural(len(rows), 'seed')} {seed_list(sweep['seeds'])} of the assignment "
+             "setting "
              f"(`python -m vae_autograd.seeds --setting assignment --seeds {seeds_option(sweep['seeds'])}`, "
              "`sweeps/assignment.json`): the mean "
              "± standard deviation over seeds (ddof = 1) and the range. Each seed is analysed as above, but its ELBOs "
