@@ -377,6 +377,10 @@ def test_a_wrong_basin_share_is_never_shown_as_0_0_percent():
         sweep["mean"][f"{split}_wrong_basin_fraction"], sweep["sd"][f"{split}_wrong_basin_fraction"] = 1e-4, 2e-4
     page = sweep_page([sweep], "seeds.png")
     assert "0.0%" not in page and "| 0.01% ± 0.02% |" in page
+    # Nor 100% for a share below 1 (core.text.percent, which the figure titles share).
+    sweep["mean"]["test_wrong_basin_fraction"] = 0.998
+    assert "| above 99% ± 0.02% |" in sweep_page([sweep], "seeds.png")
+    assert [percent(share) for share in (0.994, 0.995, 0.998, 1.0)] == ["99%", "above 99%", "above 99%", "100%"]
 
 
 def test_two_means_printed_two_decimals_apart_are_that_far_apart_in_the_sentence():

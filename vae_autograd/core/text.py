@@ -5,12 +5,14 @@ wording, shared by figure titles and report sentences so that the two never disa
 def percent(share):
     """A share as a percentage with two significant digits and no exponent.
 
-    0.0045 -> '0.45%', 0.0123 -> '1.2%', 0.5 -> '50%', 0.998 -> '100%', 1 -> '100%', 0 -> '0%',
-    2e-6 -> 'below 0.001%'.
+    0.0045 -> '0.45%', 0.0123 -> '1.2%', 0.5 -> '50%', 0.998 -> 'above 99%', 1 -> '100%', 0 -> '0%',
+    2e-6 -> 'below 0.001%': never 0% or 100% for a share in between.
     """
     value = 100 * share
     if 0 < value < 0.001:
         return "below 0.001%"
+    if 99.5 <= value < 100:
+        return "above 99%"
     return f"{value:.0f}%" if value >= 9.95 else f"{value:.2g}%"
 
 
