@@ -70,10 +70,9 @@ def nats_apart(difference, digits=2):
     """Where a number lies against another, difference = it - the other, as a sentence prints it:
     '1.23 nats above', '1.23 nats below', or 'level (to 2 decimals) with' when the difference prints as 0
     at digits decimals (never '0.00 nats below')."""
-    shown = f"{abs(difference):.{digits}f}"
-    if float(shown) == 0:
+    if printed(abs(difference), digits) == 0:
         return f"level (to {digits} decimals) with"
-    return f"{shown} nats {'above' if difference > 0 else 'below'}"
+    return f"{fixed(abs(difference), digits)} nats {'above' if difference > 0 else 'below'}"
 
 
 def table_percent(share):

@@ -6,7 +6,7 @@ the comparison: when the numbers change, so does what the sentence says.
 """
 import numpy as np
 
-from .format import at_most, count, panel_list, span, table_percent
+from .format import at_most, count, panel_list, printed, span, table_percent
 
 
 def describe_true_vs_approx(summary):
@@ -30,13 +30,13 @@ def describe_true_vs_approx(summary):
                    "both, to 2 decimals)")
     shares = (f"{table_percent(train['share'])} of the KL on the training panels and {table_percent(test['share'])} "
               "on the test panels")
-    # "Most" decided on the shares as printed, so that a share shown as 50.0% is never called most or least.
-    for part in (train, test):
-        part["share"] = shown_share(part["share"])
-    if min(train["share"], test["share"]) > 0.5:
+    # "Most" decided on the shares as printed (one decimal), so that a share shown as 50.0% is never called most
+    # or least; a cell that is no plain number ('above 99.9%', 'below 0.001%') is far from one half either way.
+    train_percent, test_percent = (printed(100 * part["share"], 1) for part in (train, test))
+    if min(train_percent, test_percent) > 50:
         verdict = (f"so on these panels most of the gap is amortization gap (the encoder's KL minus the best "
                    f"Gaussian's): {shares}")
-    elif max(train["share"], test["share"]) < 0.5:
+    elif max(train_percent, test_percent) < 50:
         verdict = (f"so on these panels most of the gap is the Gaussian family's approximation gap; the "
                    f"amortization gap (the encoder's KL minus the best Gaussian's) is {shares}")
     else:
@@ -48,14 +48,6 @@ def describe_true_vs_approx(summary):
             f"and {span(test['best'])} nats, {verdict}. These are {count(len(train['kl']) + len(test['kl']))} "
             "images, not the test set's ELBO gap; at most "
             f"{at_most(max(train['edge'], test['edge']))} of any posterior lies at its window's edge.")
-
-
-def shown_share(share):
-    """The share a table_percent cell shows, as a fraction (share itself where the cell is no plain number)."""
-    try:
-        return float(table_percent(share).rstrip("%")) / 100
-    except ValueError:  # 'above 99.9%', 'below 0.001%': far from one half
-        return share
 
 
 def describe_top_half(summary):

@@ -125,7 +125,7 @@ def beside_published(sweep, ours, published, theirs):
     width = (sweep["sd"][ours] or 0.0) + published[f"{theirs}_sd"]
     # One seed has no standard deviation: the width is then the published one alone.
     widths = "the sum of the two standard deviations" if sweep["sd"][ours] is not None else "their standard deviation"
-    shown_gap, shown_width = float(f"{abs(gap):.2f}"), float(f"{width:.2f}")
+    shown_gap, shown_width = printed(abs(gap)), printed(width)
     compared = ("more than" if shown_gap > shown_width else "within" if shown_gap < shown_width
                 else "as much as, to 2 decimals,")
     return (f"{nats_apart(gap)} their {'LL' if theirs == 'log_px' else 'ELBO'} "
@@ -154,18 +154,19 @@ def duration(seconds):
     return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} minutes"
 
 
+def consecutive(seeds):
+    """Whether seeds run one by one from the first to the last (0, 1, 2, ...)."""
+    return seeds == list(range(seeds[0], seeds[-1] + 1))
+
+
 def seed_list(seeds):
-    """'0-4' for consecutive seeds, else '0, 2 and 5'."""
-    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}-{seeds[-1]}"
-    return join([str(s) for s in seeds])
+    """'0-4' for three or more consecutive seeds, else '0, 2 and 5'."""
+    return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 2 and consecutive(seeds) else join([str(s) for s in seeds])
 
 
 def seeds_option(seeds):
     """The --seeds option that runs these seeds: '0-4' for consecutive ones, else '0,2,5'."""
-    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}-{seeds[-1]}"
-    return ",".join(str(s) for s in seeds)
+    return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 and consecutive(seeds) else ",".join(str(s) for s in seeds)
 
 
 def describe_sweep(sweep, published):

@@ -237,7 +237,8 @@ def _refined_cells(dec_params, x, z_grid, pair_image, pair_cell, images, spacing
         prior = log_prior(z_sub).reshape(len(batch), num_sub)
         pairs = slice(bounds[first], bounds[last])
         pair_slot = np.repeat(np.arange(len(batch)), np.diff(bounds[first:last + 1]))  # (Q,): which cell of batch
-        used, pair_row = np.unique(pair_local[pairs], return_inverse=True)
+        image = pair_local[pairs]  # (Q,): which of images
+        used, pair_row = np.unique(image, return_inverse=True)
         # x . logits in float32 over the 784 pixels: (x @ W.T) . hidden would be narrower, but
         # its cancellations cost up to 1e-4 nats where this keeps 5e-6 (against float64).
         products = np.empty((len(pair_slot), num_sub), logits.dtype)
@@ -246,7 +247,6 @@ def _refined_cells(dec_params, x, z_grid, pair_image, pair_cell, images, spacing
             product = (x[used[start:start + images_per_product]] @ logits.T).reshape(-1, len(batch), num_sub)
             products[mine] = product[pair_row[mine] - start, pair_slot[mine]]
         log_joint = ((products - partition[pair_slot]) + prior[pair_slot]).astype(np.float64)
-        image = pair_local[pairs]
         square = log_joint.reshape(len(image), refine, refine)
         above = square > floor[image, None, None]
         tested = above.any(axis=(1, 2))  # the others pass as they are
