@@ -78,3 +78,10 @@ def test_describe_interpolations_reads_the_end_points_off_the_paths():
     mixed = describe_reconstructions([7, 2], [7, 3], 15)
     assert "elsewhere: a 2 among the 3s (row 2 from the top). The vote says where z lies" in mixed
     assert "decoded frame" not in describe_reconstructions([7, 2], [7, 2], 15)
+
+
+def test_a_clusters_gap_is_printed_rounded_down_as_the_rule_guarantees_it(results):
+    """The rule keeps clusters at least their gap apart: a gap of 0.4169 read 'within 0.42', more than it is."""
+    summary = summary_with(results)
+    summary["clusters"][2]["gap"] = 0.4169
+    assert "no linked point of one within 0.41 of one of another" in describe_latent_classes(summary)

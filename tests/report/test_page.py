@@ -83,3 +83,18 @@ def test_the_report_package_holds_no_test_only_code():
             unused += [f"{path.name}: {name}" for name in names
                        if sum(len(re.findall(rf"\b{name}\b", source)) for source in sources) < 2]
     assert unused == []
+
+
+def test_the_gap_histograms_caption_says_when_a_set_has_no_red_bars(results):
+    """The caption names a red histogram of the images in a wrong basin, which a set without any does not draw."""
+    from vae_autograd.report.page import computed_captions
+
+    gaps = results["inference_gaps"]
+    gaps["test"]["wrong_basin_fraction"], gaps["train"]["wrong_basin_fraction"] = 0.05, 0.0
+    assert computed_captions(results)["inference_gaps"].endswith(
+        "No image of the training set is in a wrong basin: its histogram has no red bars.")
+    gaps["test"]["wrong_basin_fraction"] = 0.0
+    assert "test or the training set is in a wrong basin: their histograms have" in \
+        computed_captions(results)["inference_gaps"]
+    gaps["test"]["wrong_basin_fraction"] = gaps["train"]["wrong_basin_fraction"] = 0.01
+    assert "red bars" not in computed_captions(results)["inference_gaps"].split("(red)")[1]

@@ -98,3 +98,8 @@ def test_a_share_printed_as_50_percent_is_called_neither_most_nor_least():
     assert "most of the gap is amortization gap" in text and "51.0% of the KL on the training panels" in text
     text = describe_true_vs_approx(true_vs_approx_summary([1.0, 1.0], [1.0, 1.0], [0.996, 0.996], [0.5, 0.5]))
     assert "0.4% of the KL on the training panels" in text and " 0% " not in text
+
+
+def test_a_separate_piece_too_small_to_count_is_never_shown_as_0_0_percent():
+    text = describe_top_half(top_half_summary([1, 1], [[0.9996, 0.0004], [0.99]]))
+    assert "a separate piece holding 0.04% of the mass is too small to count" in text and "0.0%" not in text

@@ -2,7 +2,7 @@
 import math
 
 from ..core.text import percent
-from .format import at_most, nats_apart, plural, table_percent, table_row, with_se
+from .format import at_most, join, nats_apart, plural, printed, table_percent, table_row, with_se
 
 
 def iwae_proposal_lines(iwae, intro_end):
@@ -116,7 +116,7 @@ def describe_refinement(test, train, settings):
     return text + f" The refined q leaves the best Gaussian's approximation gap, {best} nats on test (to 3 decimals)."
 
 
-def describe_inference_gaps(gaps, converged_nats=0.02, num_se=3.0):
+def describe_inference_gaps(gaps, converged_nats=0.02, num_se=3.0, iwae_tolerance=0.1):
     """Sentences for the report from part 8's results: only what the numbers show.
 
     Returns {name: sentence} in the report's order: "gap_split", "refinement", and
@@ -124,7 +124,8 @@ def describe_inference_gaps(gaps, converged_nats=0.02, num_se=3.0):
     settings they quote (tolerances, starts, grids) are those the run recorded in gaps["settings"];
     the report's own thresholds, each printed where it is applied: q* counts as converged when other starts
     and more iterations move its mean ELBO by less than converged_nats, and the sets along training as apart
-    beyond num_se combined standard errors.
+    beyond num_se combined standard errors; an IWAE bound above log p(x) by at most iwae_tolerance is put down to
+    Monte Carlo error (as part 3's describe_iwae), beyond it to an error.
     """
     test, train, rows, settings = gaps["test"], gaps["train"], gaps["over_training"], gaps["settings"]
     sentences = {
@@ -157,13 +158,18 @@ def describe_inference_gaps(gaps, converged_nats=0.02, num_se=3.0):
     iwae = test.get("iwae")
     if iwae:
         k = max(iwae["optimal"], key=int)
+        above = max(iwae[q][k][0] - iwae["log_px"] for q in ("optimal", "encoder"))
         optimal = nats_apart(iwae["optimal"][k][0] - iwae["log_px"], 3)
+        # A bound above log p(x): within iwae_tolerance, the Monte Carlo error of an estimate (as part 3's
+        # describe_iwae allows); beyond it, an error of the bounds or of the quadrature.
+        note = ("." if printed(above, 3) <= 0 else
+                " (a Monte Carlo estimate of a lower bound may lie above it by its error)." if above <= iwae_tolerance
+                else f", more than {iwae_tolerance:g} nats above it, which a lower bound cannot do in expectation: the "
+                "bounds or the quadrature are in error.")
         sentences["iwae"] = (
             f"As an importance-sampling proposal on the first {plural(iwae['num_images'], 'test image')}, q* puts "
             f"the IWAE bound with K = {k} {optimal} log p(x), and the encoder's q "
-            f"{nats_apart(iwae['encoder'][k][0] - iwae['log_px'])} it"
-            + ("." if optimal.endswith("below") else " (a Monte Carlo estimate of a lower bound may lie above it by "
-                                                      "its error)."))
+            f"{nats_apart(iwae['encoder'][k][0] - iwae['log_px'])} it" + note)
     epochs = sorted({r["epoch"] for r in rows})
     first_wrong = next((r["epoch"] for r in sorted(rows, key=lambda r: r["epoch"])
                         if r["split"] == "test" and r["wrong_basin_fraction"] > 0), None)
@@ -171,7 +177,8 @@ def describe_inference_gaps(gaps, converged_nats=0.02, num_se=3.0):
     sizes = (f"{plural(counts['test'], 'image')} per set" if counts.get("test") == counts.get("train") else
              ", ".join(plural(n, f"{name} image") for name, n in counts.items()))
     sentences["along_training"] = (
-        f"Along training (epochs {', '.join(map(str, epochs))}, {sizes}): {describe_sets_over_training(rows, num_se)}; "
+        f"Along training (epochs {join([str(e) for e in epochs])}; {sizes}): "
+        f"{describe_sets_over_training(rows, num_se)}; "
         + (f"the first test images in a wrong basin are seen at epoch {first_wrong}." if first_wrong else
            "no test image is in a wrong basin."))
     return sentences

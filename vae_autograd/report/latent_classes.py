@@ -1,4 +1,6 @@
 """Parts 4-5 in words: the captions' sentences on the digit classes in the latent plane."""
+import math
+
 import numpy as np
 
 from ..core.text import percent
@@ -46,8 +48,9 @@ def describe_latent_classes(summary, max_pairs=3):
             f"{percent(summary['min_cluster_share'])} or more of the class")
     for n, c in enumerate(split):
         listed = join([percent(share) for share in c["component_shares"]])
+        gap = math.floor(100 * c["gap"]) / 100  # rounded down: the rule keeps them at least the gap apart
         sentences.append(f"The {c['class']}s fall into {count(c['clusters'])} clusters, "
-                         f"holding {listed} of them, no linked point of one within {c['gap']:.2f} of one of "
+                         f"holding {listed} of them, no linked point of one within {gap:.2f} of one of "
                          "another, " + (f"{rule}." if n == 0 else "by the same rule."))
     if not split:
         sentences.append(f"No class splits into two or more clusters {rule}.")

@@ -179,6 +179,7 @@ def computed_captions(results):
         "true_vs_approx_posterior": describe_true_vs_approx(posteriors["true_vs_approx"]),
         "top_half_posterior": describe_top_half(posteriors["top_half"]),
         "svi_posterior": describe_svi(results["svi"]),
+        "inference_gaps": describe_gap_histograms(results["inference_gaps"]),
     }
     pairs, panels = len(paths["labels_a"]), posteriors["true_vs_approx"]
     side = math.isqrt(results["training"]["data_dim"])
@@ -195,8 +196,16 @@ def computed_captions(results):
     captions = {}
     for name, text in CAPTIONS.items():
         text = text.format(**counts[name]) if name in counts else text
-        captions[name] = text + (" " + computed[name] if name in computed else "")
+        captions[name] = text + (" " + computed[name] if computed.get(name) else "")
     return captions
+
+
+def describe_gap_histograms(gaps):
+    """The red histograms that the part 8 caption names but a set without wrong basins does not have, or ''."""
+    none = [name for split, name in (("test", "test"), ("train", "training"))
+            if gaps[split]["wrong_basin_fraction"] == 0]
+    bars = "its histogram has" if len(none) == 1 else "their histograms have"
+    return f"No image of the {' or the '.join(none)} set is in a wrong basin: {bars} no red bars." if none else ""
 
 
 def svi_section(svi):

@@ -72,8 +72,8 @@ def describe_top_half(summary):
         modal = f"{rule}, {len(multi)} of the {n} posteriors {'is' if len(multi) == 1 else 'are'} multi-modal " \
                 f"({panel_list(multi)}: {', '.join(str(modes[i]) for i in multi)} modes)"
     minor = [(i, sum(shares[modes[i]:])) for i, shares in enumerate(summary["mode_shares"]) if len(shares) > modes[i]]
-    pieces = "".join(f"; in {panel_list([i])} a separate piece holding {share:.1%} of the mass is too small to "
-                     "count" for i, share in minor)
+    pieces = "".join(f"; in {panel_list([i])} a separate piece holding {table_percent(share)} of the mass is too "
+                     "small to count" for i, share in minor)
     # 1e-3 of the mass at most outside or at the edge: the window holds the posterior as far as the KLs show.
     held = "the whole posterior" if max(*summary["edge_mass"], *summary["mass_outside_window"]) <= 1e-3 \
         else "most of the posterior"
