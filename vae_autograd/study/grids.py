@@ -63,15 +63,17 @@ def grid_log_likelihood(logits, x):
     return x @ logits.T - log_partition(logits)
 
 
-def log_partition(logits, rows_per_block=256):
-    """sum_d softplus(logits_d), the part of log p(x|z) that does not depend on x: (..., D) -> (...).
+def log_partition(logits, rows_per_block=256, dtype=None):
+    """sum_d softplus(logits_d), the part of log p(x|z) that does not depend on x: (..., D) -> (...),
+    summed in dtype (by default that of logits).
 
     In blocks of rows small enough to stay in cache: softplus's passes over millions of decoded
     points otherwise cost as much as the decoding."""
     rows = logits.reshape(-1, logits.shape[-1])
-    out = np.empty(len(rows), logits.dtype)
+    out = np.empty(len(rows), dtype or logits.dtype)
     for start in range(0, len(rows), rows_per_block):
-        out[start:start + rows_per_block] = np.sum(softplus.fun(rows[start:start + rows_per_block]), axis=-1)
+        out[start:start + rows_per_block] = np.sum(softplus.fun(rows[start:start + rows_per_block]), axis=-1,
+                                                   dtype=out.dtype)
     return out.reshape(logits.shape[:-1])
 
 

@@ -33,9 +33,9 @@ import numpy as np
 from ..core.distributions import diag_gaussian_entropy
 from ..core.elbo import log_prior
 from ..core.images import check_images
-from ..core.logspace import erf, softplus
+from ..core.logspace import erf
 from ..core.model import ReluLayer, data_dim, decoder, hidden_activations, params_dtype
-from .grids import grid_log_likelihood
+from .grids import grid_log_likelihood, log_partition
 
 WINDOW_SIZE = 21        # points per axis of a window: +-10 spacings = +-5.7 to 8 std
 
@@ -121,15 +121,16 @@ def window_log_joint(dec_params, x, image_of_row, center, level, size=WINDOW_SIZ
         hidden = hidden_activations(dec_params, z.astype(np.float32))      # (U, H)
         place = np.minimum(np.searchsorted(cache["keys"], unique_key), len(cache["keys"]) - 1)
         known = (cache["keys"][place] == unique_key) if len(cache["keys"]) else np.zeros(len(unique_key), bool)
-        log_partition = np.empty(len(unique_key))
-        log_partition[known] = cache["values"][place[known]]
+        partition = np.empty(len(unique_key))
+        partition[known] = cache["values"][place[known]]
         missing = np.flatnonzero(~known)
-        log_partition[missing] = np.concatenate([np.empty(0)] + [
-            np.sum(softplus(hidden[missing[part:part + 8192]] @ W + b), axis=1, dtype=np.float64)
-            for part in range(0, len(missing), 8192)])
+        for part in range(0, len(missing), 1024):  # logits of 1024 points (3 MB) at a time, summed in cache
+            logits = hidden[missing[part:part + 1024]] @ W
+            logits += b
+            partition[missing[part:part + 1024]] = log_partition(logits, dtype=np.float64)
         new_keys.append(unique_key[missing])
-        new_values.append(log_partition[missing])
-        point_term = log_prior(z) - log_partition                   # (U,)
+        new_values.append(partition[missing])
+        point_term = log_prior(z) - partition                   # (U,)
         for block in range(0, len(rows), rows_per_block):
             block_rows, points = rows[block:block + rows_per_block], inverse[block:block + rows_per_block]
             # The block's rows' points, each once, against the block's images in one matrix product
