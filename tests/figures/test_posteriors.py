@@ -1,11 +1,14 @@
 """The posterior figures (vae_autograd.figures.posteriors): density levels, the true
 against the approximate posterior, top halves, and SVI's fits and completions.
 """
+import copy
+
 import numpy as np
 
 from tests.helpers import brute_force
 from vae_autograd.core.distributions import diag_gaussian_log_density
 from vae_autograd.core.images import SIDE
+from vae_autograd.core.text import window_holds
 from vae_autograd.figures.posteriors import (
     TILE_GAP,
     fig_svi_posterior,
@@ -82,3 +85,26 @@ def test_svi_figures_draw_the_studys_q_and_its_completions(svi_decoder, svi_imag
     gaps = np.ones(image.shape, bool)
     gaps[np.arange(image.shape[0]) % step < SIDE] &= np.arange(image.shape[1]) % step >= SIDE
     assert (image[gaps] == 0).all()  # between the digits: white
+
+
+def test_the_title_says_most_of_the_posterior_when_a_window_cuts_some_off(posterior_result, svi_images, svi_result):
+    """The suptitle of 6.1-6.3 says what the windows hold from the same shares as the 6.2 caption
+    (core.text.window_holds): never 'the whole posterior' over a window that leaves 1e-3 of it out."""
+    def suptitle(fig):
+        return " ".join(fig.get_suptitle().split())  # as one line: textwrap breaks it anywhere
+
+    for draw, result, summary in (
+            (fig_true_vs_approx_posterior, posterior_result, lambda r: r["test"]["summary"]),
+            (fig_top_half_posterior, posterior_result, lambda r: r["summary"]["top_half"]),
+            (lambda r: fig_svi_posterior(svi_images, r), svi_result, lambda r: r["summary"])):
+        assert "zoomed to hold the whole posterior;" in suptitle(draw(result))
+        cut = copy.deepcopy(result)
+        summary(cut)["mass_outside_window"][-1] = 2e-3
+        assert "zoomed to hold most of the posterior;" in suptitle(draw(cut))
+
+
+def test_window_holds_names_what_the_largest_share_left_out_allows():
+    assert window_holds([0.0, 1e-3], [5e-4]) == "the whole posterior"
+    assert window_holds([0.0, 1.1e-3], [0.0]) == "most of the posterior"
+    assert window_holds([0.0], [0.49]) == "most of the posterior"
+    assert window_holds([0.5], [0.0]) == "part of the posterior"

@@ -2,6 +2,7 @@
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..core.text import percent
 from ..study.estimators import estimator_label
 
 
@@ -35,7 +36,7 @@ def fig_gradient_histograms(focus_estimates, exact):
         ax.set_ylabel("count")
         outside = np.mean((values < low) | (values > high))
         ax.set_title(f"{estimator_label(name)}: mean {np.mean(values):.3g}, std {stds[name]:.3g}"
-                     + (f", {100 * outside:.1f}% beyond the x-range" if outside > 0 else "")
+                     + (f", {percent(outside)} beyond the x-range" if outside > 0 else "")
                      + (" (a spike at this scale: inset)" if name in narrow else ""),
                      fontsize=8, pad=8)
         if name in narrow:
@@ -46,7 +47,7 @@ def fig_gradient_histograms(focus_estimates, exact):
             inset.set_xlim(*zoom)
             inset.tick_params(labelsize=6)
             beyond = np.mean((values < zoom[0]) | (values > zoom[1]))
-            inset.set_title(f"zoom: {100 * beyond:.1f}% beyond its range", fontsize=6)
+            inset.set_title(f"zoom: {percent(beyond)} beyond its range", fontsize=6)
     axes[0].legend(loc="upper left", fontsize=8)
     axes[-1].set_xlim(low, high)
     axes[-1].set_xlabel(f"single-draw estimate of d ELBO / d mean_1, image 0 "

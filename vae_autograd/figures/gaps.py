@@ -4,6 +4,7 @@ import textwrap
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..core.text import percent
 from ..study.inference_gaps import in_wrong_basin
 from .marginal_likelihood import log_histogram
 from .posteriors import contour_density, show_digit
@@ -25,7 +26,7 @@ def fig_gap_histograms(per_image_by_split):
         floor = 0.01
         hidden = log_histogram(amort_ax, amort, floor, color="C1", label="all images")
         log_histogram(amort_ax, amort[wrong], floor, amort.max(), color="C3",
-                      label=f"in a wrong basin ({wrong.mean():.1%})")
+                      label=f"in a wrong basin ({percent(wrong.mean())})")
         amort_ax.set(xlabel="amortization gap ELBO(q*) - ELBO(q) (nats, log scale)", ylabel=f"{split} images",
                      title=f"{split}, {len(amort):,} images: mean {amort.mean():.2f} nats\n"
                            f"({hidden} at or below {floor:g} nats not shown)")

@@ -1,8 +1,9 @@
 """Figures of posteriors: exact p(z|x) against the encoder's q (6.1), the posterior given the
 top half of a digit (6.2), and the SVI fit with its completions of the bottom half (6.3).
 
-Each panel draws highest-density contours on a window holding the whole posterior
-(``study/posterior.py``'s ``whole_posterior_windows``, as ``study/grids.py``'s ``Windows``).
+Each panel draws highest-density contours on a window zoomed to hold the whole posterior
+(``study/posterior.py``'s ``whole_posterior_windows``, as ``study/grids.py``'s ``Windows``); the title
+says whether it does (core.text.window_holds).
 The figures draw what the studies computed: 6.1 and 6.2 from ``posterior_study`` in
 ``study/posterior.py``, 6.3 from ``svi_study`` in ``study/svi.py``, so each
 posterior is located once and every number in a title is an entry of a summary.
@@ -19,6 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from ..core.distributions import diag_gaussian_log_density
 from ..core.images import SIDE
 from ..core.logspace import logsumexp
+from ..core.text import percent, window_holds
 from ..study.posterior import TOP_ROWS, normalized, top_half
 
 MASSES = (0.5, 0.9, 0.99)  # contour levels: highest-density regions holding these masses
@@ -52,11 +54,12 @@ def show_digit(ax, image):
     ax.set_yticks([])
 
 
-def posterior_panels(rows, styles, suptitle, row_labels=None):
+def posterior_panels(rows, styles, suptitle, held, row_labels=None):
     """Rows of panels, one per image: contours of several densities on its window, digit as an inset.
 
     rows: per row, per image (z_grid (G, 2), [log_density (G,) per style], image (784,)
     or (392,), title). styles: [(label, color, linestyle)] matching the densities.
+    held: what the windows hold, in words (core.text.window_holds).
     row_labels: a label per row, written left of its first panel.
     """
     num_columns = max(len(row) for row in rows)
@@ -66,7 +69,7 @@ def posterior_panels(rows, styles, suptitle, row_labels=None):
     width = 3.2 * num_columns
     text = textwrap.fill(  # about 14 characters per inch at this size, so no line leaves the figure
         f"{suptitle} ({named}). Contours: highest-density regions holding 50 / 90 / 99% of the mass (thick to "
-        "thin); each window zoomed to hold the whole posterior; inset: the data"
+        f"thin); each window zoomed to hold {held}; inset: the data"
         + (" (shaded: the rows not given)" if partial else ""), width=int(14 * width))
     fig = Figure(figsize=(width, 3.7 * len(rows) + 0.2 * (text.count("\n") + 1)), layout="constrained")
     # Room between the rows of text: with equal-aspect axes the layout leaves the labels tight.
@@ -91,6 +94,11 @@ def posterior_panels(rows, styles, suptitle, row_labels=None):
     return fig
 
 
+def held_by(*summaries):
+    """What the windows of these summaries hold (each with per-panel edge_mass and mass_outside_window)."""
+    return window_holds(*(summary[key] for summary in summaries for key in ("edge_mass", "mass_outside_window")))
+
+
 def gaussian_panels(x, mean, log_std, windows, titles):
     """Panels of a Gaussian q (mean, log_std (N, 2)) over p(z|x) on its Windows, x (N, P)."""
     log_q = diag_gaussian_log_density(windows.z_grids, mean[:, None], log_std[:, None])
@@ -113,6 +121,7 @@ def fig_true_vs_approx_posterior(study):
                                    ("encoder q(z|x)", "tab:red", "dashed")],
                             "KL(q || p) in each title, and below it that of the best Gaussian (the one closest to "
                             "p); true posterior vs the encoder's approximation",
+                            held_by(study["train"]["summary"], study["test"]["summary"]),
                             row_labels=["training images", "test images"])
 
 
@@ -126,7 +135,7 @@ def top_half_titles(summary):
     for std, modes, shares, edge in zip(summary["posterior_std"], summary["num_modes"], summary["mode_shares"],
                                         summary["edge_mass"]):
         minor = shares[modes:]
-        pieces = f" (+ {len(minor)} piece{'s' * (len(minor) > 1)} of {sum(minor):.1%})" if minor else ""
+        pieces = f" (+ {len(minor)} piece{'s' * (len(minor) > 1)} of {percent(sum(minor))})" if minor else ""
         titles.append(f"std {std[0]:.2f}, {std[1]:.2f}; modes: {modes}{pieces}\n"
                       f"mass at the window's edge {edge:.0e}")
     return titles
@@ -142,7 +151,7 @@ def fig_top_half_posterior(study):
               for n in range(len(z_grids))]
     return posterior_panels([panels], [("p(z | top half)", "tab:blue", "solid"),
                                        ("p(z | whole image)", "gray", "dotted")],
-                            "Posterior given only the top half of the digit")
+                            "Posterior given only the top half of the digit", held_by(study["summary"]["top_half"]))
 
 
 def svi_titles(summary):
@@ -156,7 +165,7 @@ def fig_svi_posterior(x, svi):
     panels = gaussian_panels(top_half(x), svi["mu"], svi["log_std"], svi["windows"], svi_titles(svi["summary"]))
     return posterior_panels([panels], [("true p(z | top half)", "black", "solid"),
                                        ("SVI q(z)", "tab:orange", "dashed")],
-                            "SVI fit to the posterior given the top half")
+                            "SVI fit to the posterior given the top half", held_by(svi["summary"]))
 
 
 def tile_with_gaps(tiles, gap=TILE_GAP):

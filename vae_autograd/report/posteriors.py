@@ -6,6 +6,7 @@ the comparison: when the numbers change, so does what the sentence says.
 """
 import numpy as np
 
+from ..core.text import window_holds
 from .format import at_most, count, panel_list, printed, span, table_percent
 
 
@@ -74,9 +75,7 @@ def describe_top_half(summary):
     minor = [(i, sum(shares[modes[i]:])) for i, shares in enumerate(summary["mode_shares"]) if len(shares) > modes[i]]
     pieces = "".join(f"; in {panel_list([i])} a separate piece holding {table_percent(share)} of the mass is too "
                      "small to count" for i, share in minor)
-    # 1e-3 of the mass at most outside or at the edge: the window holds the posterior as far as the KLs show.
-    held = "the whole posterior" if max(*summary["edge_mass"], *summary["mass_outside_window"]) <= 1e-3 \
-        else "most of the posterior"
+    held = window_holds(summary["edge_mass"], summary["mass_outside_window"])
     return (f"On windows that hold {held} (at most {at_most(max(summary['edge_mass']))} of its mass at "
             f"a window's edge, at most {at_most(max(summary['mass_outside_window']))} outside it on a coarse grid of "
             f"the plane), {width}; {modal}{pieces}.")
