@@ -16,6 +16,11 @@ for the Kingma & Welling (2013, App. C) VAE this package trains: encoder 784 -> 
       stream (same minibatch order, same eps), so it is the practical lower bound for this
       model with NumPy on this machine.
 
+  (3) the fixed cost of a step: (1) and (2) again on a model of 4 pixels and 3 hidden units, whose
+      arrays cost next to nothing. The difference of their steps is what the project's step costs
+      beyond the floor's whatever the model's size (autograd's tape, the Python of each variant),
+      printed as a share of the floor's step: the ratio cannot come closer to 1 than that share.
+
 Why. The ratio (1)/(2) is the price of autograd's tracing and of the project's way of
 writing the model; a 200-epoch training run costs 200 times the project's figure.
 
@@ -347,6 +352,27 @@ def timed(fn, epochs):
     return (time.perf_counter() - start) / epochs, result
 
 
+def fixed_cost_per_step(seed, rounds=5, epochs=3):
+    """Seconds per step (project, floor) of the same training on a model of 4 pixels and 3 hidden units.
+
+    Its arrays cost next to nothing, so what remains is what a step costs whatever the model's size:
+    the Python of each variant, and for the project autograd's tape (a box and a node per operation,
+    the walk back). Their difference is the part of the project's step that no array operation can
+    win back. Medians of interleaved rounds, as the main timing."""
+    images = (np.random.default_rng([seed, 4]).random((NUM_IMAGES, 4)) < 0.5).astype(np.float32)
+
+    def tiny():
+        return init_vae_params(np.random.default_rng(seed), data_dim=4, hidden=(3,))
+
+    hand, steps = HandVAE(tiny()), epochs * NUM_IMAGES // BATCH_SIZE
+    wall = {"project": [], "floor": []}
+    for _ in range(rounds):
+        params = tiny()
+        wall["project"].append(timed(lambda p=params: train(p, images, epochs=epochs, seed=seed), steps)[0])
+        wall["floor"].append(timed(lambda: hand.train(images, epochs=epochs, seed=seed), steps)[0])
+    return statistics.median(wall["project"]), statistics.median(wall["floor"])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds of each variant (default 5)")
@@ -403,6 +429,13 @@ def main(argv=None):
     print(f"{'  median of per-round ratios':28s} {paired:.2f}   (adjacent runs paired: less sensitive to drift)")
     print(f"{f'{PROJECTED_EPOCHS} epochs projected':28s} {PROJECTED_EPOCHS * median['project'] / 60:.1f} min"
           f"   (floor: {PROJECTED_EPOCHS * median['floor'] / 60:.1f} min)")
+    fixed_project, fixed_floor = fixed_cost_per_step(args.seed)
+    fixed = fixed_project - fixed_floor
+    steps = NUM_IMAGES // BATCH_SIZE
+    print(f"{'fixed cost per step':28s} {1e6 * fixed:.0f} us = {100 * fixed * steps / median['floor']:.1f}% of the "
+          f"floor's step   (project {1e6 * fixed_project:.0f}, floor {1e6 * fixed_floor:.0f} us a step on a model of "
+          "4 pixels and 3 hidden units,\n"
+          f"{'':28s} where the arrays cost next to nothing: autograd's tape and the Python of each step)")
     print()
     print(f"same computation: first-epoch mean -ELBO project {first_loss['project']:.4f}, "
           f"floor {first_loss['floor']:.4f} (same data, init, batches and eps)")
