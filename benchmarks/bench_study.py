@@ -94,7 +94,9 @@ def main(argv=None):
     for name, (seconds, peak) in table.items():
         print(f"  {name:30s} {seconds:7.1f} s  {'-' if peak is None else f'{peak:6.0f} MB'}")
     measured["training step"], train_out = training_ratio(args.train_rounds)
-    print("benchmarks/bench_train.py:\n" + "".join(f"  {line}\n" for line in train_out.splitlines()[-9:]))
+    lines = train_out.splitlines()
+    summary = next(i for i, line in enumerate(lines) if line.startswith("variant"))  # its table and what follows
+    print("benchmarks/bench_train.py:\n" + "".join(f"  {line}\n" for line in lines[summary:]))
     if not args.skip_suite:
         measured["suite"] = suite_seconds()
     print(f"{'target':14s} {'measured':>11s} {'limit':>9s}  met  what")
