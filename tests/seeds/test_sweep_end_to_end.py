@@ -39,8 +39,10 @@ def seed_files(folder, seed):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, mnist_dir):
+    """The sweep of two workers at once: the killed one below, of one worker, must end with its JSON and
+    bytes, so the numbers are also shown not to depend on how many seeds run together."""
     folder = tmp_path_factory.mktemp("uninterrupted")
-    result = run_sweep(folder, mnist_dir)
+    result = run_sweep(folder, mnist_dir, jobs=2)
     assert result.returncode == 0, result.stderr
     return folder, result
 
