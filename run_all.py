@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vae_autograd.core.text import percent
 from vae_autograd.figures import save_png
 from vae_autograd.figures.digits import (
     fig_confusion,
@@ -185,7 +186,7 @@ def latent_space_part(enc, dec, data, streams, log):
     log("parts 4-5: the digit classes in the latent plane")
     classes = latent_class_study(enc, train_x, train_labels, test_x, test_labels)
     summary, k = classes["summary"], classes["summary"]["k"]
-    pairs = ", ".join(f"{p['pair'][0]}/{p['pair'][1]} {p['share']:.0%}" for p in summary["confused_pairs"][:3])
+    pairs = ", ".join(f"{p['pair'][0]}/{p['pair'][1]} {percent(p['share'])}" for p in summary["confused_pairs"][:3])
     log(f"  {k}-NN test accuracy {summary['test_accuracy']:.1%}; most confused: {pairs or 'none'}")
 
     log("part 4: samples from the prior and reconstructions")

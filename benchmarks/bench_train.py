@@ -19,7 +19,8 @@ for the Kingma & Welling (2013, App. C) VAE this package trains: encoder 784 -> 
   (3) the fixed cost of a step: (1) and (2) again on a model of 4 pixels and 3 hidden units, whose
       arrays cost next to nothing. The difference of their steps is what the project's step costs
       beyond the floor's whatever the model's size (autograd's tape, the Python of each variant),
-      printed as a share of the floor's step: the ratio cannot come closer to 1 than that share.
+      printed as a share of the floor's step, whole and split into the gradient's (autograd's tape) and
+      Adam's: the ratio cannot come closer to 1 than that share.
 
 Why. The ratio (1)/(2) is the price of autograd's tracing and of the project's way of
 writing the model; a 200-epoch training run costs 200 times the project's figure.
@@ -46,8 +47,8 @@ import numpy as np
 from autograd import value_and_grad
 
 from vae_autograd.core.adam import BLOCK, adam_update, blocks, init_adam_state
-from vae_autograd.core.elbo import elbo
-from vae_autograd.core.fast_grad import flat_arrays
+from vae_autograd.core.elbo import elbo, elbo_unchecked
+from vae_autograd.core.fast_grad import flat_arrays, value_and_grad_per_array
 from vae_autograd.core.model import init_vae_params
 from vae_autograd.io.process import keep_freed_memory
 from vae_autograd.train.loop import epoch_rng, train
@@ -352,25 +353,45 @@ def timed(fn, epochs):
     return (time.perf_counter() - start) / epochs, result
 
 
-def fixed_cost_per_step(seed, rounds=5, epochs=3):
-    """Seconds per step (project, floor) of the same training on a model of 4 pixels and 3 hidden units.
+def fixed_cost_per_step(seed, rounds, epochs=3, repeats=1000):
+    """Seconds per step of the training, and of its gradient and its Adam update alone, on a model of
+    4 pixels and 3 hidden units: {"step" | "gradient" | "adam": (project, floor)}.
 
     Its arrays cost next to nothing, so what remains is what a step costs whatever the model's size:
     the Python of each variant, and for the project autograd's tape (a box and a node per operation,
-    the walk back). Their difference is the part of the project's step that no array operation can
-    win back. Medians of interleaved rounds, as the main timing."""
+    the walk back) in the gradient and an update per array in Adam. Their difference is the part of the
+    project's step that no array operation can win back. Medians of rounds that alternate which
+    variant goes first, as the main timing."""
     images = (np.random.default_rng([seed, 4]).random((NUM_IMAGES, 4)) < 0.5).astype(np.float32)
 
     def tiny():
         return init_vae_params(np.random.default_rng(seed), data_dim=4, hidden=(3,))
 
     hand, steps = HandVAE(tiny()), epochs * NUM_IMAGES // BATCH_SIZE
-    wall = {"project": [], "floor": []}
-    for _ in range(rounds):
-        params = tiny()
-        wall["project"].append(timed(lambda p=params: train(p, images, epochs=epochs, seed=seed), steps)[0])
-        wall["floor"].append(timed(lambda: hand.train(images, epochs=epochs, seed=seed), steps)[0])
-    return statistics.median(wall["project"]), statistics.median(wall["floor"])
+    params, rng = tiny(), epoch_rng(seed, 0)
+    x, eps = images[:BATCH_SIZE], rng.standard_normal((BATCH_SIZE, 2), dtype=np.float32)
+    loss_and_grad = value_and_grad_per_array(lambda p, x, rng: -elbo_unchecked(p[0], p[1], x, rng))
+    grads = flat_arrays(loss_and_grad(params, x, rng)[1])
+    state = init_adam_state(flat_arrays(params))
+
+    def repeated(step):
+        def run():
+            for _ in range(repeats):
+                step()
+        return run
+
+    parts = {"step": (lambda: train(tiny(), images, epochs=epochs, seed=seed),
+                      lambda: hand.train(images, epochs=epochs, seed=seed), steps),
+             "gradient": (repeated(lambda: loss_and_grad(params, x, rng)),
+                          repeated(lambda: hand.loss_and_grad(x, eps)), repeats),
+             "adam": (repeated(lambda: adam_update(flat_arrays(params), grads, state, 0.0)),
+                      repeated(lambda: hand.adam_update(0.0)), repeats)}
+    wall = {(part, variant): [] for part in parts for variant in (0, 1)}
+    for r in range(rounds):
+        for part, (project, floor, count) in parts.items():
+            for variant in ((0, 1) if r % 2 == 0 else (1, 0)):
+                wall[part, variant].append(timed((project, floor)[variant], count)[0])
+    return {part: tuple(statistics.median(wall[part, variant]) for variant in (0, 1)) for part in parts}
 
 
 def main(argv=None):
@@ -429,13 +450,18 @@ def main(argv=None):
     print(f"{'  median of per-round ratios':28s} {paired:.2f}   (adjacent runs paired: less sensitive to drift)")
     print(f"{f'{PROJECTED_EPOCHS} epochs projected':28s} {PROJECTED_EPOCHS * median['project'] / 60:.1f} min"
           f"   (floor: {PROJECTED_EPOCHS * median['floor'] / 60:.1f} min)")
-    fixed_project, fixed_floor = fixed_cost_per_step(args.seed)
-    fixed = fixed_project - fixed_floor
+    fixed = fixed_cost_per_step(args.seed, args.rounds)
     steps = NUM_IMAGES // BATCH_SIZE
-    print(f"{'fixed cost per step':28s} {1e6 * fixed:.0f} us = {100 * fixed * steps / median['floor']:.1f}% of the "
-          f"floor's step   (project {1e6 * fixed_project:.0f}, floor {1e6 * fixed_floor:.0f} us a step on a model of "
-          "4 pixels and 3 hidden units,\n"
-          f"{'':28s} where the arrays cost next to nothing: autograd's tape and the Python of each step)")
+
+    def excess(part):  # microseconds a step, and the share of the floor's full-size step
+        seconds = fixed[part][0] - fixed[part][1]
+        return f"{1e6 * seconds:.0f} us ({100 * seconds * steps / median['floor']:.1f}%)"
+
+    project, floor = (1e6 * seconds for seconds in fixed["step"])
+    print(f"{'fixed cost per step':28s} {excess('step')} of the floor's step: the project's step on a model of "
+          f"4 pixels and 3 hidden units,\n{'':28s} whose arrays cost next to nothing, takes {project:.0f} us "
+          f"against the floor's {floor:.0f};\n{'':28s} of that, the gradient (autograd's tape) "
+          f"{excess('gradient')} and Adam over eight arrays {excess('adam')}")
     print()
     print(f"same computation: first-epoch mean -ELBO project {first_loss['project']:.4f}, "
           f"floor {first_loss['floor']:.4f} (same data, init, batches and eps)")

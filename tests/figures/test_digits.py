@@ -10,6 +10,7 @@ from vae_autograd.core.images import image_grid
 from vae_autograd.core.logspace import sigmoid
 from vae_autograd.core.model import decoder, encoder
 from vae_autograd.figures.digits import (
+    cell_percent,
     fig_interpolations,
     fig_latent_embedding,
     fig_latent_lattice,
@@ -167,3 +168,9 @@ def test_unreadable_text_finds_overlaps_and_text_leaving_the_figure():
     legend_ax.legend(loc="center")
     legend_ax.text(0.5, 0.5, "under the legend", transform=legend_ax.transAxes, ha="center")
     assert "a legend covers 'under the legend'" in unreadable_text(legend_fig)
+
+
+def test_a_confusion_cell_never_reads_0_for_half_a_percent_nor_100_below_all():
+    """The cells read as their title says (·: some, under 0.5%): 0.5% is 1, not 0 (Python rounds halves to even),
+    and 99.6% is 99, not 100."""
+    assert [cell_percent(s) for s in (0.0049, 0.005, 0.125, 0.5, 0.996, 1.0)] == ["·", "1", "13", "50", "99", "100"]

@@ -2,10 +2,11 @@
 against the approximate posterior, top halves, and SVI's fits and completions.
 """
 import copy
+import json
 
 import numpy as np
 
-from tests.helpers import brute_force
+from tests.helpers import REPO, brute_force
 from vae_autograd.core.distributions import diag_gaussian_log_density
 from vae_autograd.core.images import SIDE
 from vae_autograd.core.text import window_holds
@@ -20,6 +21,7 @@ from vae_autograd.figures.posteriors import (
     svi_titles,
     top_half_titles,
 )
+from vae_autograd.report.posteriors import describe_top_half
 from vae_autograd.study.grids import latent_grid
 from vae_autograd.study.posterior import top_half
 from vae_autograd.study.svi import bottom_half_predictions
@@ -108,3 +110,15 @@ def test_window_holds_names_what_the_largest_share_left_out_allows():
     assert window_holds([0.0, 1.1e-3], [0.0]) == "most of the posterior"
     assert window_holds([0.0], [0.49]) == "most of the posterior"
     assert window_holds([0.5], [0.0]) == "part of the posterior"
+
+
+def test_top_half_titles_print_a_share_and_an_edge_mass_as_the_6_2_caption_does():
+    """A minor piece of 0.66% and an edge mass of 1.4e-3 read '0.7%' and 'at most 0.0014' in a panel's title,
+    as in the caption (table_percent, at_most): not '0.66%' beside '0.7%', nor '1e-03', a value at the
+    threshold below which the suptitle would say 'the whole posterior'."""
+    summary = json.loads((REPO / "figures" / "results.json").read_text())["posteriors"]["top_half"]
+    summary["mode_shares"][0], summary["num_modes"][0], summary["edge_mass"][0] = [0.9834, 0.0066], 1, 1.4e-3
+    title, caption = top_half_titles(summary)[0], describe_top_half(summary)
+    assert "(+ 1 piece of 0.7%)" in title and "a separate piece holding 0.7% of the mass" in caption
+    assert title.endswith("mass at the window's edge at most 0.0014") and "at most 0.0014 of its mass" in caption
+    assert window_holds(summary["edge_mass"], summary["mass_outside_window"]) == "most of the posterior"

@@ -4,7 +4,7 @@ import re
 import numpy as np
 
 from tests.helpers import REPO
-from vae_autograd.report.format import at_most
+from vae_autograd.core.text import at_most
 
 
 def test_at_most_never_rounds_down():

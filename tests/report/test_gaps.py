@@ -109,7 +109,7 @@ def test_a_wrong_basin_share_is_never_shown_as_0_0_percent(results):
     assert "0.0%" not in table and "100.0%" not in table
     assert table.count("| 0.01% |") == 1 and "| 0.04% |" in table and "| above 99.9% |" in table
     assert "| 0% |" in table  # none: no decimal to round
-    from vae_autograd.report.format import table_percent
+    from vae_autograd.core.text import table_percent
 
     assert [table_percent(share) for share in (0.0921, 0.104, 1.0)] == ["9.2%", "10.4%", "100%"]
 

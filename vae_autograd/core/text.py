@@ -1,6 +1,7 @@
-"""How a share or a probability reads in words: the one percent formatter, the probability
-wording and what a posterior's window holds, shared by figure titles and report sentences so
-that the two never disagree."""
+"""How a share, a bound or a probability reads in words: the percent formatters, a value rounded up
+for "at most", the probability wording and what a posterior's window holds, shared by figure titles
+and report sentences so that the two never disagree."""
+import math
 
 
 def percent(share):
@@ -15,6 +16,30 @@ def percent(share):
     if 99.5 <= value < 100:
         return "above 99%"
     return f"{value:.0f}%" if value >= 9.95 else f"{value:.2g}%"
+
+
+def table_percent(share):
+    """A share for a table cell, to one decimal ('9.2%'), but never '0.0%' for a share above 0 nor '100.0%' for
+    one below 1: those take percent's two significant digits ('0.01%', 'below 0.001%') or 'above 99.9%'.
+    0 is '0%' and 1 '100%'."""
+    if share in (0, 1):
+        return f"{share:.0%}"
+    text = f"{share:.1%}"
+    if text == "0.0%":
+        return percent(share)
+    return "above 99.9%" if text == "100.0%" else text
+
+
+def at_most(value, digits=2):
+    """value rounded up, never down, to digits significant digits ("3.1e-05" for 3.05e-05): what
+    a sentence saying "at most" may print."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    exponent = math.floor(math.log10(abs(value))) - digits + 1
+    rounded = math.ceil(value / 10.0**exponent * (1 - 1e-12)) * 10.0**exponent  # 3e-5 / 1e-6 is 30.000000000000004
+    if abs(rounded) < 1e-3 or abs(rounded) >= 1e5:
+        return f"{rounded:.{digits - 1}e}"
+    return f"{rounded:.{max(0, -exponent)}f}"
 
 
 def probability(p):

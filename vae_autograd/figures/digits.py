@@ -112,6 +112,14 @@ def fig_interpolations(x_a, x_b, path_means, labels_a, labels_b):
                        inches_per_image=0.6)
 
 
+def cell_percent(share):
+    """A nonzero share of a confusion cell in whole percent, as its title explains: '·' under 0.5%, halves
+    rounded up (0.5% is '1', never '0'), and '99' for a share below 1 that would round to '100'."""
+    if share < 0.005:
+        return "·"
+    return str(min(math.floor(100 * share + 0.5), 100 if share >= 1 else 99))
+
+
 def fig_confusion(summary):
     """10 x 10 image of the row-normalized confusion table, each cell annotated with its percent."""
     table = np.asarray(summary["confusion"], dtype=np.float64)
@@ -123,7 +131,7 @@ def fig_confusion(summary):
     fig.colorbar(image, ax=ax, label="percent of the true class's test images")
     for (row, col), share in np.ndenumerate(shares):  # inside their cells: the layout need not measure them
         if table[row, col] > 0:
-            ax.text(col, row, f"{100 * share:.0f}" if share >= 0.005 else "·", ha="center", va="center",
+            ax.text(col, row, cell_percent(share), ha="center", va="center",
                     fontsize=7, color="white" if share > 0.5 else "black", in_layout=False)
     classes = range(len(table))
     ax.set_xticks(classes)

@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from ..core.distributions import diag_gaussian_log_density
 from ..core.images import SIDE
 from ..core.logspace import logsumexp
-from ..core.text import percent, window_holds
+from ..core.text import at_most, table_percent, window_holds
 from ..study.posterior import TOP_ROWS, normalized, top_half
 
 MASSES = (0.5, 0.9, 0.99)  # contour levels: highest-density regions holding these masses
@@ -129,15 +129,16 @@ def top_half_titles(summary):
     """Panel titles of 6.2 from posterior_study's summary["top_half"]: std, modes, edge mass.
 
     Separate pieces of the highest-density region too small to count as modes are named
-    with their mass, so a contour drawn apart is never left unexplained.
+    with their mass, so a contour drawn apart is never left unexplained. Shares and edge masses are
+    printed as the 6.2 caption prints them (table_percent, at_most), so the two never disagree.
     """
     titles = []
     for std, modes, shares, edge in zip(summary["posterior_std"], summary["num_modes"], summary["mode_shares"],
                                         summary["edge_mass"]):
         minor = shares[modes:]
-        pieces = f" (+ {len(minor)} piece{'s' * (len(minor) > 1)} of {percent(sum(minor))})" if minor else ""
+        pieces = f" (+ {len(minor)} piece{'s' * (len(minor) > 1)} of {table_percent(sum(minor))})" if minor else ""
         titles.append(f"std {std[0]:.2f}, {std[1]:.2f}; modes: {modes}{pieces}\n"
-                      f"mass at the window's edge {edge:.0e}")
+                      f"mass at the window's edge at most {at_most(edge)}")
     return titles
 
 

@@ -1,8 +1,6 @@
-"""Number and list formatting for the report's sentences and tables (shares and probabilities:
+"""Number and list formatting for the report's sentences and tables (shares, bounds and probabilities:
 core.text, which the figure titles share)."""
-import math
 
-from ..core.text import percent
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
                 9: "nine", 10: "ten"}
@@ -73,27 +71,3 @@ def nats_apart(difference, digits=2):
     if printed(abs(difference), digits) == 0:
         return f"level (to {digits} decimals) with"
     return f"{fixed(abs(difference), digits)} nats {'above' if difference > 0 else 'below'}"
-
-
-def table_percent(share):
-    """A share for a table cell, to one decimal ('9.2%'), but never '0.0%' for a share above 0 nor '100.0%' for
-    one below 1: those take percent's two significant digits ('0.01%', 'below 0.001%') or 'above 99.9%'.
-    0 is '0%' and 1 '100%'."""
-    if share in (0, 1):
-        return f"{share:.0%}"
-    text = f"{share:.1%}"
-    if text == "0.0%":
-        return percent(share)
-    return "above 99.9%" if text == "100.0%" else text
-
-
-def at_most(value, digits=2):
-    """value rounded up, never down, to digits significant digits ("3.1e-05" for 3.05e-05): what
-    a sentence saying "at most" may print."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    exponent = math.floor(math.log10(abs(value))) - digits + 1
-    rounded = math.ceil(value / 10.0**exponent * (1 - 1e-12)) * 10.0**exponent  # 3e-5 / 1e-6 is 30.000000000000004
-    if abs(rounded) < 1e-3 or abs(rounded) >= 1e5:
-        return f"{rounded:.{digits - 1}e}"
-    return f"{rounded:.{max(0, -exponent)}f}"

@@ -1,8 +1,8 @@
 """Part 8 in words: the gap tables and the sentences computed from them."""
 import math
 
-from ..core.text import percent
-from .format import at_most, join, nats_apart, plural, printed, table_percent, table_row, with_se
+from ..core.text import at_most, percent, table_percent
+from .format import join, nats_apart, plural, printed, table_row, with_se
 
 
 def iwae_proposal_lines(iwae, intro_end):

@@ -1,8 +1,8 @@
 """Part 3 in words: the ELBO against log p(x), the quadrature's checks, the prescribed grid, IWAE."""
 import math
 
-from ..core.text import percent, probability
-from .format import at_most, fixed, printed
+from ..core.text import at_most, percent, probability
+from .format import fixed, printed
 
 
 def describe_gaps(summary, set_name):

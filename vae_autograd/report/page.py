@@ -5,9 +5,10 @@ these, and the tests check them by this list.
 """
 import math
 
+from ..core.text import table_percent
 from ..io.files import atomic_write
 from .estimators import describe_estimators, estimator_section
-from .format import count, plural, table_percent, table_row, with_se
+from .format import count, plural, table_row, with_se
 from .gaps import describe_inference_gaps, gap_section, iwae_proposal_lines
 from .latent_classes import describe_interpolations, describe_latent_classes, describe_reconstructions
 from .marginal_likelihood import describe_marginal_likelihood

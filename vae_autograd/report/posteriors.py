@@ -6,8 +6,8 @@ the comparison: when the numbers change, so does what the sentence says.
 """
 import numpy as np
 
-from ..core.text import window_holds
-from .format import at_most, count, panel_list, printed, span, table_percent
+from ..core.text import at_most, table_percent, window_holds
+from .format import count, panel_list, printed, span
 
 
 def describe_true_vs_approx(summary):

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from ..core.text import percent
 from .gaussian_fit import CONVERGED_NATS, MAX_ROUNDS, MODE_GRID_BOUND, MODE_GRID_SPACING, MODE_WITHIN_NATS, NUM_MODES
 from .inference_gaps import WRONG_BASIN_NATS, gap_summary, inference_gap_study
 
@@ -56,7 +57,7 @@ def gap_studies(params, epochs, kept, images, log_px, iwae_encoder, iwae_rng, su
     summary["test"].update(convergence=whole["convergence"], iwae=whole["iwae"])
     for split in images:
         log(f"  {split}: approximation gap {summary[split]['approximation_gap']:.3f}, amortization gap "
-            f"{summary[split]['amortization_gap']:.3f}, wrong basins {summary[split]['wrong_basin_fraction']:.1%}")
+            f"{summary[split]['amortization_gap']:.3f}, wrong basins {percent(summary[split]['wrong_basin_fraction'])}")
     log(f"  both sets in {time.perf_counter() - started:.0f} s")
     # Along training: the same random subsets at every kept epoch, and at the last from above.
     subsets = {split: np.sort(subset_rngs[split].choice(len(x), min(epoch_images, len(x)), replace=False))
