@@ -70,7 +70,7 @@ def log_partition(logits, rows_per_block=256, dtype=None):
     In blocks of rows small enough to stay in cache: softplus's passes over millions of decoded
     points otherwise cost as much as the decoding."""
     rows = logits.reshape(-1, logits.shape[-1])
-    out = np.empty(len(rows), dtype or logits.dtype)
+    out = np.empty(len(rows), logits.dtype if dtype is None else dtype)
     for start in range(0, len(rows), rows_per_block):
         out[start:start + rows_per_block] = np.sum(softplus.fun(rows[start:start + rows_per_block]), axis=-1,
                                                    dtype=out.dtype)
