@@ -84,9 +84,9 @@ ENTRY_POINTS = {
                                 posterior_study(ENC, DEC, X[:2], x, num_points=11)),
     decoder_target: lambda x: decoder_target(DEC, x),
     inference_gap_study: lambda x: inference_gap_study(ENC, DEC, x, num_steps=2, convergence_images=0),
-    worst_amortized: lambda x: worst_amortized(DEC, x, {**{key: np.zeros(len(x)) for key in PER_IMAGE_ELBOS},
-                                                        **{key: np.zeros((len(x), 2)) for key in PER_IMAGE_GAUSSIANS}},
-                                                num_shown=1, num_points=5),
+    worst_amortized: lambda x: worst_amortized(
+        DEC, x, {**{key: np.zeros(len(x)) for key in (*PER_IMAGE_ELBOS, "log_px")},
+                 **{key: np.zeros((len(x), 2)) for key in PER_IMAGE_GAUSSIANS}}, num_shown=1, num_points=5),
     gaps_by_split: lambda x: gaps_by_split(ENC, DEC, {"test": x}, num_steps=2, convergence_images=0),
     gap_studies: lambda x: gap_studies((ENC, DEC), 1, {}, {"test": x}, {"test": np.zeros(len(x))}, None, rng(),
                                        {"test": rng()}, iwae_images=1, check_images=1, log=lambda line: None),

@@ -1,8 +1,10 @@
 """Part 8's figures (vae_autograd.figures.gaps) draw from a tiny study."""
 import numpy as np
 
+from vae_autograd.core.text import window_holds
 from vae_autograd.figures.gaps import fig_gap_histograms, fig_gaps_over_training, fig_worst_amortization
 from vae_autograd.study.inference_gaps import worst_amortized
+from vae_autograd.study.posterior import OUTSIDE_RESOLUTION
 
 
 def test_figures_draw(tiny_vae, gap_result):
@@ -28,3 +30,21 @@ def test_a_wrong_basin_share_is_never_shown_as_0_0_percent():
     fig = fig_gap_histograms({"test": per_image})
     labels = [text.get_text() for ax in fig.axes if ax.get_legend() for text in ax.get_legend().get_texts()]
     assert "in a wrong basin (0.033%)" in labels, labels
+
+
+def test_the_largest_gaps_figure_says_what_its_panels_hold_of_the_posterior(tiny_vae, gap_result):
+    """Its windows are built around the three Gaussians, not the posterior: the share of p(z|x) they leave
+    out (against log p(x)) decides the suptitle's words, and a refinement that reaches q* is said to end
+    within the wrong-basin threshold of it."""
+    _, dec_params, x = tiny_vae
+    worst = worst_amortized(dec_params, x, gap_result["per_image"], num_shown=3, num_points=31)
+    assert np.all(worst["mass_outside"] >= OUTSIDE_RESOLUTION) and np.all(worst["mass_outside"] < 1)
+
+    def text(worst):
+        fig = fig_worst_amortization(x, gap_result["per_image"], worst)
+        return " ".join(fig.get_suptitle().split()), " ".join(ax.get_title() for ax in fig.axes)
+
+    assert f"and {window_holds(worst['mass_outside'])} p(z|x)" in text(worst)[0]
+    assert "refinement reaches q*" not in text(worst)[1]
+    cut = dict(worst, mass_outside=np.full(3, 2e-3))
+    assert "standard deviations, and most of the posterior p(z|x)" in text(cut)[0]

@@ -81,7 +81,7 @@ def test_refinement_names_wrong_basins_only_where_there_are_any(results):
     said = describe_inference_gaps(gaps)["refinement"]
     assert "on no test or training image does it stop more than 0.1 nats below q*" in said
     assert "0.0%" not in said and "on average" not in said and "instead of" not in said
-    assert "leaves the best Gaussian's approximation gap, 0.458 nats on test" in said
+    assert "leaves the best diagonal Gaussian's approximation gap, 0.458 nats on test" in said
     train.update(wrong_basin_fraction=0.02)
     said = describe_inference_gaps(gaps)["refinement"]
     assert "in 2% of training images (none of the test images) it stops more than 0.1 nats below q*" in said

@@ -1,4 +1,5 @@
 """The captions of the posterior parts (vae_autograd.report.posteriors) follow the numbers."""
+from vae_autograd.figures.posteriors import top_half_titles
 from vae_autograd.report.posteriors import (
     describe_factorization,
     describe_svi,
@@ -21,7 +22,7 @@ def test_describe_true_vs_approx_follows_the_numbers():
     assert "most of the gap is amortization gap" in text and "93.3% of the KL on the training panels" in text
     text = describe_true_vs_approx(true_vs_approx_summary([1.0, 2.0], [0.5, 0.5], [0.8, 1.5], [0.4, 0.4]))
     assert "q is no further from p on the test images" in text
-    assert "most of the gap is the Gaussian family's approximation gap" in text
+    assert "most of the gap is the diagonal Gaussian family's approximation gap" in text
 
 
 def top_half_summary(num_modes, mode_shares):
@@ -92,7 +93,7 @@ def test_a_share_printed_as_50_percent_is_called_neither_most_nor_least():
     against its own numbers."""
     for best in (0.4996, 0.5004, 0.4995, 0.5005):  # shares of 50.04%, 49.96%, 50.05% and 49.95%: each shown as 50.0%
         text = describe_true_vs_approx(true_vs_approx_summary([1.0, 1.0], [1.0, 1.0], [best] * 2, [best] * 2))
-        assert "the amortization gap (the encoder's KL minus the best Gaussian's) is 50.0% of the KL on the " \
+        assert "the amortization gap (the encoder's KL minus the best diagonal Gaussian's) is 50.0% of the KL on the " \
             "training panels and 50.0% on the test panels" in text and "most of the gap" not in text
     text = describe_true_vs_approx(true_vs_approx_summary([1.0, 1.0], [1.0, 1.0], [0.49, 0.49], [0.49, 0.49]))
     assert "most of the gap is amortization gap" in text and "51.0% of the KL on the training panels" in text
@@ -103,3 +104,14 @@ def test_a_share_printed_as_50_percent_is_called_neither_most_nor_least():
 def test_a_separate_piece_too_small_to_count_is_never_shown_as_0_0_percent():
     text = describe_top_half(top_half_summary([1, 1], [[0.9996, 0.0004], [0.99]]))
     assert "a separate piece holding 0.04% of the mass is too small to count" in text and "0.0%" not in text
+
+
+def test_separate_pieces_are_counted_and_one_below_the_rule_never_reads_at_it():
+    """Two uncounted pieces are named as two, with their total; one piece of 0.996% reads 'under 1%', not
+    '1.0%', which would meet the rule (at least 1% of the mass) that it fails. The panel title says the same."""
+    summary = top_half_summary([1, 1], [[0.982, 0.008, 0.008], [0.98, 0.00996]])
+    text = describe_top_half(summary)
+    assert "in panel 1 two separate pieces holding 1.6% of the mass together, each under 1%, are too small" in text
+    assert "in panel 2 a separate piece holding under 1% of the mass is too small to count" in text
+    assert top_half_titles(summary)[0].startswith("std 0.20, 0.20; modes: 1 (+ 2 pieces of 1.6% together)")
+    assert top_half_titles(summary)[1].startswith("std 0.20, 0.20; modes: 1 (+ 1 piece of under 1%)")

@@ -18,6 +18,7 @@ from vae_autograd.core.model import decoder, encoder, init_vae_params
 from vae_autograd.study.estimators import quadrature_elbo
 from vae_autograd.study.grids import edge_mass, grid_moments, latent_grid, log_integrate_grid
 from vae_autograd.study.posterior import (
+    OUTSIDE_RESOLUTION,
     bottom_pixel_dependence,
     count_modes,
     log_joint_on_grid,
@@ -244,3 +245,15 @@ def test_connected_pieces_joins_diagonal_neighbours_and_separates_gaps():
     assert np.all((labels > 0) == mask)
     pieces = {tuple(map(tuple, np.argwhere(labels == piece))) for piece in np.unique(labels[labels > 0])}
     assert pieces == {((0, 0), (1, 1)), ((0, 4), (1, 4)), ((3, 0), (3, 1)), ((3, 3), (4, 4))}
+
+
+def test_the_mass_outside_a_window_is_seen_beyond_the_coarse_grid():
+    """mass_outside_window sets the window's integral against log p(x) by the adaptive quadrature of the
+    whole plane: a window kept to a coarse grid of [-1, 1]^2 that the two modes (beyond |z1| = 1.5) lie
+    outside has nearly all the posterior outside it, which a share counted on that grid would put at 0."""
+    dec_params = two_mode_decoder()
+    x = np.ones((1, 20))
+    windows, checks = whole_posterior_windows(dec_params, x, num_points=61, num_stds=1.0, bound=1.0, max_rounds=0)
+    assert np.all(np.abs(windows.z_grids[0]) <= 1.0 + 1e-12) and checks["mass_outside_window"][0] > 0.99
+    _, held = whole_posterior_windows(dec_params, x, num_points=61, num_stds=1.0)
+    assert held["mass_outside_window"][0] == OUTSIDE_RESOLUTION  # the widened window: all of it, to resolution

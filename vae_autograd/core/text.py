@@ -30,6 +30,13 @@ def table_percent(share):
     return "above 99.9%" if text == "100.0%" else text
 
 
+def share_below(share, limit):
+    """A share known to be below limit, for a table or a sentence: table_percent(share), or 'under' limit
+    where that would print limit or more (0.00996 below 0.01 is 'under 1%', not '1.0%')."""
+    text = table_percent(share)
+    return f"under {percent(limit)}" if share < limit <= float(text.split()[-1].rstrip("%")) / 100 else text
+
+
 def at_most(value, digits=2):
     """value rounded up, never down, to digits significant digits ("3.1e-05" for 3.05e-05): what
     a sentence saying "at most" may print."""
@@ -48,7 +55,7 @@ def probability(p):
 
 
 # A window holds "the whole posterior" when at most this share of the posterior lies at its edge, or
-# outside it on a coarse grid of the plane: then no KL or contour computed on it shows the rest.
+# outside it (study.posterior.whole_posterior_windows): then no KL or contour computed on it misses the rest.
 WHOLE_POSTERIOR_SHARE = 1e-3
 
 

@@ -4,8 +4,8 @@ import textwrap
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..core.text import percent
-from ..study.inference_gaps import in_wrong_basin
+from ..core.text import percent, window_holds
+from ..study.inference_gaps import WRONG_BASIN_NATS, in_wrong_basin
 from .marginal_likelihood import log_histogram
 from .posteriors import contour_density, show_digit
 
@@ -100,10 +100,11 @@ def fig_worst_amortization(x, per_image, worst):
         digit_ax.set_title(f"image {n}: amortization gap {amort[n]:.1f}\napprox. gap "
                            f"{per_image['log_px'][n] - per_image['elbo_optimal'][n]:.2f}, refinement gains "
                            f"{per_image['elbo_refined'][n] - per_image['elbo_amortized'][n]:.1f}\n"
-                           + (f"wrong basin ({below:.1f} below q*)" if n in wrong else "refinement reaches q*"),
+                           + (f"wrong basin ({below:.1f} below q*)" if n in wrong else
+                              f"refinement ends within {WRONG_BASIN_NATS:g} nats of q*"),
                            fontsize=8)
     text = ("true p(z|x) (black) with q(z|x) (orange dashed), q refined (green dotted), q* (red dash-dot); "
-            "contours hold 50 / 90 / 99% of each density; each panel holds the three Gaussians to 4 standard "
-            "deviations")
+            "contours hold 50 / 90 / 99% of each density on its panel; each panel holds the three Gaussians to 4 "
+            f"standard deviations, and {window_holds(worst['mass_outside'])} p(z|x)")
     fig.suptitle(textwrap.fill(text, width=int(14 * fig.get_figwidth())), fontsize=9)
     return fig

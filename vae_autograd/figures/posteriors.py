@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from ..core.distributions import diag_gaussian_log_density
 from ..core.images import SIDE
 from ..core.logspace import logsumexp
-from ..core.text import at_most, table_percent, window_holds
+from ..core.text import at_most, share_below, table_percent, window_holds
 from ..study.posterior import TOP_ROWS, normalized, top_half
 
 MASSES = (0.5, 0.9, 0.99)  # contour levels: highest-density regions holding these masses
@@ -107,8 +107,8 @@ def gaussian_panels(x, mean, log_std, windows, titles):
 
 
 def kl_titles(summary):
-    """Panel titles of 6.1 from encoder_against_posterior's summary: the KL and the best Gaussian's."""
-    return [f"KL(q || p) = {kl:.3f} nats\nbest Gaussian: {best:.3f}"
+    """Panel titles of 6.1 from encoder_against_posterior's summary: the KL and the best diagonal Gaussian's."""
+    return [f"KL(q || p) = {kl:.3f} nats\nbest diagonal Gaussian: {best:.3f}"
             for kl, best in zip(summary["kl"], summary["best_gaussian_kl"])]
 
 
@@ -119,8 +119,8 @@ def fig_true_vs_approx_posterior(study):
                             kl_titles(part["summary"])) for part in (study["train"], study["test"])]
     return posterior_panels(rows, [("true posterior p(z|x)", "black", "solid"),
                                    ("encoder q(z|x)", "tab:red", "dashed")],
-                            "KL(q || p) in each title, and below it that of the best Gaussian (the one closest to "
-                            "p); true posterior vs the encoder's approximation",
+                            "KL(q || p) in each title, and below it that of the best diagonal Gaussian (the one "
+                            "closest to p); true posterior vs the encoder's approximation",
                             held_by(study["train"]["summary"], study["test"]["summary"]),
                             row_labels=["training images", "test images"])
 
@@ -136,7 +136,8 @@ def top_half_titles(summary):
     for std, modes, shares, edge in zip(summary["posterior_std"], summary["num_modes"], summary["mode_shares"],
                                         summary["edge_mass"]):
         minor = shares[modes:]
-        pieces = f" (+ {len(minor)} piece{'s' * (len(minor) > 1)} of {table_percent(sum(minor))})" if minor else ""
+        pieces = (f" (+ 1 piece of {share_below(minor[0], summary['mode_min_share'])})" if len(minor) == 1 else
+                  f" (+ {len(minor)} pieces of {table_percent(sum(minor))} together)" if minor else "")
         titles.append(f"std {std[0]:.2f}, {std[1]:.2f}; modes: {modes}{pieces}\n"
                       f"mass at the window's edge at most {at_most(edge)}")
     return titles
@@ -152,7 +153,10 @@ def fig_top_half_posterior(study):
               for n in range(len(z_grids))]
     return posterior_panels([panels], [("p(z | top half)", "tab:blue", "solid"),
                                        ("p(z | whole image)", "gray", "dotted")],
-                            "Posterior given only the top half of the digit", held_by(study["summary"]["top_half"]))
+                            "Posterior given only the top half of the digit",
+                            window_holds(*(study["summary"]["top_half"][key] for key in ("edge_mass",
+                                                                                         "mass_outside_window")),
+                                         top["whole_outside"]))
 
 
 def svi_titles(summary):

@@ -111,9 +111,10 @@ def describe_refinement(test, train, settings):
         text += f"; on no test or training image does it stop {below}, {optimum} (a wrong basin)."
     after, best = f"{test['gap_after_refinement']:.3f}", f"{test['approximation_gap']:.3f}"
     if after != best:
-        return (text + " Taking the refined q as if it were the best Gaussian would put the approximation gap at "
-                f"{after} nats instead of {best}.")
-    return text + f" The refined q leaves the best Gaussian's approximation gap, {best} nats on test (to 3 decimals)."
+        return (text + " Taking the refined q as if it were the best diagonal Gaussian would put the approximation "
+                f"gap at {after} nats instead of {best}.")
+    return (text + f" The refined q leaves the best diagonal Gaussian's approximation gap, {best} nats on test "
+            "(to 3 decimals).")
 
 
 def describe_inference_gaps(gaps, converged_nats=0.02, num_se=3.0, iwae_tolerance=0.1):

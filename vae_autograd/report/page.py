@@ -101,8 +101,8 @@ def report_text(results):
         "",
         f"{describe_model(training)}; {training['epochs']} epochs of Adam {trained_on(training)}"
         + (" (**--quick run: a pipeline check, not the science**)" if results["quick"] else "")
-        + f", seed {results['seed']}. Every number here was computed by `run_all.py`; all of them "
-        "are in `results.json`.",
+        + f", seed {results['seed']}. Every number `run_all.py` computed that this page quotes is read "
+        "from `results.json`.",
         "",
         "## Numbers (nats per image)",
         "",

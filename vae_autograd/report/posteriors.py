@@ -6,7 +6,7 @@ the comparison: when the numbers change, so does what the sentence says.
 """
 import numpy as np
 
-from ..core.text import at_most, table_percent, window_holds
+from ..core.text import at_most, percent, share_below, table_percent, window_holds
 from .format import count, panel_list, printed, span
 
 
@@ -38,16 +38,16 @@ def describe_true_vs_approx(summary):
         verdict = (f"so on these panels most of the gap is amortization gap (the encoder's KL minus the best "
                    f"Gaussian's): {shares}")
     elif max(train_percent, test_percent) < 50:
-        verdict = (f"so on these panels most of the gap is the Gaussian family's approximation gap; the "
-                   f"amortization gap (the encoder's KL minus the best Gaussian's) is {shares}")
+        verdict = (f"so on these panels most of the gap is the diagonal Gaussian family's approximation gap; the "
+                   f"amortization gap (the encoder's KL minus the best diagonal Gaussian's) is {shares}")
     else:
-        verdict = f"the amortization gap (the encoder's KL minus the best Gaussian's) is {shares}"
+        verdict = f"the amortization gap (the encoder's KL minus the best diagonal Gaussian's) is {shares}"
     return (f"Each title gives KL(q || p), which is the whole gap log p(x) - ELBO of that image, and the KL "
-            f"of the best Gaussian for that image alone (q*, as in part 8: KL = log p(x) - ELBO). The encoder's KL is "
-            f"{span(train['kl'])} nats on the {count(len(train['kl']))} training images and {span(test['kl'])} on "
-            f"the {count(len(test['kl']))} test images: {compare}. The best Gaussians reach {span(train['best'])} "
-            f"and {span(test['best'])} nats, {verdict}. These are {count(len(train['kl']) + len(test['kl']))} "
-            "images, not the test set's ELBO gap; at most "
+            f"of the best diagonal Gaussian for that image alone (q*, as in part 8: KL = log p(x) - ELBO). The "
+            f"encoder's KL is {span(train['kl'])} nats on the {count(len(train['kl']))} training images and "
+            f"{span(test['kl'])} on the {count(len(test['kl']))} test images: {compare}. The best diagonal Gaussians "
+            f"reach {span(train['best'])} and {span(test['best'])} nats, {verdict}. These are "
+            f"{count(len(train['kl']) + len(test['kl']))} images, not the test set's ELBO gap; at most "
             f"{at_most(max(train['edge'], test['edge']))} of any posterior lies at its window's edge.")
 
 
@@ -72,13 +72,16 @@ def describe_top_half(summary):
     else:
         modal = f"{rule}, {len(multi)} of the {n} posteriors {'is' if len(multi) == 1 else 'are'} multi-modal " \
                 f"({panel_list(multi)}: {', '.join(str(modes[i]) for i in multi)} modes)"
-    minor = [(i, sum(shares[modes[i]:])) for i, shares in enumerate(summary["mode_shares"]) if len(shares) > modes[i]]
-    pieces = "".join(f"; in {panel_list([i])} a separate piece holding {table_percent(share)} of the mass is too "
-                     "small to count" for i, share in minor)
+    limit = summary["mode_min_share"]
+    minor = [(i, shares[modes[i]:]) for i, shares in enumerate(summary["mode_shares"]) if len(shares) > modes[i]]
+    pieces = "".join(f"; in {panel_list([i])} a separate piece holding {share_below(rest[0], limit)} of the mass is "
+                     "too small to count" if len(rest) == 1 else
+                     f"; in {panel_list([i])} {count(len(rest))} separate pieces holding {table_percent(sum(rest))} "
+                     f"of the mass together, each under {percent(limit)}, are too small to count" for i, rest in minor)
     held = window_holds(summary["edge_mass"], summary["mass_outside_window"])
     return (f"On windows that hold {held} (at most {at_most(max(summary['edge_mass']))} of its mass at "
-            f"a window's edge, at most {at_most(max(summary['mass_outside_window']))} outside it on a coarse grid of "
-            f"the plane), {width}; {modal}{pieces}.")
+            f"a window's edge, at most {at_most(max(summary['mass_outside_window']))} outside it, against log p(x) "
+            f"by the quadrature of part 3), {width}; {modal}{pieces}.")
 
 
 def describe_svi(summary):

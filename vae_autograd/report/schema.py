@@ -121,7 +121,7 @@ class WindowChecks(TypedDict):
 
 
 class EncoderAgainstPosterior(WindowChecks):
-    """6.1, per shown image: KL(q || p(z|x)), the best Gaussian's, and the window's checks."""
+    """6.1, per shown image: KL(q || p(z|x)), the best diagonal Gaussian's, and the window's checks."""
     kl: list[float]
     best_gaussian_kl: list[float]
     amortization_gap: list[float]

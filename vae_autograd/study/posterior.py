@@ -45,6 +45,7 @@ from .grids import (
     neighbourhood_max,
     square_windows,
 )
+from .quadrature import log_marginal_likelihood
 from .windows import decoder_target
 
 TOP_ROWS = SIDE // 2
@@ -135,6 +136,11 @@ def posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_poin
     return Windows(z_grids, spacing, log_joint)
 
 
+# The least share of a posterior that mass_outside_window resolves: the window's integral and the quadrature
+# of log p(x) each err by about 1e-6 relative, so their ratio says nothing finer than this.
+OUTSIDE_RESOLUTION = 1e-5
+
+
 def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_points=101, num_stds=4.0,
                             max_edge_mass=1e-4, grow=1.5, max_rounds=8, bound=5.0, coarse_spacing=0.125,
                             coarse_mass=1 - 1e-4):
@@ -147,8 +153,10 @@ def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, nu
     max_edge_mass of the posterior lies on its outermost ring (at most max_rounds times).
     x (N, P), extra_means, extra_stds (N, 2) as in posterior_windows.
     Returns Windows as posterior_windows, and a dict of (N,) arrays: edge_mass (on the
-    final window) and mass_outside_window (the coarse grid's share of the posterior
-    outside the final window; a midpoint estimate, enough to see a mode the window misses).
+    final window) and mass_outside_window, 1 - (the window's integral of p(x, z)) / p(x) with p(x)
+    by quadrature.log_marginal_likelihood over its whole square (part 3's), so that no mode or tail
+    beyond the window goes unseen, even beyond the coarse grid. Both integrals err by about 1e-6
+    relative, so the share is given as at least OUTSIDE_RESOLUTION: below it, it is not resolved.
     """
     windows = posterior_windows(dec_params, x, extra_means, extra_stds, num_points, num_stds, bound, coarse_spacing)
     z_grids, dz, log_joint = windows.z_grids, windows.dz, windows.log_joint
@@ -166,10 +174,8 @@ def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, nu
         if not cut.any():
             break
         half_widths = np.where(cut, grow * half_widths, half_widths)
-    inside = np.all((coarse_grid[None] >= z_grids.min(axis=1)[:, None]) &
-                    (coarse_grid[None] <= z_grids.max(axis=1)[:, None]), axis=-1)  # (N, Gc)
-    outside = np.exp(logsumexp(np.where(inside, -np.inf, coarse_log_joint), axis=-1)
-                     - logsumexp(coarse_log_joint, axis=-1))
+    log_px = log_marginal_likelihood(first_pixels(dec_params, x.shape[-1]), x)
+    outside = np.maximum(-np.expm1(log_integrate_grid(log_joint, dz, num_points) - log_px), OUTSIDE_RESOLUTION)
     return Windows(z_grids, dz, log_joint), {"edge_mass": edge_mass(log_joint, num_points),
                                              "mass_outside_window": outside}
 
@@ -285,7 +291,8 @@ def posterior_study(enc_params, dec_params, train_x_shown, test_x_shown, num_poi
     (whole_posterior_windows) and shared by the figures.
     Returns {"summary": JSON-ready dict, "train", "test": encoder_against_posterior of
     each set (6.1), "top": {"x_top" (N, D // 2), "windows" (Windows) of p(z | x_top), "log_post_whole"
-    (N, G) p(z|x) of the whole image on the same grids} (6.2)}. The summary holds
+    (N, G) p(z|x) of the whole image on the same grids, "whole_outside" (N,) the share of p(z|x) they leave
+    out} (6.2)}. The summary holds
     "true_vs_approx": {"train", "test": per-panel kl = KL(q || p), best_gaussian_kl,
     amortization_gap, edge_mass, mass_outside_window}; "top_half": per test image
     posterior_mean, posterior_std, whole_image_std, edge_mass, mass_outside_window,
@@ -301,6 +308,10 @@ def posterior_study(enc_params, dec_params, train_x_shown, test_x_shown, num_poi
     top_windows, checks = whole_posterior_windows(dec_params, x_top, whole_mean, whole_std, num_points)
     whole_on_top_windows = log_joint_on_windows(dec_params, test_x_shown, top_windows.z_grids)
     log_post_whole = normalized(dataclasses.replace(top_windows, log_joint=whole_on_top_windows))
+    # What the same windows leave out of p(z|x), drawn beside p(z|x_top), as whole_posterior_windows measures it.
+    whole_held = (log_integrate_grid(whole_on_top_windows, top_windows.dz, num_points)
+                  - log_marginal_likelihood(dec_params, test_x_shown))
+    whole_outside = np.maximum(-np.expm1(whole_held), OUTSIDE_RESOLUTION)
     top_mean, top_std = grid_moments(top_windows.z_grids, top_windows.log_joint)
     modes = [count_modes(f, num_points, mode_mass, mode_min_share) for f in top_windows.log_joint]
     top_half = {"posterior_mean": top_mean.tolist(), "posterior_std": top_std.tolist(),
@@ -310,4 +321,5 @@ def posterior_study(enc_params, dec_params, train_x_shown, test_x_shown, num_poi
     summary = {"true_vs_approx": {"train": train["summary"], "test": test["summary"]}, "top_half": top_half,
                "bottom_dependence": bottom_pixel_dependence(dec_params, top_windows)}
     return {"summary": summary, "train": train, "test": test,
-            "top": {"x_top": x_top, "windows": top_windows, "log_post_whole": log_post_whole}}
+            "top": {"x_top": x_top, "windows": top_windows, "log_post_whole": log_post_whole,
+                    "whole_outside": whole_outside}}
