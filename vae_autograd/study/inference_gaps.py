@@ -29,9 +29,9 @@ from .gaussian_fit import (
     joined,
     posterior_starts,
 )
-from .grids import covering_grids, grid_moments, latent_grid, log_integrate_grid
+from .grids import covering_grids, grid_moments, latent_grid
 from .marginal_likelihood import iwae_bound
-from .posterior import OUTSIDE_RESOLUTION, log_joint_on_windows
+from .posterior import log_joint_on_windows, mass_outside
 from .quadrature import log_marginal_likelihood
 from .windows import decoder_target, lattice_refinement
 
@@ -197,7 +197,7 @@ def worst_amortized(dec_params, x, per_image, num_shown=4, num_points=101):
     q(z|x), q_refined and q* (in GAUSSIAN_KEYS' order), "z_grids" (M, G, 2) square windows
     holding all three to 4 standard deviations (the posterior's mode too, at q*), "log_joint"
     (M, G) log p(x, z) on them, "mass_outside" (M,) the share of p(z|x) outside each window, against
-    per_image's log p(x), at least posterior.OUTSIDE_RESOLUTION}.
+    per_image's log p(x) (posterior.mass_outside)}.
     """
     x = check_images(x, data_dim(dec_params))
     amort = per_image["elbo_optimal"] - per_image["elbo_amortized"]
@@ -211,6 +211,5 @@ def worst_amortized(dec_params, x, per_image, num_shown=4, num_points=101):
     stds = np.exp(np.stack([per_image[log_std_key][shown] for _, log_std_key in GAUSSIAN_KEYS.values()], axis=1))
     z_grids, dz = covering_grids(means, stds, num_points, 4.0)
     log_joint = log_joint_on_windows(dec_params, x[shown], z_grids)
-    held = log_integrate_grid(log_joint, dz, num_points) - per_image["log_px"][shown]
     return {"images": shown, "means": means, "stds": stds, "z_grids": z_grids, "log_joint": log_joint,
-            "mass_outside": np.maximum(-np.expm1(held), OUTSIDE_RESOLUTION)}
+            "mass_outside": mass_outside(log_joint, dz, per_image["log_px"][shown])}

@@ -141,6 +141,14 @@ def posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_poin
 OUTSIDE_RESOLUTION = 1e-5
 
 
+def mass_outside(log_joint, dz, log_px):
+    """The share of each posterior outside its window: 1 - (the window's integral of p(x, z)) / p(x), at least
+    OUTSIDE_RESOLUTION. log_joint (N, K * K) on square windows of spacing dz (N,), log_px (N,) of the whole
+    plane (quadrature.log_marginal_likelihood) -> (N,)."""
+    held = log_integrate_grid(log_joint, dz, math.isqrt(np.shape(log_joint)[-1])) - log_px
+    return np.maximum(-np.expm1(held), OUTSIDE_RESOLUTION)
+
+
 def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_points=101, num_stds=4.0,
                             max_edge_mass=1e-4, grow=1.5, max_rounds=8, bound=5.0, coarse_spacing=0.125,
                             coarse_mass=1 - 1e-4):
@@ -174,8 +182,7 @@ def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, nu
         if not cut.any():
             break
         half_widths = np.where(cut, grow * half_widths, half_widths)
-    log_px = log_marginal_likelihood(first_pixels(dec_params, x.shape[-1]), x)
-    outside = np.maximum(-np.expm1(log_integrate_grid(log_joint, dz, num_points) - log_px), OUTSIDE_RESOLUTION)
+    outside = mass_outside(log_joint, dz, log_marginal_likelihood(first_pixels(dec_params, x.shape[-1]), x))
     return Windows(z_grids, dz, log_joint), {"edge_mass": edge_mass(log_joint, num_points),
                                              "mass_outside_window": outside}
 
@@ -309,9 +316,8 @@ def posterior_study(enc_params, dec_params, train_x_shown, test_x_shown, num_poi
     whole_on_top_windows = log_joint_on_windows(dec_params, test_x_shown, top_windows.z_grids)
     log_post_whole = normalized(dataclasses.replace(top_windows, log_joint=whole_on_top_windows))
     # What the same windows leave out of p(z|x), drawn beside p(z|x_top), as whole_posterior_windows measures it.
-    whole_held = (log_integrate_grid(whole_on_top_windows, top_windows.dz, num_points)
-                  - log_marginal_likelihood(dec_params, test_x_shown))
-    whole_outside = np.maximum(-np.expm1(whole_held), OUTSIDE_RESOLUTION)
+    whole_log_px = log_marginal_likelihood(dec_params, test_x_shown)
+    whole_outside = mass_outside(whole_on_top_windows, top_windows.dz, whole_log_px)
     top_mean, top_std = grid_moments(top_windows.z_grids, top_windows.log_joint)
     modes = [count_modes(f, num_points, mode_mass, mode_min_share) for f in top_windows.log_joint]
     top_half = {"posterior_mean": top_mean.tolist(), "posterior_std": top_std.tolist(),
