@@ -67,3 +67,10 @@ def window_holds(*shares):
     if largest <= WHOLE_POSTERIOR_SHARE:
         return "the whole posterior"
     return "most of the posterior" if largest < 0.5 else "part of the posterior"
+
+
+def held_by(*summaries, also=()):
+    """window_holds of the per-window edge_mass and mass_outside_window of each summary (part 6's), and of
+    the further shares in also: what figures and report alike say those windows hold."""
+    return window_holds(*(summary[key] for summary in summaries for key in ("edge_mass", "mass_outside_window")),
+                        *also)

@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from ..core.distributions import diag_gaussian_log_density
 from ..core.images import SIDE
 from ..core.logspace import logsumexp
-from ..core.text import at_most, share_below, table_percent, window_holds
+from ..core.text import at_most, held_by, share_below, table_percent
 from ..study.posterior import TOP_ROWS, normalized, top_half
 
 MASSES = (0.5, 0.9, 0.99)  # contour levels: highest-density regions holding these masses
@@ -94,11 +94,6 @@ def posterior_panels(rows, styles, suptitle, held, row_labels=None):
     return fig
 
 
-def held_by(*summaries):
-    """What the windows of these summaries hold (each with per-panel edge_mass and mass_outside_window)."""
-    return window_holds(*(summary[key] for summary in summaries for key in ("edge_mass", "mass_outside_window")))
-
-
 def gaussian_panels(x, mean, log_std, windows, titles):
     """Panels of a Gaussian q (mean, log_std (N, 2)) over p(z|x) on its Windows, x (N, P)."""
     log_q = diag_gaussian_log_density(windows.z_grids, mean[:, None], log_std[:, None])
@@ -154,9 +149,7 @@ def fig_top_half_posterior(study):
     return posterior_panels([panels], [("p(z | top half)", "tab:blue", "solid"),
                                        ("p(z | whole image)", "gray", "dotted")],
                             "Posterior given only the top half of the digit",
-                            window_holds(*(study["summary"]["top_half"][key] for key in ("edge_mass",
-                                                                                         "mass_outside_window")),
-                                         top["whole_outside"]))
+                            held_by(study["summary"]["top_half"], also=[top["whole_outside"]]))
 
 
 def svi_titles(summary):

@@ -6,7 +6,7 @@ the comparison: when the numbers change, so does what the sentence says.
 """
 import numpy as np
 
-from ..core.text import at_most, percent, share_below, table_percent, window_holds
+from ..core.text import at_most, held_by, percent, share_below, table_percent
 from .format import count, panel_list, printed, span
 
 
@@ -78,7 +78,7 @@ def describe_top_half(summary):
                      "too small to count" if len(rest) == 1 else
                      f"; in {panel_list([i])} {count(len(rest))} separate pieces holding {table_percent(sum(rest))} "
                      f"of the mass together, each under {percent(limit)}, are too small to count" for i, rest in minor)
-    held = window_holds(summary["edge_mass"], summary["mass_outside_window"])
+    held = held_by(summary)
     return (f"On windows that hold {held} (at most {at_most(max(summary['edge_mass']))} of its mass at "
             f"a window's edge, at most {at_most(max(summary['mass_outside_window']))} outside it, against log p(x) "
             f"by the quadrature of part 3), {width}; {modal}{pieces}.")
