@@ -151,7 +151,7 @@ def mass_outside(log_joint, dz, log_px):
 
 def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, num_points=101, num_stds=4.0,
                             max_edge_mass=1e-4, grow=1.5, max_rounds=8, bound=5.0, coarse_spacing=0.125,
-                            coarse_mass=1 - 1e-4):
+                            coarse_mass=1 - 1e-4, log_px=None):
     """posterior_windows, widened until each holds the whole posterior, with the checks that say so.
 
     A window fitted to the mean +- num_stds std of a posterior with a second, small mode
@@ -159,7 +159,8 @@ def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, nu
     coarse global grid over [-bound, bound]^2 in its highest-density region of mass
     coarse_mass, wherever it lies, and then (b) by grow about its centre until at most
     max_edge_mass of the posterior lies on its outermost ring (at most max_rounds times).
-    x (N, P), extra_means, extra_stds (N, 2) as in posterior_windows.
+    x (N, P), extra_means, extra_stds (N, 2) as in posterior_windows; log_px (N,) log p(x) of x by
+    quadrature.log_marginal_likelihood, if already computed.
     Returns Windows as posterior_windows, and a dict of (N,) arrays: edge_mass (on the
     final window) and mass_outside_window, 1 - (the window's integral of p(x, z)) / p(x) with p(x)
     by quadrature.log_marginal_likelihood over its whole square (part 3's), so that no mode or tail
@@ -182,7 +183,9 @@ def whole_posterior_windows(dec_params, x, extra_means=None, extra_stds=None, nu
         if not cut.any():
             break
         half_widths = np.where(cut, grow * half_widths, half_widths)
-    outside = mass_outside(log_joint, dz, log_marginal_likelihood(first_pixels(dec_params, x.shape[-1]), x))
+    if log_px is None:
+        log_px = log_marginal_likelihood(first_pixels(dec_params, x.shape[-1]), x)
+    outside = mass_outside(log_joint, dz, log_px)
     return Windows(z_grids, dz, log_joint), {"edge_mass": edge_mass(log_joint, num_points),
                                              "mass_outside_window": outside}
 
@@ -271,8 +274,9 @@ def normalized(windows):
     return windows.log_joint - log_integrate_grid(windows.log_joint, windows.dz, points_per_axis)[:, None]
 
 
-def encoder_against_posterior(enc_params, dec_params, x, num_points):
-    """The encoder's q(z|x) against p(z|x) for images x (N, D) on windows holding both.
+def encoder_against_posterior(enc_params, dec_params, x, num_points, log_px=None):
+    """The encoder's q(z|x) against p(z|x) for images x (N, D) on windows holding both (log_px as
+    whole_posterior_windows takes it).
 
     KL(q || p) = log p(x) - ELBO(q), with log p(x) the window's quadrature and the ELBOs
     of q and of the best Gaussian q* from gaussian_fit (as in part 8, so the two KLs
@@ -281,10 +285,10 @@ def encoder_against_posterior(enc_params, dec_params, x, num_points):
     "mass_outside_window": lists (N,)}, "x", "q_mean", "q_log_std" (N, 2), "windows" (Windows)}.
     """
     q_mean, q_log_std = (np.asarray(a, dtype=np.float64) for a in encoder(enc_params, x))
-    windows, checks = whole_posterior_windows(dec_params, x, q_mean, np.exp(q_log_std), num_points)
-    log_px = log_integrate_grid(windows.log_joint, windows.dz, num_points)
+    windows, checks = whole_posterior_windows(dec_params, x, q_mean, np.exp(q_log_std), num_points, log_px=log_px)
+    window_log_px = log_integrate_grid(windows.log_joint, windows.dz, num_points)
     fits = best_gaussians(decoder_target(dec_params, x), q_mean, q_log_std)
-    kl, best = log_px - fits.start_elbo, log_px - fits.optimal.elbo
+    kl, best = window_log_px - fits.start_elbo, window_log_px - fits.optimal.elbo
     summary = {"kl": kl, "best_gaussian_kl": best, "amortization_gap": kl - best, **checks}
     return {"summary": {k: np.asarray(v).tolist() for k, v in summary.items()},
             "x": x, "q_mean": q_mean, "q_log_std": q_log_std, "windows": windows}
@@ -309,14 +313,15 @@ def posterior_study(enc_params, dec_params, train_x_shown, test_x_shown, num_poi
     d = data_dim(dec_params)
     train_x_shown, test_x_shown = (check_images(x, d) for x in (train_x_shown, test_x_shown))
     train = encoder_against_posterior(enc_params, dec_params, train_x_shown, num_points)
-    test = encoder_against_posterior(enc_params, dec_params, test_x_shown, num_points)
+    # log p(x) of the test images by quadrature, once: for their 6.1 windows and for what the 6.2 windows leave out.
+    whole_log_px = log_marginal_likelihood(dec_params, test_x_shown)
+    test = encoder_against_posterior(enc_params, dec_params, test_x_shown, num_points, whole_log_px)
     x_top = test_x_shown[:, :d // 2]
     whole_mean, whole_std = grid_moments(test["windows"].z_grids, test["windows"].log_joint)
     top_windows, checks = whole_posterior_windows(dec_params, x_top, whole_mean, whole_std, num_points)
     whole_on_top_windows = log_joint_on_windows(dec_params, test_x_shown, top_windows.z_grids)
     log_post_whole = normalized(dataclasses.replace(top_windows, log_joint=whole_on_top_windows))
     # What the same windows leave out of p(z|x), drawn beside p(z|x_top), as whole_posterior_windows measures it.
-    whole_log_px = log_marginal_likelihood(dec_params, test_x_shown)
     whole_outside = mass_outside(whole_on_top_windows, top_windows.dz, whole_log_px)
     top_mean, top_std = grid_moments(top_windows.z_grids, top_windows.log_joint)
     modes = [count_modes(f, num_points, mode_mass, mode_min_share) for f in top_windows.log_joint]
