@@ -37,6 +37,12 @@ def share_below(share, limit):
     return f"under {percent(limit)}" if share < limit <= float(text.split()[-1].rstrip("%")) / 100 else text
 
 
+def pieces_share(shares, limit):
+    """The mass of separate pieces too small to count as modes (shares, each below limit), as figures and report
+    print it: one piece's share_below, or several's table_percent of their sum."""
+    return share_below(shares[0], limit) if len(shares) == 1 else table_percent(sum(shares))
+
+
 def at_most(value, digits=2):
     """value rounded up, never down, to digits significant digits ("3.1e-05" for 3.05e-05): what
     a sentence saying "at most" may print."""

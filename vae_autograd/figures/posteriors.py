@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from ..core.distributions import diag_gaussian_log_density
 from ..core.images import SIDE
 from ..core.logspace import logsumexp
-from ..core.text import at_most, held_by, share_below, table_percent
+from ..core.text import at_most, held_by, pieces_share
 from ..study.posterior import TOP_ROWS, normalized, top_half
 
 MASSES = (0.5, 0.9, 0.99)  # contour levels: highest-density regions holding these masses
@@ -125,14 +125,15 @@ def top_half_titles(summary):
 
     Separate pieces of the highest-density region too small to count as modes are named
     with their mass, so a contour drawn apart is never left unexplained. Shares and edge masses are
-    printed as the 6.2 caption prints them (table_percent, at_most), so the two never disagree.
+    printed as the 6.2 caption prints them (pieces_share, at_most), so the two never disagree.
     """
     titles = []
     for std, modes, shares, edge in zip(summary["posterior_std"], summary["num_modes"], summary["mode_shares"],
                                         summary["edge_mass"]):
         minor = shares[modes:]
-        pieces = (f" (+ 1 piece of {share_below(minor[0], summary['mode_min_share'])})" if len(minor) == 1 else
-                  f" (+ {len(minor)} pieces of {table_percent(sum(minor))} together)" if minor else "")
+        share = pieces_share(minor, summary["mode_min_share"]) if minor else None
+        pieces = ("" if not minor else f" (+ 1 piece of {share})" if len(minor) == 1 else
+                  f" (+ {len(minor)} pieces of {share} together)")
         titles.append(f"std {std[0]:.2f}, {std[1]:.2f}; modes: {modes}{pieces}\n"
                       f"mass at the window's edge at most {at_most(edge)}")
     return titles

@@ -6,7 +6,7 @@ the comparison: when the numbers change, so does what the sentence says.
 """
 import numpy as np
 
-from ..core.text import at_most, held_by, percent, share_below, table_percent
+from ..core.text import at_most, held_by, percent, pieces_share, table_percent
 from .format import count, panel_list, printed, span
 
 
@@ -74,9 +74,9 @@ def describe_top_half(summary):
                 f"({panel_list(multi)}: {', '.join(str(modes[i]) for i in multi)} modes)"
     limit = summary["mode_min_share"]
     minor = [(i, shares[modes[i]:]) for i, shares in enumerate(summary["mode_shares"]) if len(shares) > modes[i]]
-    pieces = "".join(f"; in {panel_list([i])} a separate piece holding {share_below(rest[0], limit)} of the mass is "
+    pieces = "".join(f"; in {panel_list([i])} a separate piece holding {pieces_share(rest, limit)} of the mass is "
                      "too small to count" if len(rest) == 1 else
-                     f"; in {panel_list([i])} {count(len(rest))} separate pieces holding {table_percent(sum(rest))} "
+                     f"; in {panel_list([i])} {count(len(rest))} separate pieces holding {pieces_share(rest, limit)} "
                      f"of the mass together, each under {percent(limit)}, are too small to count" for i, rest in minor)
     held = held_by(summary)
     return (f"On windows that hold {held} (at most {at_most(max(summary['edge_mass']))} of its mass at "
