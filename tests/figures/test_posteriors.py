@@ -120,13 +120,14 @@ def test_top_half_titles_print_a_share_and_an_edge_mass_as_the_6_2_caption_does(
     summary["mode_shares"][0], summary["num_modes"][0], summary["edge_mass"][0] = [0.9834, 0.0066], 1, 1.4e-3
     title, caption = top_half_titles(summary)[0], describe_top_half(summary)
     assert "(+ 1 piece of 0.7%)" in title and "a separate piece holding 0.7% of the mass" in caption
-    assert title.endswith("mass at the window's edge at most 0.0014") and "at most 0.0014 of its mass" in caption
+    assert title.endswith("mass at the window's edge at most 0.0014")
+    assert "at most 0.0014 of the mass of p(z | x_top)" in caption
     assert window_holds(summary["edge_mass"], summary["mass_outside_window"]) == "most of the posterior"
 
 
 def test_the_top_half_title_counts_what_its_windows_leave_of_the_whole_images_posterior(posterior_result):
     """The 6.2 panels draw p(z|x) too, on the windows of p(z|x_top): the suptitle's words cover both."""
-    assert np.all(posterior_result["top"]["whole_outside"] >= OUTSIDE_RESOLUTION)
+    assert np.all(np.array(posterior_result["summary"]["top_half"]["whole_image_outside_window"]) >= OUTSIDE_RESOLUTION)
     cut = copy.deepcopy(posterior_result)
-    cut["top"]["whole_outside"][-1] = 2e-3
+    cut["summary"]["top_half"]["whole_image_outside_window"][-1] = 2e-3
     assert "zoomed to hold most of the posterior;" in " ".join(fig_top_half_posterior(cut).get_suptitle().split())

@@ -10,7 +10,8 @@ from vae_autograd.report.posteriors import (
 
 def true_vs_approx_summary(train_kl, test_kl, train_best, test_best):
     def part(kl, best):
-        return {"kl": kl, "best_gaussian_kl": best, "edge_mass": [1e-6] * len(kl)}
+        return {"kl": kl, "best_gaussian_kl": best, "edge_mass": [1e-6] * len(kl),
+                "mass_outside_window": [2e-5] * len(kl)}
     return {"train": part(train_kl, train_best), "test": part(test_kl, test_best)}
 
 
@@ -20,6 +21,8 @@ def test_describe_true_vs_approx_follows_the_numbers():
     assert "These are four images, not the test set's ELBO gap" in text and "eight" not in text
     assert "q misses p more on the test images (mean 7.50 nats against 1.50" in text
     assert "most of the gap is amortization gap" in text and "93.3% of the KL on the training panels" in text
+    assert "(the encoder's KL minus the best diagonal Gaussian's)" in text
+    assert "at most 1.0e-06 of any posterior lies at its window's edge, and at most 2.0e-05 outside it" in text
     text = describe_true_vs_approx(true_vs_approx_summary([1.0, 2.0], [0.5, 0.5], [0.8, 1.5], [0.4, 0.4]))
     assert "q is no further from p on the test images" in text
     assert "most of the gap is the diagonal Gaussian family's approximation gap" in text
@@ -28,7 +31,8 @@ def test_describe_true_vs_approx_follows_the_numbers():
 def top_half_summary(num_modes, mode_shares):
     n = len(num_modes)
     return {"posterior_std": [[0.2, 0.2]] * n, "whole_image_std": [[0.1, 0.1]] * n, "edge_mass": [1e-5] * n,
-            "mass_outside_window": [1e-6] * n, "num_modes": num_modes, "mode_shares": mode_shares,
+            "mass_outside_window": [1e-6] * n, "whole_image_outside_window": [3e-5] * n, "num_modes": num_modes,
+            "mode_shares": mode_shares,
             "mode_mass": 0.99, "mode_min_share": 0.01}
 
 
@@ -75,9 +79,14 @@ def test_describe_svi_follows_the_numbers():
 def test_describe_top_half_says_the_windows_hold_the_whole_posterior_only_when_they_do():
     summary = top_half_summary([1], [[0.99]])
     assert "On windows that hold the whole posterior (at most" in describe_top_half(summary)
+    text = describe_top_half(summary)
+    assert "outside it, against log p(x_top)" in text
+    assert "and at most 3.0e-05 of p(z|x) of the whole image, drawn beside it, outside them)" in text
     summary["mass_outside_window"] = [0.02]
     text = describe_top_half(summary)
     assert "the whole posterior" not in text and "On windows that hold most of the posterior (at most" in text
+    summary["mass_outside_window"], summary["whole_image_outside_window"] = [1e-6], [2e-3]
+    assert "On windows that hold most of the posterior (at most" in describe_top_half(summary)
 
 
 def test_two_means_that_print_alike_are_not_called_one_larger():

@@ -75,8 +75,12 @@ def window_holds(*shares):
     return "most of the posterior" if largest < 0.5 else "part of the posterior"
 
 
-def held_by(*summaries, also=()):
-    """window_holds of the per-window edge_mass and mass_outside_window of each summary (part 6's), and of
-    the further shares in also: what figures and report alike say those windows hold."""
-    return window_holds(*(summary[key] for summary in summaries for key in ("edge_mass", "mass_outside_window")),
-                        *also)
+# The per-window shares of a posterior that part 6's summaries hold: at a window's edge, outside it, and (6.2) of
+# the whole image's p(z|x), drawn on the same windows, outside them.
+WINDOW_SHARES = ("edge_mass", "mass_outside_window", "whole_image_outside_window")
+
+
+def held_by(*summaries):
+    """window_holds of every per-window share (WINDOW_SHARES) that each summary (part 6's) holds: what figures
+    and report alike say those windows hold."""
+    return window_holds(*(summary[key] for summary in summaries for key in WINDOW_SHARES if key in summary))

@@ -150,7 +150,7 @@ def fig_top_half_posterior(study):
     return posterior_panels([panels], [("p(z | top half)", "tab:blue", "solid"),
                                        ("p(z | whole image)", "gray", "dotted")],
                             "Posterior given only the top half of the digit",
-                            held_by(study["summary"]["top_half"], also=[top["whole_outside"]]))
+                            held_by(study["summary"]["top_half"]))
 
 
 def svi_titles(summary):

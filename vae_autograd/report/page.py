@@ -52,7 +52,7 @@ CAPTIONS = {
     "image; each title gives the std of p(z | x_top), its number of modes and the share of its mass "
     "at the window's edge.",
     "svi_posterior": "**6.3 SVI.** For the first test images, one panel each (panel 1 at the left), as in 6.2: "
-    "a Gaussian q(z) fitted by stochastic variational inference (Adam on the reparameterized ELBO) to "
+    "a diagonal Gaussian q(z) fitted by stochastic variational inference (Adam on the reparameterized ELBO) to "
     "p(z | x_top), drawn over its exact contours; ± in the titles is the Monte Carlo standard error of the "
     "SVI ELBO.",
     "svi_prediction": "**6.3 Predicting the bottom half.** Each row: the original digit; the "

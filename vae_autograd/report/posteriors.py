@@ -16,7 +16,7 @@ def describe_true_vs_approx(summary):
     for name in ("train", "test"):
         kl, best = np.array(summary[name]["kl"]), np.array(summary[name]["best_gaussian_kl"])
         sets[name] = {"kl": kl, "best": best, "share": float(np.sum(kl - best) / np.sum(kl)),
-                      "edge": max(summary[name]["edge_mass"])}
+                      "edge": max(summary[name]["edge_mass"]), "outside": max(summary[name]["mass_outside_window"])}
     train, test = sets["train"], sets["test"]
     # Compared as printed, so that two means shown alike are never called one larger than the other.
     test_mean, train_mean = f"{test['kl'].mean():.2f}", f"{train['kl'].mean():.2f}"
@@ -36,7 +36,7 @@ def describe_true_vs_approx(summary):
     train_percent, test_percent = (printed(100 * part["share"], 1) for part in (train, test))
     if min(train_percent, test_percent) > 50:
         verdict = (f"so on these panels most of the gap is amortization gap (the encoder's KL minus the best "
-                   f"Gaussian's): {shares}")
+                   f"diagonal Gaussian's): {shares}")
     elif max(train_percent, test_percent) < 50:
         verdict = (f"so on these panels most of the gap is the diagonal Gaussian family's approximation gap; the "
                    f"amortization gap (the encoder's KL minus the best diagonal Gaussian's) is {shares}")
@@ -48,7 +48,9 @@ def describe_true_vs_approx(summary):
             f"{span(test['kl'])} on the {count(len(test['kl']))} test images: {compare}. The best diagonal Gaussians "
             f"reach {span(train['best'])} and {span(test['best'])} nats, {verdict}. These are "
             f"{count(len(train['kl']) + len(test['kl']))} images, not the test set's ELBO gap; at most "
-            f"{at_most(max(train['edge'], test['edge']))} of any posterior lies at its window's edge.")
+            f"{at_most(max(train['edge'], test['edge']))} of any posterior lies at its window's edge, and at most "
+            f"{at_most(max(train['outside'], test['outside']))} outside it, against log p(x) by the quadrature of "
+            "part 3.")
 
 
 def describe_top_half(summary):
@@ -79,9 +81,11 @@ def describe_top_half(summary):
                      f"; in {panel_list([i])} {count(len(rest))} separate pieces holding {pieces_share(rest, limit)} "
                      f"of the mass together, each under {percent(limit)}, are too small to count" for i, rest in minor)
     held = held_by(summary)
-    return (f"On windows that hold {held} (at most {at_most(max(summary['edge_mass']))} of its mass at "
-            f"a window's edge, at most {at_most(max(summary['mass_outside_window']))} outside it, against log p(x) "
-            f"by the quadrature of part 3), {width}; {modal}{pieces}.")
+    return (f"On windows that hold {held} (at most {at_most(max(summary['edge_mass']))} of the mass of p(z | x_top) "
+            f"at a window's edge, at most {at_most(max(summary['mass_outside_window']))} outside it, against "
+            "log p(x_top) by the quadrature of part 3; and at most "
+            f"{at_most(max(summary['whole_image_outside_window']))} of p(z|x) of the whole image, drawn beside it, "
+            f"outside them), {width}; {modal}{pieces}.")
 
 
 def describe_svi(summary):

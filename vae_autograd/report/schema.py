@@ -125,7 +125,6 @@ class EncoderAgainstPosterior(WindowChecks):
     kl: list[float]
     best_gaussian_kl: list[float]
     amortization_gap: list[float]
-    mass_outside_window: list[float]
 
 
 class TrueVsApprox(TypedDict):
@@ -138,6 +137,7 @@ class TopHalf(WindowChecks):
     posterior_mean: list[list[float]]
     posterior_std: list[list[float]]
     whole_image_std: list[list[float]]
+    whole_image_outside_window: list[float]  # the share of p(z|x) of the whole image outside the same windows
     num_modes: list[int]
     mode_shares: list[list[float]]
     mode_mass: float

@@ -302,13 +302,13 @@ def posterior_study(enc_params, dec_params, train_x_shown, test_x_shown, num_poi
     (whole_posterior_windows) and shared by the figures.
     Returns {"summary": JSON-ready dict, "train", "test": encoder_against_posterior of
     each set (6.1), "top": {"x_top" (N, D // 2), "windows" (Windows) of p(z | x_top), "log_post_whole"
-    (N, G) p(z|x) of the whole image on the same grids, "whole_outside" (N,) the share of p(z|x) they leave
-    out} (6.2)}. The summary holds
+    (N, G) p(z|x) of the whole image on the same grids} (6.2)}. The summary holds
     "true_vs_approx": {"train", "test": per-panel kl = KL(q || p), best_gaussian_kl,
     amortization_gap, edge_mass, mass_outside_window}; "top_half": per test image
     posterior_mean, posterior_std, whole_image_std, edge_mass, mass_outside_window,
-    num_modes and mode_shares (count_modes at mode_mass, mode_min_share), and those two
-    settings; "bottom_dependence": bottom_pixel_dependence per test image.
+    whole_image_outside_window (the share of p(z|x) of the whole image that the windows leave out),
+    num_modes and mode_shares (count_modes at mode_mass, mode_min_share), and those two settings;
+    "bottom_dependence": bottom_pixel_dependence per test image.
     """
     d = data_dim(dec_params)
     train_x_shown, test_x_shown = (check_images(x, d) for x in (train_x_shown, test_x_shown))
@@ -327,10 +327,10 @@ def posterior_study(enc_params, dec_params, train_x_shown, test_x_shown, num_poi
     modes = [count_modes(f, num_points, mode_mass, mode_min_share) for f in top_windows.log_joint]
     top_half = {"posterior_mean": top_mean.tolist(), "posterior_std": top_std.tolist(),
                 "whole_image_std": whole_std.tolist(), **{k: v.tolist() for k, v in checks.items()},
+                "whole_image_outside_window": whole_outside.tolist(),
                 "num_modes": [m["num_modes"] for m in modes], "mode_shares": [m["shares"] for m in modes],
                 "mode_mass": mode_mass, "mode_min_share": mode_min_share}
     summary = {"true_vs_approx": {"train": train["summary"], "test": test["summary"]}, "top_half": top_half,
                "bottom_dependence": bottom_pixel_dependence(dec_params, top_windows)}
     return {"summary": summary, "train": train, "test": test,
-            "top": {"x_top": x_top, "windows": top_windows, "log_post_whole": log_post_whole,
-                    "whole_outside": whole_outside}}
+            "top": {"x_top": x_top, "windows": top_windows, "log_post_whole": log_post_whole}}
